@@ -1,0 +1,12 @@
+-- api keys for applications (the projects service): scoped to one environment and to read or
+-- write. only the sha-256 of a key is kept; prefix lets people tell keys apart. times: epoch ms.
+create table if not exists api_keys (
+    id integer primary key autoincrement,
+    environment text not null references environments (name),
+    scope text not null check (scope in ('read', 'write')),
+    prefix text not null,
+    key_hash text not null unique,
+    created_by text not null,
+    created_at integer not null,
+    revoked_at integer
+);

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmarks the console (not a test): with a finished 1M-row prod backfill in the ledger,
+# - the server-rendered environment page, median of N requests, against GET /health measured in
+#   the same run (the floor: one HTTP round trip through the same router and session guard);
+# - how long a committed chunk takes to reach a subscriber of the pushed updates: for a live run,
+#   the time from the run's commit (its updated_at) to the event's arrival, median and maximum.
+# Uses curl and python3 only. Usage: scripts/bench-console.sh [requests, default 200]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+N="${1:-200}"
+
+ensure_build_tools
+build_release
+dir="$(mktemp -d)"
+port=3931
+bin=target/release/sti-rollout
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+say "seeding and backfilling prod (1M rows, chunks of 1000)"
+STI_LOG=warn "$bin" --data-dir "$dir" migrate >/dev/null
+STI_LOG=warn "$bin" --data-dir "$dir" seed --env prod --rows 1000000 >/dev/null
+STI_LOG=warn "$bin" --data-dir "$dir" seed --env staging --rows 100000 >/dev/null
+STI_LOG=warn "$bin" --data-dir "$dir" backfill --env prod --chunk 1000 >/dev/null
+STI_LOG=warn "$bin" --data-dir "$dir" serve --addr "127.0.0.1:$port" >/dev/null 2>"$dir/serve.log" &
+server=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+jar="$dir/cookies"
+curl -fs -c "$jar" -o /dev/null -d "username=admin" --data-urlencode "password=$(cat "$dir/initial-admin-password")" \
+  "http://127.0.0.1:$port/login"
+
+times() { # url → one time_total per line, in ms
+  for _ in $(seq "$N"); do curl -fs -b "$jar" -o /dev/null -w '%{time_total}\n' "$1"; done
+}
+say "environment page vs /health, $N requests each"
+page=$(times "http://127.0.0.1:$port/env/prod")
+health=$(times "http://127.0.0.1:$port/health")
+python3 - "$page" "$health" <<'PY'
+import statistics, sys
+page = [float(x) * 1000 for x in sys.argv[1].split()]
+health = [float(x) * 1000 for x in sys.argv[2].split()]
+mp, mh = statistics.median(page), statistics.median(health)
+print(f"  /env/prod (1M-row run, 1000 chunks in the ledger): median {mp:.2f} ms, p90 {statistics.quantiles(page, n=10)[-1]:.2f} ms")
+print(f"  /health:                                          median {mh:.2f} ms")
+print(f"  ratio page / health: {mp / mh:.1f}x   (budget: page median under 20 ms)")
+PY
+
+say "push latency: chunk commit → event received (staging, chunks of 1000, 100 ms apart)"
+STI_LOG=warn "$bin" --data-dir "$dir" backfill --env staging --chunk 1000 --pause-ms 100 >/dev/null &
+runner=$!
+curl -sN -b "$jar" --max-time 60 "http://127.0.0.1:$port/events/staging" | python3 -c '
+import json, statistics, sys, time
+lags = []
+for line in sys.stdin:
+    if not line.startswith("data: "):
+        continue
+    now = time.time() * 1000
+    view = json.loads(line[6:])
+    run = view.get("run")
+    if run and run["state"] == "running" and run["chunks"] > 0:
+        lags.append(now - run["updated_at"])
+    if run and run["state"] in ("completed", "failed", "cancelled"):
+        break
+if lags:
+    print(f"  {len(lags)} updates: median {statistics.median(lags):.0f} ms, max {max(lags):.0f} ms (budget: under 1000 ms)")
+else:
+    print("  no updates received")
+' || true   # curl ends on --max-time when the run outlasts it
+wait "$runner"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Benchmarks the backfill engine on SQLite and on a throwaway PostgreSQL with durable settings
+# (fsync and synchronous_commit on), printing ratios against a single insert … select measured in
+# the same run. Arguments go to `sti-rollout bench` (default: 1M rows, 3 rounds, chunk 5000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+source scripts/pg.sh
+
+ensure_postgres
+say "building the release binary"
+cargo build --release --features ssr --bin sti-rollout --quiet
+
+# the reference machine's PostgreSQL settings (shared/reference/backfill-baseline.md), durable
+PG_SETTINGS="-c shared_buffers=1GB -c max_wal_size=4GB -c checkpoint_timeout=30min"
+trap pg_stop EXIT
+pg_start
+
+say "SQLite"
+target/release/sti-rollout bench "$@"
+say "PostgreSQL"
+target/release/sti-rollout bench --postgres "$STI_TEST_PG_URL" "$@"

@@ -1,0 +1,44 @@
+# Sourced by test.sh: a throwaway PostgreSQL cluster from the installed binaries, run as the
+# `postgres` user on a free loopback port, its data under target/ (or a private temporary folder
+# when `postgres` cannot reach target/). `pg_start` exports STI_TEST_PG_URL; `pg_stop` removes it.
+
+pg_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then
+    su postgres -s /bin/sh -c "$*"
+  else
+    sh -c "$*"
+  fi
+}
+
+pg_start() {
+  PG_PORT=$(pg_free_port)
+  PG_DATA="$PWD/target/pg-test-$PG_PORT"
+  mkdir -p "$PG_DATA"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$PG_DATA"
+    if ! su postgres -s /bin/sh -c "test -w '$PG_DATA'"; then
+      rmdir "$PG_DATA"
+      PG_DATA=$(mktemp -d /tmp/sti-pg-XXXXXX)
+      chown postgres: "$PG_DATA"
+    fi
+  fi
+  say "starting a throwaway PostgreSQL ($("$PG_BIN/postgres" --version | awk '{print $3}')) on port $PG_PORT"
+  pg_as_owner "'$PG_BIN/initdb' -D '$PG_DATA/data' -U postgres -A trust --no-sync -E UTF8 >'$PG_DATA/initdb.log' 2>&1"
+  # by default fsync is off: the cluster lives for one test run and nothing in it must survive a
+  # crash; PG_SETTINGS replaces that (the benchmark runs with durable settings)
+  local settings=${PG_SETTINGS:-"-c fsync=off -c synchronous_commit=off -c full_page_writes=off"}
+  pg_as_owner "'$PG_BIN/pg_ctl' -D '$PG_DATA/data' -l '$PG_DATA/server.log' -w -t 60 start \
+    -o \"-p $PG_PORT -k '$PG_DATA' -c listen_addresses=127.0.0.1 -c max_connections=200 $settings\"" >/dev/null
+  export STI_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+pg_stop() {
+  [ -n "${PG_DATA:-}" ] && [ -d "$PG_DATA/data" ] || return 0
+  pg_as_owner "'$PG_BIN/pg_ctl' -D '$PG_DATA/data' -m immediate -w stop" >/dev/null 2>&1 || true
+  rm -rf "$PG_DATA"
+  PG_DATA=
+}

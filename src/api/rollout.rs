@@ -1,0 +1,86 @@
+//! The rollout plan's server functions: the flag, the checklist, and the overview's matrix.
+//! Roles are checked on the server; gates are enforced in the engine (`engine::operate`).
+
+use crate::domain::checklist::SignState;
+use leptos::prelude::*;
+
+/// Turns `ENABLE_STI` on or off (operators). Prod needs its name typed; turning it on needs the
+/// environment verified unless an admin overrides the gate with a reason.
+#[server(endpoint = "set_flag", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn set_flag(
+    env: String,
+    enabled: bool,
+    confirm: String,
+    reason: String,
+    override_gate: Option<String>,
+) -> Result<bool, ServerFnError> {
+    use crate::domain::access::Role;
+    let user = super::require(Role::Operator).await?;
+    let (env, control, _) = super::environment::server::environment(&env)?;
+    super::environment::server::confirmed(env, &confirm)?;
+    let override_gate = super::environment::server::admin_override(&user, override_gate)?;
+    crate::engine::operate::set_flag(
+        &control,
+        env,
+        &user.actor(),
+        enabled,
+        Some(&reason),
+        override_gate.as_deref(),
+    )
+    .await
+    .map_err(|e| super::environment::server::engine_error(env, e))
+}
+
+/// Signs a checklist item in an environment (its owner role or above); the sign-off supersedes
+/// the previous one, which stays in the history.
+#[server(endpoint = "sign_checklist", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn sign_checklist(
+    env: String,
+    item_id: i64,
+    state: SignState,
+    comment: String,
+    evidence_url: String,
+) -> Result<(), ServerFnError> {
+    use crate::domain::access::Role;
+    use crate::domain::checklist::{refuse_signoff, SignOff};
+    use axum::http::StatusCode;
+    let user = super::require(Role::Viewer).await?;
+    let (env, control, _) = super::environment::server::environment(&env)?;
+    let fail = super::environment::server::fail;
+    let items = crate::db::checklist::items(&control)
+        .await
+        .map_err(|e| super::environment::server::db_error("the checklist", e))?;
+    let item = items
+        .into_iter()
+        .find(|i| i.id == item_id)
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("no checklist item #{item_id}")))?;
+    let evidence = Some(evidence_url.trim().to_owned()).filter(|e| !e.is_empty());
+    if let Some(refused) = refuse_signoff(user.role, &item, state, &comment, evidence.as_deref()) {
+        let status =
+            if user.role.allows(item.owner_role) { StatusCode::BAD_REQUEST } else { StatusCode::FORBIDDEN };
+        return Err(fail(status, refused));
+    }
+    let signoff = SignOff {
+        state,
+        comment: comment.trim().to_owned(),
+        evidence_url: evidence,
+        signed_by: user.actor(),
+        signed_at: crate::db::now_ms(),
+    };
+    crate::db::checklist::sign(&control, env, item.id, &signoff)
+        .await
+        .map_err(|e| super::environment::server::db_error("the checklist", e))?;
+    crate::db::audit::record_or_log(
+        &control,
+        crate::db::audit::Entry {
+            actor: &signoff.signed_by,
+            action: "checklist.sign",
+            environment: Some(env),
+            after: Some(serde_json::json!({ "item": item.id, "title": item.title, "state": state.as_str(), "evidence": signoff.evidence_url })),
+            reason: Some(&signoff.comment).filter(|c| !c.is_empty()).map(String::as_str),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}

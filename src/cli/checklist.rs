@@ -1,0 +1,90 @@
+//! `sti-rollout checklist …`: the post-rollout checklist's template (admins' tool) and each
+//! environment's state. Items are added or retired, never edited: a retired item keeps its
+//! sign-offs.
+
+use super::CliError;
+use crate::db::{audit, checklist, Database};
+use crate::domain::access::Role;
+use crate::domain::environment::Environment;
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum ChecklistAction {
+    /// Add an item at the end of the template.
+    Add {
+        #[arg(long)]
+        title: String,
+        /// Who signs it: viewer, operator or admin (or anyone above).
+        #[arg(long)]
+        owner_role: Role,
+    },
+    /// Retire an item from the template; its sign-offs stay.
+    Retire {
+        #[arg(long)]
+        id: i64,
+    },
+    /// The template, or with --env that environment's sign-offs.
+    List {
+        #[arg(long)]
+        env: Option<Environment>,
+    },
+}
+
+pub async fn run(control: &Database, action: ChecklistAction) -> Result<(), CliError> {
+    let db_error = |e: sqlx::Error| CliError::User(format!("the checklist cannot be changed: {e}"));
+    let actor = super::actor();
+    match action {
+        ChecklistAction::Add { title, owner_role } => {
+            let title = title.trim();
+            if title.is_empty() || title.len() > 200 {
+                return Err(CliError::User("an item's title has 1 to 200 characters".into()));
+            }
+            let id = checklist::add_item(control, title, owner_role, &actor).await.map_err(db_error)?;
+            eprintln!("checklist item #{id} added; signed by: {owner_role} or above");
+            audit::record_or_log(
+                control,
+                audit::Entry {
+                    actor: &actor,
+                    action: "checklist.add_item",
+                    after: Some(
+                        serde_json::json!({ "id": id, "title": title, "owner_role": owner_role.as_str() }),
+                    ),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        ChecklistAction::Retire { id } => {
+            if !checklist::retire_item(control, id).await.map_err(db_error)? {
+                return Err(CliError::User(format!("there is no current checklist item #{id}")));
+            }
+            eprintln!("checklist item #{id} retired; its sign-offs stay");
+            audit::record_or_log(
+                control,
+                audit::Entry {
+                    actor: &actor,
+                    action: "checklist.retire_item",
+                    before: Some(serde_json::json!({ "id": id })),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        ChecklistAction::List { env: None } => {
+            for item in checklist::items(control).await.map_err(db_error)? {
+                println!("{:>3}  {:<8}  {}", item.id, item.owner_role.as_str(), item.title);
+            }
+        }
+        ChecklistAction::List { env: Some(env) } => {
+            for entry in checklist::entries(control, env).await.map_err(db_error)? {
+                let signed = entry
+                    .latest
+                    .as_ref()
+                    .map(|s| format!("{} by {}", s.state.as_str(), s.signed_by))
+                    .unwrap_or_else(|| "pending".into());
+                println!("{:>3}  {:<24}  {}", entry.item.id, signed, entry.item.title);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Progress for long commands: a bar with rate and ETA on a terminal, plain lines otherwise.
+
+use crate::domain::overview::format_count;
+use crate::domain::pacing::Progress;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Reports how far `(low, high]` a command is, at most a few times a second.
+pub struct Reporter {
+    what: String,
+    low: i64,
+    started: Instant,
+    last: Option<Instant>,
+    terminal: bool,
+    every: Duration,
+}
+
+impl Reporter {
+    pub fn new(what: impl Into<String>, low: i64) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        Self {
+            what: what.into(),
+            low,
+            started: Instant::now(),
+            last: None,
+            terminal,
+            every: if terminal { Duration::from_millis(100) } else { Duration::from_secs(2) },
+        }
+    }
+
+    /// `rows` is what the rate counts (rows read so far), `checkpoint` how far the keys are.
+    pub fn update(&mut self, checkpoint: i64, high: i64, rows: i64) {
+        let done = checkpoint >= high;
+        if !done && self.last.is_some_and(|t| t.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let progress = Progress { low: self.low, high, checkpoint };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 { rows as f64 / elapsed } else { 0.0 };
+        let eta = progress.eta_seconds(elapsed).map_or_else(|| "–".to_owned(), |s| format!("{s:.0} s"));
+        let percent = progress.fraction() * 100.0;
+        let line = format!(
+            "{} {:5.1}%  id {} / {}  {} rows/s  ETA {}",
+            self.what,
+            percent,
+            format_count(checkpoint),
+            format_count(high),
+            format_count(rate as i64),
+            eta
+        );
+        let mut err = std::io::stderr();
+        if self.terminal {
+            let width = 24;
+            let filled = ((progress.fraction() * width as f64).round() as usize).min(width);
+            let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled));
+            let _ = write!(err, "\r\x1b[2K{bar} {line}");
+            if done {
+                let _ = writeln!(err);
+            }
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Ends a bar line that did not reach 100% (a cancelled or failed run).
+    pub fn finish(&mut self) {
+        if self.terminal && self.last.is_some() {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! (ssr) Databases: connecting, migrating, and the queries the layers above call.
+//!
+//! Both engines go through one `sqlx::AnyPool`, so a query written once runs on SQLite and on
+//! PostgreSQL; where the two dialects differ (data generation), the query is chosen by [`Dialect`].
+
+pub mod api_keys;
+pub mod audit;
+pub mod checklist;
+pub mod control;
+pub mod live;
+pub mod overview;
+pub mod pool;
+pub mod rollout;
+pub mod seed;
+pub mod sessions;
+pub mod target;
+pub mod url;
+pub mod users;
+
+pub use pool::{Database, DbError, Dialect, Schema};
+pub use url::DatabaseUrl;
+
+/// The current time as RFC 3339 text in UTC, the form every timestamp in the control database has.
+pub fn now_rfc3339() -> String {
+    let now =
+        time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// Milliseconds since the Unix epoch: the engine's and the sessions' times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

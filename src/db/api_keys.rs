@@ -1,0 +1,138 @@
+//! API keys in the control database: only their SHA-256 is stored (a key is 256 random bits, so a
+//! fast hash is enough — unlike passwords, it cannot be guessed from a dictionary).
+
+use super::pool::{Database, DbError};
+use crate::domain::access::Scope;
+use crate::domain::environment::Environment;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// A key as listed: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub environment: Environment,
+    pub scope: Scope,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("there is no API key #{0}")]
+    NotFound(i64),
+    #[error("API key #{0} is already revoked")]
+    AlreadyRevoked(i64),
+    #[error("API key row is not valid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for ApiKeyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+/// The SHA-256 of a key, in hex: what is stored and looked up.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random key for `env`: `sti_<env>_` and 64 hex digits.
+pub fn generate(env: Environment) -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0_u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sti_{env}_{random}")
+}
+
+/// Creates a key and returns it in the clear, the only time it exists so.
+pub async fn create(
+    db: &Database,
+    env: Environment,
+    scope: Scope,
+    created_by: &str,
+) -> Result<(ApiKey, String), ApiKeyError> {
+    let key = generate(env);
+    let prefix: String = key.chars().take(16).collect();
+    let id: i64 = sqlx::query(
+        "insert into api_keys (environment, scope, prefix, key_hash, created_by, created_at)
+         values ($1, $2, $3, $4, $5, $6) returning id",
+    )
+    .bind(env.as_str())
+    .bind(scope.as_str())
+    .bind(&prefix)
+    .bind(key_hash(&key))
+    .bind(created_by)
+    .bind(super::now_ms())
+    .fetch_one(db.pool())
+    .await?
+    .try_get("id")?;
+    let created = list(db).await?.into_iter().find(|k| k.id == id).ok_or(ApiKeyError::NotFound(id))?;
+    Ok((created, key))
+}
+
+/// The environment and scope of a presented key, if it exists and is not revoked.
+pub async fn authenticate(db: &Database, key: &str) -> Result<Option<(Environment, Scope)>, ApiKeyError> {
+    let row =
+        sqlx::query("select environment, scope from api_keys where key_hash = $1 and revoked_at is null")
+            .bind(key_hash(key))
+            .fetch_optional(db.pool())
+            .await?;
+    row.map(|row| {
+        let env: String = row.try_get("environment")?;
+        let scope: String = row.try_get("scope")?;
+        Ok((
+            Environment::parse(&env).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+            Scope::parse(&scope).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+        ))
+    })
+    .transpose()
+}
+
+/// Every key, newest first, revoked ones included.
+pub async fn list(db: &Database) -> Result<Vec<ApiKey>, ApiKeyError> {
+    let rows = sqlx::query(
+        "select id, environment, scope, prefix, created_by, created_at, revoked_at from api_keys order by id desc",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let env: String = row.try_get("environment")?;
+            let scope: String = row.try_get("scope")?;
+            Ok(ApiKey {
+                id: row.try_get("id")?,
+                environment: Environment::parse(&env).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+                scope: Scope::parse(&scope).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+                prefix: row.try_get("prefix")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a key: it stops working at once.
+pub async fn revoke(db: &Database, id: i64) -> Result<(), ApiKeyError> {
+    let revoked = sqlx::query("update api_keys set revoked_at = $1 where id = $2 and revoked_at is null")
+        .bind(super::now_ms())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    if revoked.rows_affected() == 1 {
+        return Ok(());
+    }
+    match list(db).await?.into_iter().find(|k| k.id == id) {
+        Some(_) => Err(ApiKeyError::AlreadyRevoked(id)),
+        None => Err(ApiKeyError::NotFound(id)),
+    }
+}

@@ -1,0 +1,117 @@
+//! Queries on the control database: environments, flags and seed history.
+
+use super::pool::{Database, DbError};
+use crate::domain::environment::Environment;
+use crate::domain::overview::FlagState;
+use sqlx::Row;
+
+/// The flag that switches an environment's application to the split tables.
+pub const ENABLE_STI: &str = "ENABLE_STI";
+
+/// Registers every environment with its flags (off) unless already there. Idempotent.
+pub async fn register_environments(db: &Database) -> Result<(), DbError> {
+    let now = super::now_rfc3339();
+    let mut tx = db.pool().begin().await?;
+    for (position, env) in Environment::ALL.iter().enumerate() {
+        sqlx::query(
+            "insert into environments (name, position) values ($1, $2)
+             on conflict (name) do nothing",
+        )
+        .bind(env.as_str())
+        .bind(position as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "insert into flags (environment, key, enabled, updated_at, updated_by)
+             values ($1, $2, $3, $4, 'system')
+             on conflict (environment, key) do nothing",
+        )
+        .bind(env.as_str())
+        .bind(ENABLE_STI)
+        .bind(false)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The state of flag `key` in `env`, if the flag exists there.
+pub async fn flag(db: &Database, env: Environment, key: &str) -> Result<Option<FlagState>, DbError> {
+    // `case` turns sqlite's 0/1 and postgres' boolean into one integer type.
+    let row = sqlx::query(
+        "select case when enabled then 1 else 0 end as enabled, updated_at, updated_by
+         from flags where environment = $1 and key = $2",
+    )
+    .bind(env.as_str())
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|row| {
+        Ok(FlagState {
+            enabled: row.try_get::<i64, _>("enabled")? == 1,
+            updated_at: row.try_get("updated_at")?,
+            updated_by: row.try_get("updated_by")?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets flag `key` in `env` as `by`; returns whether it was on before. The flag must exist.
+pub async fn set_flag(
+    db: &Database,
+    env: Environment,
+    key: &str,
+    enabled: bool,
+    by: &str,
+) -> Result<bool, DbError> {
+    let before = flag(db, env, key).await?.is_some_and(|f| f.enabled);
+    // `$1 = 1` is a boolean on postgres and 0/1 on sqlite: the column's type on each
+    sqlx::query(
+        "update flags set enabled = ($1 = 1), updated_at = $2, updated_by = $3 where environment = $4 and key = $5",
+    )
+    .bind(i64::from(enabled))
+    .bind(super::now_rfc3339())
+    .bind(by)
+    .bind(env.as_str())
+    .bind(key)
+    .execute(db.pool())
+    .await?;
+    Ok(before)
+}
+
+/// A batch of demo rows written into an environment's target database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRecord {
+    pub first_id: i64,
+    pub last_id: i64,
+    pub rows: i64,
+    pub duration_ms: i64,
+}
+
+/// Remembers that demo data was generated into `env`.
+pub async fn record_seed(db: &Database, env: Environment, seed: SeedRecord) -> Result<(), DbError> {
+    sqlx::query(
+        "insert into seed_events (environment, first_id, last_id, rows_inserted, duration_ms, created_at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(env.as_str())
+    .bind(seed.first_id)
+    .bind(seed.last_id)
+    .bind(seed.rows)
+    .bind(seed.duration_ms)
+    .bind(super::now_rfc3339())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Whether demo data was ever generated into `env`.
+pub async fn was_seeded(db: &Database, env: Environment) -> Result<bool, DbError> {
+    let seeded: i64 = sqlx::query_scalar("select count(*) from seed_events where environment = $1")
+        .bind(env.as_str())
+        .fetch_one(db.pool())
+        .await?;
+    Ok(seeded > 0)
+}

@@ -1,0 +1,208 @@
+//! The environment page's figures, from the control database's mirror: the newest run, its
+//! ledger thinned to chart points, rate and ETA, the last verification, and the run history.
+//! All of it indexed reads; nothing counts the target's tables.
+
+use super::control::{self, ENABLE_STI};
+use super::Database;
+use crate::domain::environment::Environment;
+use crate::domain::live::{
+    chart_points, rate_and_eta, ChunkPoint, FlagChange, LiveView, RunView, VerificationView, MAX_CHART_POINTS,
+};
+use crate::domain::phases::derive;
+use crate::domain::run::{RunKind, RunRequest, RunState};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
+    checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
+    errors, error, created_at, updated_at, finished_at, lease_expires_at";
+
+fn corrupt(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
+}
+
+fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let requested: Option<String> = row.try_get("requested")?;
+    Ok(RunView {
+        id: row.try_get("run_id")?,
+        kind: RunKind::parse(&kind).ok_or_else(|| corrupt("run kind", &kind))?,
+        state: RunState::parse(&state).ok_or_else(|| corrupt("run state", &state))?,
+        requested: requested.as_deref().and_then(RunRequest::parse),
+        started_by: row.try_get("started_by")?,
+        chunk_size: row.try_get("chunk_size")?,
+        pause_ms: row.try_get("pause_ms")?,
+        low_id: row.try_get("low_id")?,
+        high_id: row.try_get("high_id")?,
+        checkpoint: row.try_get("checkpoint")?,
+        chunks: row.try_get("chunks")?,
+        rows_read: row.try_get("rows_read")?,
+        school_created: row.try_get("school_created")?,
+        self_study_created: row.try_get("self_study_created")?,
+        school_skipped: row.try_get("school_skipped")?,
+        self_study_skipped: row.try_get("self_study_skipped")?,
+        errors: row.try_get("errors")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+    })
+}
+
+/// The environment's runs, newest first.
+pub async fn history(control: &Database, env: Environment, limit: i64) -> Result<Vec<RunView>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "select {RUN_COLUMNS} from runs where environment = $1 order by run_id desc limit $2"
+    ))
+    .bind(env.as_str())
+    .bind(limit)
+    .fetch_all(control.pool())
+    .await?;
+    rows.iter().map(run_from_row).collect()
+}
+
+/// One run's mirrored ledger, in chunk order.
+pub async fn chunks(
+    control: &Database,
+    env: Environment,
+    run_id: i64,
+) -> Result<Vec<ChunkPoint>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, errors, duration_ms,
+            committed_at
+         from run_chunks where environment = $1 and run_id = $2 order by chunk_no",
+    )
+    .bind(env.as_str())
+    .bind(run_id)
+    .fetch_all(control.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ChunkPoint {
+                chunk_no: row.try_get("chunk_no")?,
+                from_id: row.try_get("from_id")?,
+                to_id: row.try_get("to_id")?,
+                rows_read: row.try_get("rows_read")?,
+                school_created: row.try_get("school_created")?,
+                self_study_created: row.try_get("self_study_created")?,
+                errors: row.try_get("errors")?,
+                duration_ms: row.try_get("duration_ms")?,
+                committed_at: row.try_get("committed_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The environment's newest verification.
+pub async fn last_verification(
+    control: &Database,
+    env: Environment,
+) -> Result<Option<VerificationView>, sqlx::Error> {
+    let row = sqlx::query(
+        "select id, case when ok then 1 else 0 end as ok, ranges, mismatched_ranges, legacy_school,
+            legacy_self_study, school_rows, self_study_rows, mismatched_ids, duration_ms, created_at
+         from verifications where environment = $1 order by id desc limit 1",
+    )
+    .bind(env.as_str())
+    .fetch_optional(control.pool())
+    .await?;
+    row.map(|row| {
+        let ids: String = row.try_get("mismatched_ids")?;
+        Ok(VerificationView {
+            id: row.try_get("id")?,
+            ok: row.try_get::<i64, _>("ok")? == 1,
+            ranges: row.try_get("ranges")?,
+            mismatched_ranges: row.try_get("mismatched_ranges")?,
+            legacy_school: row.try_get("legacy_school")?,
+            legacy_self_study: row.try_get("legacy_self_study")?,
+            school_rows: row.try_get("school_rows")?,
+            self_study_rows: row.try_get("self_study_rows")?,
+            mismatched_ids: serde_json::from_str(&ids).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            duration_ms: row.try_get("duration_ms")?,
+            created_at: row.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// What changes when anything on the environment page changes: cheap to poll.
+pub async fn fingerprint(control: &Database, env: Environment) -> Result<String, sqlx::Error> {
+    let row = sqlx::query(
+        "select (select coalesce(max(updated_at), 0) from runs where environment = $1) as run,
+                (select coalesce(max(run_id), 0) from runs where environment = $1) as run_id,
+                (select coalesce(max(id), 0) from verifications where environment = $1) as verification,
+                (select coalesce(max(updated_at), '') from flags where environment = $1) as flag,
+                (select coalesce(max(id), 0) from audit_log) as audited",
+    )
+    .bind(env.as_str())
+    .fetch_one(control.pool())
+    .await?;
+    Ok(format!(
+        "{}/{}/{}/{}/{}",
+        row.try_get::<i64, _>("run")?,
+        row.try_get::<i64, _>("run_id")?,
+        row.try_get::<i64, _>("verification")?,
+        row.try_get::<String, _>("flag")?,
+        row.try_get::<i64, _>("audited")?
+    ))
+}
+
+/// The flag's changes in `env`, newest first, from the audit log.
+pub async fn flag_history(control: &Database, env: Environment) -> Result<Vec<FlagChange>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select at, actor, action, after, reason from audit_log
+         where environment = $1 and action in ('flag.set', 'emergency_stop') order by id desc limit 20",
+    )
+    .bind(env.as_str())
+    .fetch_all(control.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let after: Option<String> = row.try_get("after")?;
+            let after: serde_json::Value =
+                after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+            Ok(FlagChange {
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                enabled: after["enabled"].as_bool().or(after["ENABLE_STI"].as_bool()).unwrap_or(false),
+                reason: row.try_get("reason")?,
+            })
+        })
+        .collect()
+}
+
+/// Everything the page updates live.
+pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx::Error> {
+    let flag_on = control::flag(control, env, ENABLE_STI)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
+        .is_some_and(|f| f.enabled);
+    let history = history(control, env, crate::domain::live::HISTORY).await?;
+    let run = history.first().cloned();
+    let (chart, rows_per_second, eta_seconds) = match &run {
+        Some(run) => {
+            let ledger = chunks(control, env, run.id).await?;
+            let (rate, eta) = rate_and_eta(run, &ledger);
+            (chart_points(run.created_at, &ledger, MAX_CHART_POINTS), rate, eta)
+        }
+        None => (Vec::new(), None, None),
+    };
+    Ok(LiveView {
+        environment: env,
+        flag_on,
+        run,
+        chart,
+        rows_per_second,
+        eta_seconds,
+        verification: last_verification(control, env).await?,
+        history,
+        phases: derive(&super::rollout::facts(control, env).await?),
+        gate_closed: super::rollout::backfill_gate(control, env).await?.err(),
+        checklist: super::checklist::entries(control, env).await?,
+        flag_history: flag_history(control, env).await?,
+        read_at: super::now_ms(),
+    })
+}

@@ -1,0 +1,103 @@
+//! Reading what the overview page shows: counts from each target database, flags from control.
+
+use super::control::{self, ENABLE_STI};
+use super::pool::Database;
+use super::target;
+use crate::domain::environment::Environment;
+use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A target database that does not answer within this time is shown as unreachable.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The target database of every environment.
+#[derive(Clone, Debug, Default)]
+pub struct Targets(BTreeMap<Environment, Database>);
+
+impl Targets {
+    pub fn new(targets: BTreeMap<Environment, Database>) -> Self {
+        Self(targets)
+    }
+
+    pub fn get(&self, env: Environment) -> Option<&Database> {
+        self.0.get(&env)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Environment, &Database)> {
+        self.0.iter().map(|(env, db)| (*env, db))
+    }
+}
+
+/// Reads every environment's figures. A database that fails or times out becomes an error on
+/// that environment's panel; the others are still shown.
+pub async fn read(control: &Database, targets: &Targets) -> Overview {
+    let mut environments = Vec::new();
+    for (env, db) in targets.iter() {
+        let counts = match tokio::time::timeout(READ_TIMEOUT, target::table_counts(db)).await {
+            Ok(Ok(counts)) => Ok(counts),
+            Ok(Err(e)) => {
+                tracing::warn!(environment = %env, error = %e, "cannot read target database");
+                Err("the database could not be read; the server log has the cause".to_owned())
+            }
+            Err(_) => Err(format!("the database did not answer within {} s", READ_TIMEOUT.as_secs())),
+        };
+        let enable_sti = match control::flag(control, env, ENABLE_STI).await {
+            Ok(flag) => flag,
+            Err(e) => {
+                tracing::warn!(environment = %env, error = %e, "cannot read flag");
+                None
+            }
+        };
+        let last_run = match last_run(control, env).await {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!(environment = %env, error = %e, "cannot read the newest run");
+                None
+            }
+        };
+        let phases = match super::rollout::facts(control, env).await {
+            Ok(facts) => crate::domain::phases::derive(&facts),
+            Err(e) => {
+                tracing::warn!(environment = %env, error = %e, "cannot read the rollout's facts");
+                Vec::new()
+            }
+        };
+        environments.push(EnvironmentStatus {
+            environment: env,
+            database: db.url().describe(),
+            counts,
+            enable_sti,
+            last_run,
+            phases,
+        });
+    }
+    Overview { environments, read_at: super::now_rfc3339() }
+}
+
+/// The newest run of `env` from the control database's mirror.
+async fn last_run(control: &Database, env: Environment) -> Result<Option<RunSummary>, sqlx::Error> {
+    let row = sqlx::query(
+        "select run_id, kind, state, low_id, high_id, checkpoint, school_created + self_study_created as created,
+                school_skipped + self_study_skipped as skipped, errors
+         from runs where environment = $1 order by run_id desc limit 1",
+    )
+    .bind(env.as_str())
+    .fetch_optional(control.pool())
+    .await?;
+    row.map(|r| {
+        Ok(RunSummary {
+            id: r.try_get("run_id")?,
+            kind: r.try_get("kind")?,
+            state: r.try_get("state")?,
+            low_id: r.try_get("low_id")?,
+            high_id: r.try_get("high_id")?,
+            checkpoint: r.try_get("checkpoint")?,
+            created: r.try_get("created")?,
+            skipped: r.try_get("skipped")?,
+            errors: r.try_get("errors")?,
+        })
+    })
+    .transpose()
+}

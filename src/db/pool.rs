@@ -1,0 +1,130 @@
+//! Connecting to a database and bringing its schema up to date.
+
+use super::url::DatabaseUrl;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+/// Which SQL dialect a database speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Which of our two schemas a database holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// The console's own state: environments, flags, history.
+    Control,
+    /// An environment's application data: legacy `projects` and the two subtype tables.
+    Target,
+}
+
+static CONTROL_SQLITE: Migrator = sqlx::migrate!("./migrations/control/sqlite");
+static CONTROL_POSTGRES: Migrator = sqlx::migrate!("./migrations/control/postgres");
+static TARGET_SQLITE: Migrator = sqlx::migrate!("./migrations/target/sqlite");
+static TARGET_POSTGRES: Migrator = sqlx::migrate!("./migrations/target/postgres");
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot migrate {url}: {source}")]
+    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// A pool on one database, with the dialect it speaks.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    url: DatabaseUrl,
+}
+
+impl Database {
+    /// Connects and checks the connection works; SQLite files are created when missing and put
+    /// in WAL mode so the console can read while a backfill writes.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let connect_error = |source| DbError::Connect { url: url.to_string(), source };
+        let options = AnyConnectOptions::from_str(&connect_url(url)).map_err(connect_error)?;
+        // one plain attempt first: the pool would retry a refused connection until its timeout
+        let probe = options.connect().await.map_err(connect_error)?;
+        let _ = probe.close().await;
+        let dialect = url.dialect();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 4,
+                Dialect::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute("pragma journal_mode = wal; pragma synchronous = normal;").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self { pool, url: url.clone() })
+    }
+
+    /// Connects and applies the migrations of `schema`.
+    pub async fn open(url: &DatabaseUrl, schema: Schema) -> Result<Self, DbError> {
+        let db = Self::connect(url).await?;
+        db.migrate(schema).await?;
+        Ok(db)
+    }
+
+    /// Applies the pending migrations of `schema` for this database's dialect.
+    pub async fn migrate(&self, schema: Schema) -> Result<(), DbError> {
+        let migrator = match (schema, self.dialect()) {
+            (Schema::Control, Dialect::Sqlite) => &CONTROL_SQLITE,
+            (Schema::Control, Dialect::Postgres) => &CONTROL_POSTGRES,
+            (Schema::Target, Dialect::Sqlite) => &TARGET_SQLITE,
+            (Schema::Target, Dialect::Postgres) => &TARGET_POSTGRES,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| DbError::Migrate { url: self.url.to_string(), source })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.url.dialect()
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// SQLite files are created when missing unless the URL says otherwise.
+fn connect_url(url: &DatabaseUrl) -> String {
+    let raw = url.expose();
+    if url.dialect() != Dialect::Sqlite || raw.contains("mode=") {
+        return raw.to_owned();
+    }
+    let separator = if raw.contains('?') { '&' } else { '?' };
+    format!("{raw}{separator}mode=rwc")
+}

@@ -1,0 +1,68 @@
+//! Server-side sessions: the browser holds a random id, the control database its SHA-256 and
+//! the user it belongs to. Logging in always makes a new id (rotation); disabling a user or
+//! changing their password or role deletes their sessions.
+
+use super::api_keys::key_hash;
+use super::pool::{Database, DbError};
+use super::users::User;
+use crate::domain::access::{Role, Username};
+use sqlx::Row;
+
+/// How long a session lasts after login.
+pub const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+
+/// A new random session id (256 bits, hex).
+fn new_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0_u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts a session for `user`, ending `previous` (the id the browser had) if given.
+pub async fn start(db: &Database, user: &User, previous: Option<&str>) -> Result<String, DbError> {
+    let id = new_id();
+    let now = super::now_ms();
+    let mut tx = db.pool().begin().await?;
+    if let Some(previous) = previous {
+        sqlx::query("delete from sessions where id_hash = $1")
+            .bind(key_hash(previous))
+            .execute(&mut *tx)
+            .await?;
+    }
+    // expired sessions of anyone go at the same time, so the table stays small
+    sqlx::query("delete from sessions where expires_at < $1").bind(now).execute(&mut *tx).await?;
+    sqlx::query("insert into sessions (id_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
+        .bind(key_hash(&id))
+        .bind(user.id)
+        .bind(now)
+        .bind(now + SESSION_MS)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The user of a live session of an enabled user.
+pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role)>, DbError> {
+    let row = sqlx::query(
+        "select u.id, u.username, u.role from sessions s join users u on u.id = s.user_id
+         where s.id_hash = $1 and s.expires_at > $2 and not u.disabled",
+    )
+    .bind(key_hash(id))
+    .bind(super::now_ms())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.try_get("id")?;
+    let username: String = row.try_get("username")?;
+    let role: String = row.try_get("role")?;
+    // a row that no longer parses (edited by hand) is no valid session
+    Ok(Username::parse(&username).ok().zip(Role::parse(&role).ok()).map(|(u, r)| (id, u, r)))
+}
+
+/// Ends one session.
+pub async fn end(db: &Database, id: &str) -> Result<(), DbError> {
+    sqlx::query("delete from sessions where id_hash = $1").bind(key_hash(id)).execute(db.pool()).await?;
+    Ok(())
+}

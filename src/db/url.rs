@@ -1,0 +1,138 @@
+//! Database URLs as configuration names them: `sqlite:…` or `postgres://…`.
+
+use super::pool::Dialect;
+use std::fmt;
+
+/// A database URL whose scheme we support. Display shows it without a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+/// A URL we cannot use, with the reason in one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("database URL '{0}' has an unknown scheme: use sqlite:PATH or postgres://USER@HOST/DB")]
+    UnknownScheme(String),
+    #[error("database URL '{0}' names no database")]
+    Empty(String),
+}
+
+impl DatabaseUrl {
+    /// Accepts `sqlite:PATH`, `sqlite://PATH`, `postgres://…` and `postgresql://…`.
+    pub fn parse(raw: &str) -> Result<Self, UrlError> {
+        let raw = raw.trim();
+        let rest = if let Some(rest) = raw.strip_prefix("sqlite:") {
+            rest.trim_start_matches("//")
+        } else if let Some(rest) =
+            raw.strip_prefix("postgres://").or_else(|| raw.strip_prefix("postgresql://"))
+        {
+            rest
+        } else {
+            return Err(UrlError::UnknownScheme(redact(raw)));
+        };
+        if rest.is_empty() {
+            return Err(UrlError::Empty(redact(raw)));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The URL for a SQLite file at `path`.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        Self(format!("sqlite://{}", path.display()))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        if self.0.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        }
+    }
+
+    /// The URL as given, credentials included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A short description for people: `SQLite · data/dev.db`, `PostgreSQL · db.internal:5432/app`.
+    pub fn describe(&self) -> String {
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let path = self.0.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = path.split('?').next().unwrap_or(path);
+                format!("SQLite · {path}")
+            }
+            Dialect::Postgres => {
+                let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+                let host_db = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+                let host_db = host_db.split('?').next().unwrap_or(host_db);
+                format!("PostgreSQL · {host_db}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+fn redact(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => raw.to_owned(),
+        },
+        None => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_and_postgres_urls_are_accepted_with_their_dialect() {
+        assert_eq!(DatabaseUrl::parse("sqlite:data/dev.db").map(|u| u.dialect()), Ok(Dialect::Sqlite));
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://app@db/prod").map(|u| u.dialect()),
+            Ok(Dialect::Postgres)
+        );
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused_naming_the_url() {
+        let err = DatabaseUrl::parse("mysql://root@localhost/app").unwrap_err();
+        assert!(matches!(err, UrlError::UnknownScheme(_)));
+        assert!(err.to_string().contains("mysql://root@localhost/app"));
+    }
+
+    #[test]
+    fn a_url_without_a_database_is_refused() {
+        assert!(matches!(DatabaseUrl::parse("sqlite:"), Err(UrlError::Empty(_))));
+    }
+
+    #[test]
+    fn passwords_never_appear_in_display_or_description() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db.internal:5432/prod?sslmode=require").unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db.internal:5432/prod?sslmode=require");
+        assert_eq!(url.describe(), "PostgreSQL · db.internal:5432/prod");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_sqlite_file_is_described_by_its_path() {
+        let url = DatabaseUrl::sqlite_file(std::path::Path::new("data/dev.db"));
+        assert_eq!(url.describe(), "SQLite · data/dev.db");
+    }
+}

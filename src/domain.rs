@@ -1,0 +1,14 @@
+//! Pure rules of the rollout, compiled for the server and the browser alike.
+//! Nothing here knows about leptos, axum or sqlx.
+
+pub mod access;
+pub mod audit;
+pub mod checklist;
+pub mod environment;
+pub mod live;
+pub mod overview;
+pub mod pacing;
+pub mod phases;
+pub mod reports;
+pub mod run;
+pub mod study_type;

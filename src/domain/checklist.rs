@@ -1,0 +1,147 @@
+//! The post-rollout checklist: template items with an owner role, and per environment the latest
+//! sign-off of each (earlier ones are kept, superseded, never rewritten).
+
+use super::access::Role;
+use serde::{Deserialize, Serialize};
+
+/// Where an item stands in one environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignState {
+    Pending,
+    Pass,
+    Fail,
+    Waived,
+}
+
+impl SignState {
+    pub const ALL: [SignState; 4] = [SignState::Pending, SignState::Pass, SignState::Fail, SignState::Waived];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignState::Pending => "pending",
+            SignState::Pass => "pass",
+            SignState::Fail => "fail",
+            SignState::Waived => "waived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// Counts towards a complete checklist.
+    pub fn is_signed(self) -> bool {
+        matches!(self, SignState::Pass | SignState::Waived)
+    }
+}
+
+/// A template item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub id: i64,
+    pub position: i64,
+    pub title: String,
+    /// Who signs it: users whose role allows this one.
+    pub owner_role: Role,
+}
+
+/// The newest sign-off of an item in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOff {
+    pub state: SignState,
+    pub comment: String,
+    pub evidence_url: Option<String>,
+    pub signed_by: String,
+    pub signed_at: i64,
+}
+
+/// One line of an environment's checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistEntry {
+    pub item: ChecklistItem,
+    /// `None` until someone signs it.
+    pub latest: Option<SignOff>,
+    /// How many sign-offs it had in this environment, superseded ones included.
+    pub signoffs: i64,
+}
+
+impl ChecklistEntry {
+    pub fn state(&self) -> SignState {
+        self.latest.as_ref().map_or(SignState::Pending, |s| s.state)
+    }
+}
+
+/// Why a sign-off is refused, in words; `None` when it is fine.
+pub fn refuse_signoff(
+    role: Role,
+    item: &ChecklistItem,
+    state: SignState,
+    comment: &str,
+    evidence: Option<&str>,
+) -> Option<String> {
+    if !role.allows(item.owner_role) {
+        return Some(format!("'{}' is signed by a {} or above, not a {role}", item.title, item.owner_role));
+    }
+    if matches!(state, SignState::Fail | SignState::Waived) && comment.trim().is_empty() {
+        return Some(format!("say why the item is {}", state.as_str()));
+    }
+    if let Some(url) = evidence.filter(|u| !u.is_empty()) {
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+            return Some("the evidence link must be an http(s) URL".into());
+        }
+    }
+    if comment.len() > 4000 {
+        return Some("the comment is longer than 4000 characters".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(owner_role: Role) -> ChecklistItem {
+        ChecklistItem { id: 1, position: 1, title: "Stakeholder sign-off".into(), owner_role }
+    }
+
+    #[test]
+    fn only_the_owner_role_or_above_signs() {
+        assert_eq!(refuse_signoff(Role::Viewer, &item(Role::Viewer), SignState::Pass, "", None), None);
+        assert_eq!(refuse_signoff(Role::Admin, &item(Role::Viewer), SignState::Pass, "", None), None);
+        let refused = refuse_signoff(Role::Viewer, &item(Role::Operator), SignState::Pass, "", None).unwrap();
+        assert!(refused.contains("operator or above"), "{refused}");
+    }
+
+    #[test]
+    fn failing_or_waiving_needs_a_reason_and_evidence_is_a_web_link() {
+        assert!(refuse_signoff(Role::Admin, &item(Role::Viewer), SignState::Waived, " ", None).is_some());
+        assert_eq!(refuse_signoff(Role::Admin, &item(Role::Viewer), SignState::Fail, "5xx up", None), None);
+        assert!(refuse_signoff(
+            Role::Admin,
+            &item(Role::Viewer),
+            SignState::Pass,
+            "",
+            Some("javascript:alert(1)")
+        )
+        .is_some());
+        assert_eq!(
+            refuse_signoff(
+                Role::Admin,
+                &item(Role::Viewer),
+                SignState::Pass,
+                "",
+                Some("https://grafana/d/1")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn only_pass_and_waived_count_as_signed() {
+        assert!(SignState::Pass.is_signed() && SignState::Waived.is_signed());
+        assert!(!SignState::Fail.is_signed() && !SignState::Pending.is_signed());
+        assert_eq!(SignState::parse("waived"), Some(SignState::Waived));
+        assert_eq!(SignState::parse("done"), None);
+    }
+}

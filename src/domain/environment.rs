@@ -1,0 +1,103 @@
+//! The environments a rollout goes through, in order.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One deployment environment; the rollout visits them in declaration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Dev,
+    Staging,
+    Prod,
+}
+
+/// A name that is not one of the known environments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown environment '{0}': expected one of dev, staging, prod")]
+pub struct UnknownEnvironment(pub String);
+
+impl Environment {
+    /// Every environment, in rollout order.
+    pub const ALL: [Environment; 3] = [Environment::Dev, Environment::Staging, Environment::Prod];
+
+    /// Parses the short name used in URLs, the CLI and configuration (`dev`, `staging`, `prod`).
+    pub fn parse(name: &str) -> Result<Self, UnknownEnvironment> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "dev" => Ok(Self::Dev),
+            "staging" => Ok(Self::Staging),
+            "prod" => Ok(Self::Prod),
+            _ => Err(UnknownEnvironment(name.to_owned())),
+        }
+    }
+
+    /// The short, stable name (`dev`, `staging`, `prod`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Staging => "staging",
+            Self::Prod => "prod",
+        }
+    }
+
+    /// The name people read on the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Dev => "Development",
+            Self::Staging => "Staging",
+            Self::Prod => "Production",
+        }
+    }
+
+    /// How many legacy rows the demo data gives this environment on first start.
+    pub fn demo_rows(self) -> i64 {
+        match self {
+            Self::Dev => 10_000,
+            Self::Staging => 100_000,
+            Self::Prod => 1_000_000,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = UnknownEnvironment;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_environment_parses_back_from_its_own_name() {
+        for env in Environment::ALL {
+            assert_eq!(Environment::parse(env.as_str()), Ok(env));
+        }
+    }
+
+    #[test]
+    fn names_are_parsed_case_insensitively_and_trimmed() {
+        assert_eq!(Environment::parse(" Prod "), Ok(Environment::Prod));
+    }
+
+    #[test]
+    fn an_unknown_name_is_rejected_with_the_known_ones_listed() {
+        let err = Environment::parse("qa").unwrap_err();
+        assert_eq!(err.to_string(), "unknown environment 'qa': expected one of dev, staging, prod");
+    }
+
+    #[test]
+    fn environments_are_ordered_as_the_rollout_visits_them() {
+        let mut shuffled = vec![Environment::Prod, Environment::Dev, Environment::Staging];
+        shuffled.sort();
+        assert_eq!(shuffled, Environment::ALL.to_vec());
+    }
+}

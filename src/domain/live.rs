@@ -1,0 +1,397 @@
+//! What the environment page shows and the server pushes while a run goes: the run, its
+//! progress, rate and ETA from the ledger (never a COUNT over the tables), chart points thinned
+//! to a fixed number, and the last verification. Pure: computed on the server, read in the
+//! browser.
+
+use super::access::Role;
+use super::environment::Environment;
+use super::pacing::Progress;
+use super::run::{RunKind, RunRequest, RunState};
+use serde::{Deserialize, Serialize};
+
+/// Chart points kept per run, whatever its number of chunks.
+pub const MAX_CHART_POINTS: usize = 120;
+
+/// Runs the page lists in its history.
+pub const HISTORY: i64 = 30;
+
+/// Chunks the rate and ETA look back over.
+const RATE_WINDOW: usize = 20;
+
+/// A run as the control database mirrors it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: i64,
+    pub kind: RunKind,
+    pub state: RunState,
+    pub requested: Option<RunRequest>,
+    pub started_by: String,
+    pub chunk_size: i64,
+    pub pause_ms: i64,
+    pub low_id: i64,
+    pub high_id: i64,
+    pub checkpoint: i64,
+    pub chunks: i64,
+    pub rows_read: i64,
+    pub school_created: i64,
+    pub self_study_created: i64,
+    pub school_skipped: i64,
+    pub self_study_skipped: i64,
+    pub errors: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    pub lease_expires_at: Option<i64>,
+}
+
+impl RunView {
+    pub fn progress(&self) -> Progress {
+        Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.state.is_final()
+    }
+
+    /// An active run whose runner stopped renewing its lease: it can be taken over.
+    pub fn runner_gone(&self, now_ms: i64) -> bool {
+        self.is_active() && self.lease_expires_at.is_some_and(|at| at < now_ms)
+    }
+
+    pub fn created(&self) -> i64 {
+        self.school_created + self.self_study_created
+    }
+
+    pub fn skipped(&self) -> i64 {
+        self.school_skipped + self.self_study_skipped
+    }
+
+    /// Wall time from start to end (or to its last update while it goes).
+    pub fn duration_ms(&self) -> i64 {
+        self.finished_at.unwrap_or(self.updated_at).saturating_sub(self.created_at).max(0)
+    }
+}
+
+/// One committed chunk, as the mirrored ledger has it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkPoint {
+    pub chunk_no: i64,
+    pub from_id: i64,
+    pub to_id: i64,
+    pub rows_read: i64,
+    pub school_created: i64,
+    pub self_study_created: i64,
+    pub errors: i64,
+    pub duration_ms: i64,
+    pub committed_at: i64,
+}
+
+/// One point of the run's charts: the state after a group of consecutive chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartPoint {
+    /// Seconds since the run started.
+    pub seconds: f64,
+    /// Rows created so far, per study type.
+    pub school: i64,
+    pub self_study: i64,
+    /// Rows read per second over the group.
+    pub rows_per_second: f64,
+    /// Mean chunk duration in the group, in milliseconds.
+    pub chunk_ms: f64,
+}
+
+/// Thins a run's chunks to at most `max` chart points: consecutive chunks are grouped evenly and
+/// each group gives the cumulative rows at its end, its read rate over its wall time and its
+/// mean chunk duration.
+pub fn chart_points(started_at: i64, chunks: &[ChunkPoint], max: usize) -> Vec<ChartPoint> {
+    if chunks.is_empty() || max == 0 {
+        return Vec::new();
+    }
+    let group = chunks.len().div_ceil(max);
+    let (mut school, mut self_study) = (0, 0);
+    let mut previous_end = started_at;
+    chunks
+        .chunks(group)
+        .map(|g| {
+            school += g.iter().map(|c| c.school_created).sum::<i64>();
+            self_study += g.iter().map(|c| c.self_study_created).sum::<i64>();
+            let end = g.last().map_or(previous_end, |c| c.committed_at);
+            let rows: i64 = g.iter().map(|c| c.rows_read).sum();
+            let wall_ms = (end - previous_end).max(g.iter().map(|c| c.duration_ms).sum::<i64>()).max(1);
+            previous_end = end;
+            ChartPoint {
+                seconds: (end - started_at).max(0) as f64 / 1000.0,
+                school,
+                self_study,
+                rows_per_second: rows as f64 * 1000.0 / wall_ms as f64,
+                chunk_ms: g.iter().map(|c| c.duration_ms).sum::<i64>() as f64 / g.len() as f64,
+            }
+        })
+        .collect()
+}
+
+/// Keys per second over the last chunks and the seconds left at that pace; `None` until two
+/// chunks have committed or when the run is not moving.
+pub fn rate_and_eta(run: &RunView, chunks: &[ChunkPoint]) -> (Option<f64>, Option<f64>) {
+    let recent = &chunks[chunks.len().saturating_sub(RATE_WINDOW)..];
+    let (Some(first), Some(last)) = (recent.first(), recent.last()) else { return (None, None) };
+    // the first chunk's own duration stands for the time before its commit
+    let wall_ms = (last.committed_at - first.committed_at + first.duration_ms).max(1);
+    let rows: i64 = recent.iter().map(|c| c.rows_read).sum();
+    let keys = last.to_id - first.from_id;
+    let rows_per_second = rows as f64 * 1000.0 / wall_ms as f64;
+    let keys_per_second = keys as f64 * 1000.0 / wall_ms as f64;
+    let eta = (run.state == RunState::Running && keys_per_second > 0.0)
+        .then(|| (run.high_id - run.checkpoint).max(0) as f64 / keys_per_second);
+    (Some(rows_per_second), eta)
+}
+
+/// The last verification of an environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerificationView {
+    pub id: i64,
+    pub ok: bool,
+    pub ranges: i64,
+    pub mismatched_ranges: i64,
+    pub legacy_school: i64,
+    pub legacy_self_study: i64,
+    pub school_rows: i64,
+    pub self_study_rows: i64,
+    /// The first differing ids (the engine keeps at most a thousand).
+    pub mismatched_ids: Vec<i64>,
+    pub duration_ms: i64,
+    pub created_at: i64,
+}
+
+/// Everything about an environment that changes while a run goes: what the server pushes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveView {
+    pub environment: Environment,
+    pub flag_on: bool,
+    /// The active run, or the newest one.
+    pub run: Option<RunView>,
+    pub chart: Vec<ChartPoint>,
+    /// Rows read per second recently.
+    pub rows_per_second: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub verification: Option<VerificationView>,
+    /// Runs, newest first (the last few dozen).
+    pub history: Vec<RunView>,
+    /// The rollout's phases here, derived from what happened.
+    pub phases: Vec<(super::phases::Phase, super::phases::PhaseStatus)>,
+    /// Why a live backfill may not start here now (the gate), if it may not.
+    pub gate_closed: Option<String>,
+    /// The post-rollout checklist with each item's newest sign-off.
+    pub checklist: Vec<super::checklist::ChecklistEntry>,
+    /// Changes of `ENABLE_STI` here, newest first.
+    pub flag_history: Vec<FlagChange>,
+    /// The server's clock when this was read (epoch ms).
+    pub read_at: i64,
+}
+
+/// Someone to call when an environment is in trouble; listed in escalation order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    /// What they do in the rollout (`on-call engineer`, `database owner`, …).
+    pub role: String,
+    /// How to reach them: phone, e-mail, chat handle.
+    pub reach: String,
+}
+
+/// One change of the flag, from the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagChange {
+    pub at: i64,
+    pub actor: String,
+    /// `flag.set` or `emergency_stop`.
+    pub action: String,
+    pub enabled: bool,
+    pub reason: Option<String>,
+}
+
+/// The environment page's first load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentPage {
+    pub live: LiveView,
+    /// Emergency contacts from the configuration, in escalation order.
+    pub contacts: Vec<Contact>,
+    /// The signed-in user's role: the page offers what it allows.
+    pub role: Role,
+}
+
+/// One rejected legacy row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub project_id: i64,
+    pub reason: String,
+    pub run_id: i64,
+    pub recorded_at: i64,
+}
+
+/// A page of rejected rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterPage {
+    pub rows: Vec<DeadLetter>,
+    /// Rows matching the filter, over every page.
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    /// Rejected rows per reason, over every run and page: the filter's choices.
+    pub reasons: Vec<(String, i64)>,
+}
+
+/// What an emergency stop did in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    pub environment: Environment,
+    /// The run asked to cancel, if one was active.
+    pub cancelled_run: Option<i64>,
+    /// Whether `ENABLE_STI` was on before.
+    pub flag_was_on: bool,
+}
+
+/// Seconds as people say them: `42 s`, `3 min 05 s`, `2 h 07 min`.
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as i64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Epoch milliseconds as `2026-11-27 20:41 UTC` (the civil calendar, no time-zone data needed).
+pub fn format_epoch_ms(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // days since 1970-01-01 to a civil date (H. Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, (secs % 3600) / 60)
+}
+
+/// Epoch milliseconds as `20:41:07` (UTC).
+pub fn clock_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", secs / 3600, (secs % 3600) / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn epoch_times_read_as_utc_dates() {
+        assert_eq!(format_epoch_ms(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_epoch_ms(1_795_811_267_000), "2026-11-27 20:27 UTC");
+        assert_eq!(format_epoch_ms(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(clock_ms(1_795_811_267_000), "20:27:47");
+    }
+
+    use super::*;
+
+    fn chunk(n: i64, size: i64, ms: i64) -> ChunkPoint {
+        ChunkPoint {
+            chunk_no: n,
+            from_id: (n - 1) * size,
+            to_id: n * size,
+            rows_read: size,
+            school_created: size / 2,
+            self_study_created: size / 2 - 1,
+            errors: 1,
+            duration_ms: ms,
+            committed_at: 1_000 + n * ms,
+        }
+    }
+
+    fn run(state: RunState, checkpoint: i64, high: i64) -> RunView {
+        RunView {
+            id: 1,
+            kind: RunKind::Backfill,
+            state,
+            requested: None,
+            started_by: "user:ana".into(),
+            chunk_size: 100,
+            pause_ms: 0,
+            low_id: 0,
+            high_id: high,
+            checkpoint,
+            chunks: 0,
+            rows_read: 0,
+            school_created: 0,
+            self_study_created: 0,
+            school_skipped: 0,
+            self_study_skipped: 0,
+            errors: 0,
+            error: None,
+            created_at: 1_000,
+            updated_at: 2_000,
+            finished_at: None,
+            lease_expires_at: Some(5_000),
+        }
+    }
+
+    #[test]
+    fn a_thousand_chunks_become_at_most_the_chart_budget_and_keep_the_totals() {
+        let chunks: Vec<_> = (1..=1000).map(|n| chunk(n, 1000, 10)).collect();
+        let points = chart_points(1_000, &chunks, MAX_CHART_POINTS);
+        assert!(points.len() <= MAX_CHART_POINTS && points.len() >= MAX_CHART_POINTS / 2, "{}", points.len());
+        let last = points.last().unwrap();
+        assert_eq!(last.school, 500 * 1000);
+        assert_eq!(last.self_study, 499 * 1000);
+        assert!((last.seconds - 10.0).abs() < 1e-9);
+        // 1000 rows every 10 ms
+        assert!(points.iter().all(|p| (p.rows_per_second - 100_000.0).abs() < 1.0), "{points:?}");
+        assert!(points.iter().all(|p| (p.chunk_ms - 10.0).abs() < 1e-9));
+        assert!(points.windows(2).all(|w| w[0].seconds < w[1].seconds && w[0].school <= w[1].school));
+    }
+
+    #[test]
+    fn few_chunks_are_drawn_one_by_one_and_none_draws_nothing() {
+        let chunks: Vec<_> = (1..=3).map(|n| chunk(n, 10, 5)).collect();
+        assert_eq!(chart_points(1_000, &chunks, MAX_CHART_POINTS).len(), 3);
+        assert!(chart_points(1_000, &[], MAX_CHART_POINTS).is_empty());
+    }
+
+    #[test]
+    fn a_pause_shows_as_a_slower_group_not_as_faster_chunks() {
+        let mut chunks: Vec<_> = (1..=2).map(|n| chunk(n, 100, 10)).collect();
+        chunks[1].committed_at += 990; // paused for about a second before the second chunk
+        let points = chart_points(1_000, &chunks, 10);
+        assert!(points[1].rows_per_second < 110.0, "{points:?}");
+        assert!((points[1].chunk_ms - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn eta_comes_from_the_recent_pace_and_only_while_running() {
+        let chunks: Vec<_> = (1..=10).map(|n| chunk(n, 100, 10)).collect();
+        let (rate, eta) = rate_and_eta(&run(RunState::Running, 1_000, 2_000), &chunks);
+        assert!((rate.unwrap() - 10_000.0).abs() < 1.0, "{rate:?}");
+        assert!((eta.unwrap() - 0.1).abs() < 1e-6, "1000 keys left at 10 000 keys/s: {eta:?}");
+        let (_, paused) = rate_and_eta(&run(RunState::Paused, 1_000, 2_000), &chunks);
+        assert_eq!(paused, None);
+        assert_eq!(rate_and_eta(&run(RunState::Running, 0, 2_000), &[]), (None, None));
+    }
+
+    #[test]
+    fn a_run_whose_lease_ran_out_can_be_taken_over_once_it_is_active() {
+        let r = run(RunState::Running, 0, 10);
+        assert!(!r.runner_gone(4_999) && r.runner_gone(5_001));
+        assert!(!run(RunState::Completed, 10, 10).runner_gone(9_999));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(0.4), "0 s");
+        assert_eq!(format_duration(42.0), "42 s");
+        assert_eq!(format_duration(185.0), "3 min 05 s");
+        assert_eq!(format_duration(7620.0), "2 h 07 min");
+    }
+}

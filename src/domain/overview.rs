@@ -1,0 +1,157 @@
+//! What the overview shows of one environment, and the small sums made from it.
+
+use super::environment::Environment;
+use serde::{Deserialize, Serialize};
+
+/// Row counts read from an environment's target database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCounts {
+    /// Rows in the legacy `projects` table.
+    pub legacy: i64,
+    /// Rows in `school_projects`.
+    pub school: i64,
+    /// Rows in `self_study_projects`.
+    pub self_study: i64,
+}
+
+impl TableCounts {
+    /// Legacy rows that have a subtype row, in either table.
+    pub fn split(&self) -> i64 {
+        self.school + self.self_study
+    }
+
+    /// Legacy rows without a subtype row yet (never negative).
+    pub fn remaining(&self) -> i64 {
+        (self.legacy - self.split()).max(0)
+    }
+
+    /// Share of legacy rows that have a subtype row, between 0 and 1.
+    pub fn coverage(&self) -> f64 {
+        if self.legacy <= 0 {
+            return 0.0;
+        }
+        (self.split() as f64 / self.legacy as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// The state of a feature flag in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagState {
+    pub enabled: bool,
+    /// When it last changed (RFC 3339, UTC).
+    pub updated_at: String,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// The newest backfill or rollback run of an environment, as the control database mirrors it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: i64,
+    /// `backfill` or `rollback`.
+    pub kind: String,
+    /// `queued`, `running`, `paused`, `completed`, `cancelled` or `failed`.
+    pub state: String,
+    pub low_id: i64,
+    pub high_id: i64,
+    pub checkpoint: i64,
+    /// Rows created (deleted, for a rollback).
+    pub created: i64,
+    pub skipped: i64,
+    pub errors: i64,
+}
+
+impl RunSummary {
+    /// Share of the run's key span done, between 0 and 1.
+    pub fn fraction(&self) -> f64 {
+        crate::domain::pacing::Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
+            .fraction()
+    }
+}
+
+/// One environment as the overview shows it. `counts` is an error message when its target
+/// database could not be read, so one broken environment does not hide the others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    pub environment: Environment,
+    /// Which database it is, without credentials (`SQLite · data/dev.db`).
+    pub database: String,
+    pub counts: Result<TableCounts, String>,
+    pub enable_sti: Option<FlagState>,
+    /// The newest run, if any ran here.
+    pub last_run: Option<RunSummary>,
+    /// The rollout's phases here (empty when the control database could not say).
+    pub phases: Vec<(super::phases::Phase, super::phases::PhaseStatus)>,
+}
+
+/// Everything the overview page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub environments: Vec<EnvironmentStatus>,
+    /// When the figures were read (RFC 3339, UTC).
+    pub read_at: String,
+}
+
+/// Formats a count with thousands separators: `1000000` → `1,000,000`.
+pub fn format_count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Formats a share between 0 and 1 as a percentage with one decimal: `0.4567` → `45.7%`.
+pub fn format_percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// The time of day of an RFC 3339 UTC timestamp: `2026-11-27T17:45:12Z` → `17:45:12 UTC`.
+pub fn time_of_day(rfc3339: &str) -> String {
+    match rfc3339.get(11..19) {
+        Some(time) if rfc3339.ends_with('Z') => format!("{time} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1000), "1,000");
+        assert_eq!(format_count(1_000_000), "1,000,000");
+        assert_eq!(format_count(-12345), "-12,345");
+    }
+
+    #[test]
+    fn a_utc_timestamp_is_shown_as_its_time_of_day() {
+        assert_eq!(time_of_day("2026-11-27T17:45:12Z"), "17:45:12 UTC");
+        assert_eq!(time_of_day("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn coverage_is_the_split_share_of_legacy_rows() {
+        let counts = TableCounts { legacy: 200, school: 100, self_study: 50 };
+        assert_eq!(counts.split(), 150);
+        assert_eq!(counts.remaining(), 50);
+        assert!((counts.coverage() - 0.75).abs() < 1e-9);
+        assert_eq!(format_percent(counts.coverage()), "75.0%");
+    }
+
+    #[test]
+    fn an_empty_environment_has_zero_coverage_not_a_division_by_zero() {
+        assert_eq!(TableCounts::default().coverage(), 0.0);
+        assert_eq!(TableCounts::default().remaining(), 0);
+    }
+}

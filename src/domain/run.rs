@@ -1,0 +1,209 @@
+//! The life of a backfill or rollback run: its states and the transitions between them.
+//!
+//! `queued → running ⇄ paused → completed | cancelled | failed`. A run is *active* until it
+//! reaches one of the three final states; only one run per environment may be active.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// Copies legacy rows into the subtype tables.
+    Backfill,
+    /// Deletes the subtype rows that backfill runs created.
+    Rollback,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backfill => "backfill",
+            Self::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "backfill" => Some(Self::Backfill),
+            "rollback" => Some(Self::Rollback),
+            _ => None,
+        }
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Queued,
+    Running,
+    Paused,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} run cannot become {to}")]
+pub struct InvalidTransition {
+    pub from: RunState,
+    pub to: RunState,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 6] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Paused,
+        RunState::Completed,
+        RunState::Cancelled,
+        RunState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// Completed, cancelled and failed runs never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+
+    /// Whether the state machine allows going from `self` to `to`.
+    pub fn can_become(self, to: RunState) -> bool {
+        use RunState::*;
+        matches!(
+            (self, to),
+            (Queued, Running | Cancelled | Failed)
+                | (Running, Paused | Completed | Cancelled | Failed)
+                | (Paused, Running | Cancelled | Failed)
+        )
+    }
+
+    /// `to`, if the transition is allowed.
+    pub fn transition(self, to: RunState) -> Result<RunState, InvalidTransition> {
+        if self.can_become(to) {
+            Ok(to)
+        } else {
+            Err(InvalidTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an operator asks of an active run; the runner acts on it at the next chunk boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunRequest {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl RunRequest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Cancel => "cancel",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pause, Self::Resume, Self::Cancel].into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The state the request leads to from `state`, or why it cannot.
+    pub fn target(self, state: RunState) -> Result<RunState, InvalidTransition> {
+        let to = match self {
+            Self::Pause => RunState::Paused,
+            Self::Resume => RunState::Running,
+            Self::Cancel => RunState::Cancelled,
+        };
+        state.transition(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RunState::*;
+
+    #[test]
+    fn a_run_goes_from_queued_through_running_to_an_end() {
+        assert_eq!(Queued.transition(Running), Ok(Running));
+        assert_eq!(Running.transition(Completed), Ok(Completed));
+    }
+
+    #[test]
+    fn running_and_paused_alternate() {
+        assert_eq!(Running.transition(Paused), Ok(Paused));
+        assert_eq!(Paused.transition(Running), Ok(Running));
+    }
+
+    #[test]
+    fn a_finished_run_never_changes_again() {
+        for from in [Completed, Cancelled, Failed] {
+            assert!(from.is_final());
+            for to in RunState::ALL {
+                assert_eq!(from.transition(to), Err(InvalidTransition { from, to }), "{from} → {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_paused_or_queued_run_cannot_complete_without_running() {
+        assert!(!Paused.can_become(Completed));
+        assert!(!Queued.can_become(Completed));
+        assert!(!Queued.can_become(Paused));
+    }
+
+    #[test]
+    fn every_active_state_can_be_cancelled_or_fail() {
+        for from in [Queued, Running, Paused] {
+            assert!(!from.is_final());
+            assert!(from.can_become(Cancelled) && from.can_become(Failed), "{from}");
+        }
+    }
+
+    #[test]
+    fn requests_map_to_transitions_and_refuse_the_impossible() {
+        assert_eq!(RunRequest::Pause.target(Running), Ok(Paused));
+        assert_eq!(RunRequest::Resume.target(Paused), Ok(Running));
+        assert_eq!(RunRequest::Cancel.target(Paused), Ok(Cancelled));
+        assert_eq!(
+            RunRequest::Pause.target(Completed).unwrap_err().to_string(),
+            "a completed run cannot become paused"
+        );
+    }
+
+    #[test]
+    fn states_and_kinds_round_trip_through_their_names() {
+        for state in RunState::ALL {
+            assert_eq!(RunState::parse(state.as_str()), Some(state));
+        }
+        for kind in [RunKind::Backfill, RunKind::Rollback] {
+            assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(RunRequest::parse("cancel"), Some(RunRequest::Cancel));
+    }
+}

@@ -1,0 +1,73 @@
+//! (ssr) The backfill engine: runs that copy legacy rows into the subtype tables in keyset
+//! chunks, dry-runs, verification and rollback — against one environment's target database,
+//! with the control database mirroring what happened. Independent of the web layer: the CLI and
+//! the console call the same functions.
+
+pub mod backfill;
+pub mod classify;
+pub mod dead_letters;
+pub mod dry_run;
+pub mod metrics;
+pub mod mirror;
+pub mod operate;
+pub mod rollback;
+pub mod runs;
+pub mod verify;
+
+use crate::db::DbError;
+use crate::domain::pacing::PacingError;
+use crate::domain::run::InvalidTransition;
+
+/// Why a run, dry-run, verification or rollback did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("run #{run_id} is already active in this environment ({state}, held by {owner} for {seconds_left} s more); wait for it, or pause or cancel it")]
+    Busy { run_id: i64, state: String, owner: String, seconds_left: i64 },
+    #[error(
+        "run #{run_id} lost its lease to another runner; this runner committed nothing more and stopped"
+    )]
+    LeaseLost { run_id: i64 },
+    #[error("rollback refused: ENABLE_STI is on in {env}; turn the flag off first")]
+    FlagOn { env: String },
+    #[error(
+        "{what} in {env} is not allowed yet: {reason}. An admin can override the gate with a written reason"
+    )]
+    GateClosed { env: String, what: String, reason: String },
+    #[error("run #{run_id} is not active any more ({state})")]
+    NotActive { run_id: i64, state: String },
+    #[error("no run is active in this environment")]
+    NoActiveRun,
+    #[error("no run #{0} in this environment")]
+    NoSuchRun(i64),
+    #[error("--resume-from {given} is beyond the last legacy id {last}")]
+    ResumeBeyondEnd { given: i64, last: i64 },
+    #[error("--resume-from must not be negative, not {0}")]
+    NegativeResume(i64),
+    #[error(transparent)]
+    Pacing(#[from] PacingError),
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+/// Milliseconds since the Unix epoch: every time in the engine's tables.
+pub use crate::db::now_ms;
+
+/// Who runs: host and process, so an operator can tell runners apart.
+pub fn runner_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
+}

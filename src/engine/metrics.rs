@@ -1,0 +1,108 @@
+//! The figures `/metrics` exposes, read from the control database's mirror of every run, so
+//! runs started from the CLI count as much as runs started in the console.
+
+use super::EngineError;
+use crate::db::Database;
+use crate::domain::environment::Environment;
+use crate::domain::run::RunState;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// Upper bounds of the chunk-duration histogram, in seconds.
+pub const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// One environment's backfill figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnvironmentMetrics {
+    pub school_created: i64,
+    pub self_study_created: i64,
+    pub school_skipped: i64,
+    pub self_study_skipped: i64,
+    pub errors: i64,
+    /// Cumulative counts per bucket of [`DURATION_BUCKETS`].
+    pub duration_buckets: [i64; DURATION_BUCKETS.len()],
+    pub duration_count: i64,
+    pub duration_sum_ms: i64,
+    /// When the last backfill completed (ms since the epoch).
+    pub last_success_ms: Option<i64>,
+    /// The state of the newest run, of either kind.
+    pub state: Option<RunState>,
+    /// Rows per second of the running backfill.
+    pub rows_per_second: f64,
+}
+
+/// Every environment's figures; environments without runs are present with zeros.
+pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, EnvironmentMetrics>, EngineError> {
+    let mut all: BTreeMap<Environment, EnvironmentMetrics> =
+        Environment::ALL.into_iter().map(|env| (env, EnvironmentMetrics::default())).collect();
+    let totals = sqlx::query(
+        "select environment,
+            cast(coalesce(sum(school_created), 0) as bigint) as school_created,
+            cast(coalesce(sum(self_study_created), 0) as bigint) as self_study_created,
+            cast(coalesce(sum(school_skipped), 0) as bigint) as school_skipped,
+            cast(coalesce(sum(self_study_skipped), 0) as bigint) as self_study_skipped,
+            cast(coalesce(sum(errors), 0) as bigint) as errors,
+            max(case when state = 'completed' then finished_at end) as last_success
+         from runs where kind = 'backfill' group by environment",
+    )
+    .fetch_all(control.pool())
+    .await?;
+    for row in totals {
+        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
+        m.school_created = row.try_get("school_created")?;
+        m.self_study_created = row.try_get("self_study_created")?;
+        m.school_skipped = row.try_get("school_skipped")?;
+        m.self_study_skipped = row.try_get("self_study_skipped")?;
+        m.errors = row.try_get("errors")?;
+        m.last_success_ms = row.try_get("last_success")?;
+    }
+
+    let buckets: String = DURATION_BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, le)| {
+            format!(", sum(case when c.duration_ms <= {} then 1 else 0 end) as b{i}", (le * 1000.0) as i64)
+        })
+        .collect();
+    let histogram = sqlx::query(&format!(
+        "select c.environment, count(*) as n, cast(coalesce(sum(c.duration_ms), 0) as bigint) as total_ms {buckets}
+         from run_chunks c join runs r on r.environment = c.environment and r.run_id = c.run_id
+         where r.kind = 'backfill' group by c.environment"
+    ))
+    .fetch_all(control.pool())
+    .await?;
+    for row in histogram {
+        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
+        m.duration_count = row.try_get("n")?;
+        m.duration_sum_ms = row.try_get("total_ms")?;
+        for i in 0..DURATION_BUCKETS.len() {
+            m.duration_buckets[i] = row.try_get(format!("b{i}").as_str())?;
+        }
+    }
+
+    let newest = sqlx::query(
+        "select r.environment, r.kind, r.state, r.rows_read, r.created_at, r.updated_at from runs r
+         where r.run_id = (select max(n.run_id) from runs n where n.environment = r.environment)",
+    )
+    .fetch_all(control.pool())
+    .await?;
+    for row in newest {
+        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
+        let state: String = row.try_get("state")?;
+        m.state = RunState::parse(&state);
+        let kind: String = row.try_get("kind")?;
+        if m.state == Some(RunState::Running) && kind == "backfill" {
+            let rows: i64 = row.try_get("rows_read")?;
+            let ms = row.try_get::<i64, _>("updated_at")? - row.try_get::<i64, _>("created_at")?;
+            m.rows_per_second = if ms > 0 { rows as f64 * 1000.0 / ms as f64 } else { 0.0 };
+        }
+    }
+    Ok(all)
+}
+
+fn metrics_for<'a>(
+    all: &'a mut BTreeMap<Environment, EnvironmentMetrics>,
+    name: &str,
+) -> Option<&'a mut EnvironmentMetrics> {
+    all.get_mut(&Environment::parse(name).ok()?)
+}

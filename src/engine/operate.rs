@@ -1,0 +1,296 @@
+//! What operators do, audited: every entry point the CLI and the console share. Each function
+//! does the engine's work on the target database, mirrors it into the control database and
+//! appends to the audit log who did it, so the two front ends cannot drift apart.
+
+use super::backfill::{self, Start};
+use super::runs::{self, Held, RunRecord};
+use super::verify::{self, VerifyReport};
+use super::{dry_run, mirror, rollback, EngineError};
+use crate::db::audit::{self, Entry};
+use crate::db::control::ENABLE_STI;
+use crate::db::Database;
+use crate::domain::environment::Environment;
+pub use crate::domain::live::Stopped;
+use crate::domain::pacing::Pacing;
+use crate::domain::reports::DryRunReport;
+use crate::domain::run::{RunKind, RunRequest};
+use serde_json::json;
+
+fn run_state(run: &RunRecord) -> serde_json::Value {
+    json!({
+        "run_id": run.id,
+        "kind": run.kind.as_str(),
+        "state": run.state.as_str(),
+        "chunk_size": run.pacing.chunk_size,
+        "pause_ms": run.pacing.pause_ms,
+        "target_chunk_ms": run.pacing.target_chunk_ms,
+        "low_id": run.low_id,
+        "high_id": run.high_id,
+        "checkpoint": run.checkpoint,
+    })
+}
+
+/// Starts a backfill or rollback run (or takes over the active one of the same kind whose
+/// runner died), as `start.started_by`. A new live backfill must pass its environment's gate
+/// (the environment before it verified, …) unless `override_gate` gives an admin's reason.
+pub async fn begin(
+    control: &Database,
+    target: &Database,
+    kind: RunKind,
+    start: &Start,
+    override_gate: Option<&str>,
+) -> Result<Held, EngineError> {
+    let taking_over =
+        runs::active(target).await?.is_some_and(|a| a.kind == kind && start.resume_from.is_none());
+    if kind == RunKind::Backfill && !taking_over {
+        let gate = crate::db::rollout::backfill_gate(control, start.env).await?;
+        check_gate(control, start.env, &start.started_by, "a live backfill", gate, override_gate).await?;
+    }
+    let held = match kind {
+        RunKind::Backfill => backfill::begin(target, start).await?,
+        RunKind::Rollback => rollback::begin(target, control, start).await?,
+    };
+    let taken_over = held.run.started_by != start.started_by || held.run.checkpoint > held.run.low_id;
+    mirror::record(Some(control), start.env, &held.run).await;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor: &start.started_by,
+            action: if taken_over { "run.take_over" } else { "run.start" },
+            environment: Some(start.env),
+            after: Some(run_state(&held.run)),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(held)
+}
+
+/// Asks the environment's active run (or run `run_id`, which must be it) to pause, resume or
+/// cancel at its next chunk boundary.
+pub async fn request(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    run_id: Option<i64>,
+    request: RunRequest,
+) -> Result<RunRecord, EngineError> {
+    let active = active_run(target, run_id).await?;
+    let updated = runs::request(target, active.id, request).await?;
+    mirror::record(Some(control), env, &updated).await;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: match request {
+                RunRequest::Pause => "run.pause",
+                RunRequest::Resume => "run.resume",
+                RunRequest::Cancel => "run.cancel",
+            },
+            environment: Some(env),
+            before: Some(run_state(&active)),
+            after: Some(run_state(&updated)),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(updated)
+}
+
+/// Changes the active run's chunk size, pause and target chunk time; the runner reads them at
+/// its next chunk boundary.
+pub async fn set_pacing(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    run_id: Option<i64>,
+    pacing: Pacing,
+) -> Result<RunRecord, EngineError> {
+    let active = active_run(target, run_id).await?;
+    let updated = runs::set_pacing(target, active.id, pacing).await?;
+    mirror::record(Some(control), env, &updated).await;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "run.pace",
+            environment: Some(env),
+            before: Some(run_state(&active)),
+            after: Some(run_state(&updated)),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(updated)
+}
+
+async fn active_run(target: &Database, run_id: Option<i64>) -> Result<RunRecord, EngineError> {
+    match (runs::active(target).await?, run_id) {
+        (Some(active), None) => Ok(active),
+        (Some(active), Some(id)) if active.id == id => Ok(active),
+        (_, Some(id)) => {
+            let run = runs::get(target, id).await?;
+            Err(EngineError::NotActive { run_id: id, state: run.state.to_string() })
+        }
+        (None, None) => Err(EngineError::NoActiveRun),
+    }
+}
+
+/// A dry-run, audited with what it found (it writes nothing to the target database).
+pub async fn dry_run(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    chunk_size: i64,
+    resume_from: Option<i64>,
+    progress: &mut (dyn FnMut(i64, i64) + Send),
+) -> Result<DryRunReport, EngineError> {
+    let report = dry_run::dry_run(target, Some(control), env, chunk_size, resume_from, progress).await?;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "dry_run",
+            environment: Some(env),
+            after: Some(json!({
+                "chunk_size": chunk_size,
+                "low_id": report.low_id,
+                "high_id": report.high_id,
+                "would_create": report.would_create.school + report.would_create.self_study,
+                "would_skip": report.would_skip.school + report.would_skip.self_study,
+                "would_reject": report.would_reject,
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(report)
+}
+
+/// Verifies the environment and records the report (control `verifications`) and who asked.
+pub async fn verify(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    progress: &mut (dyn FnMut(i64, i64) + Send),
+) -> Result<VerifyReport, EngineError> {
+    let report = verify::verify(target, Some(control), env, progress).await?;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "verify",
+            environment: Some(env),
+            after: Some(json!({
+                "ok": report.ok,
+                "ranges": report.ranges,
+                "mismatched_ranges": report.mismatches.len(),
+                "mismatched_ids": report.mismatched_ids.len(),
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(report)
+}
+
+/// The emergency stop: cancels the active run (at its next chunk boundary, within a chunk's
+/// time) and turns `ENABLE_STI` off, whatever their state; audited with the reason given.
+pub async fn emergency_stop(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    reason: &str,
+) -> Result<Stopped, EngineError> {
+    let flag_was_on = crate::db::control::set_flag(control, env, ENABLE_STI, false, actor).await?;
+    let cancelled_run = match runs::active(target).await? {
+        Some(active) if active.requested != Some(RunRequest::Cancel) => {
+            let updated = runs::request(target, active.id, RunRequest::Cancel).await?;
+            mirror::record(Some(control), env, &updated).await;
+            Some(active.id)
+        }
+        Some(active) => Some(active.id),
+        None => None,
+    };
+    let stopped = Stopped { environment: env, cancelled_run, flag_was_on };
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "emergency_stop",
+            environment: Some(env),
+            before: Some(json!({ "ENABLE_STI": flag_was_on, "active_run": cancelled_run })),
+            after: Some(json!({ "ENABLE_STI": false, "cancel_requested": cancelled_run })),
+            reason: Some(reason),
+        },
+    )
+    .await;
+    Ok(stopped)
+}
+
+/// Checks the gate of `env`'s live backfill; a closed gate refuses unless an admin overrides it
+/// with a written reason, which is audited.
+async fn check_gate(
+    control: &Database,
+    env: Environment,
+    actor: &str,
+    what: &str,
+    gate: Result<(), String>,
+    override_reason: Option<&str>,
+) -> Result<(), EngineError> {
+    let Err(reason) = gate else { return Ok(()) };
+    let Some(why) = override_reason.map(str::trim).filter(|w| !w.is_empty()) else {
+        return Err(EngineError::GateClosed { env: env.to_string(), what: what.to_owned(), reason });
+    };
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "gate.override",
+            environment: Some(env),
+            before: Some(json!({ "gate": what, "closed": reason })),
+            reason: Some(why),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Turns `ENABLE_STI` on or off in `env`. On needs the environment verified (an admin may
+/// override with a reason); off is always allowed — it is the quick rollback.
+pub async fn set_flag(
+    control: &Database,
+    env: Environment,
+    actor: &str,
+    enabled: bool,
+    reason: Option<&str>,
+    override_gate: Option<&str>,
+) -> Result<bool, EngineError> {
+    if enabled {
+        let phases = crate::domain::phases::derive(&crate::db::rollout::facts(control, env).await?);
+        let verified = phases.iter().any(|(p, s)| *p == crate::domain::phases::Phase::Verify && s.is_done());
+        let gate =
+            if verified { Ok(()) } else { Err(format!("{env} must be backfilled and verified first")) };
+        check_gate(control, env, actor, "flag on", gate, override_gate).await?;
+    }
+    let before = crate::db::control::set_flag(control, env, ENABLE_STI, enabled, actor).await?;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "flag.set",
+            environment: Some(env),
+            before: Some(json!({ "enabled": before })),
+            after: Some(json!({ "enabled": enabled })),
+            reason: reason.map(str::trim).filter(|r| !r.is_empty()),
+        },
+    )
+    .await;
+    Ok(before)
+}

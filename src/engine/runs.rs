@@ -1,0 +1,312 @@
+//! Run rows in the target database: creating a run under its lease, taking an expired lease
+//! over, reading, listing, operator requests, and ending a run.
+
+use super::{now_ms, EngineError};
+use crate::db::Database;
+use crate::domain::pacing::{Pacing, Progress};
+use crate::domain::run::{RunKind, RunRequest, RunState};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// How long a lease lasts without renewal; every chunk renews it.
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
+
+/// One run as the target database records it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: RunKind,
+    pub state: RunState,
+    pub requested: Option<RunRequest>,
+    pub started_by: String,
+    pub pacing: Pacing,
+    pub low_id: i64,
+    pub high_id: i64,
+    pub checkpoint: i64,
+    pub fencing_token: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub chunks: i64,
+    pub rows_read: i64,
+    pub school_created: i64,
+    pub self_study_created: i64,
+    pub school_skipped: i64,
+    pub self_study_skipped: i64,
+    pub errors: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl RunRecord {
+    pub fn created(&self) -> i64 {
+        self.school_created + self.self_study_created
+    }
+
+    pub fn skipped(&self) -> i64 {
+        self.school_skipped + self.self_study_skipped
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self, EngineError> {
+        let text = |column: &str| -> Result<String, EngineError> { Ok(row.try_get::<String, _>(column)?) };
+        let kind = text("kind")?;
+        let state = text("state")?;
+        let requested: Option<String> = row.try_get("requested")?;
+        let corrupt =
+            |what: &str, value: &str| EngineError::Corrupt(format!("run has an unknown {what} '{value}'"));
+        Ok(Self {
+            id: row.try_get("id")?,
+            kind: RunKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+            state: RunState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+            requested: match requested {
+                Some(r) => Some(RunRequest::parse(&r).ok_or_else(|| corrupt("request", &r))?),
+                None => None,
+            },
+            started_by: text("started_by")?,
+            pacing: Pacing {
+                chunk_size: row.try_get("chunk_size")?,
+                pause_ms: row.try_get("pause_ms")?,
+                target_chunk_ms: row.try_get("target_chunk_ms")?,
+            },
+            low_id: row.try_get("low_id")?,
+            high_id: row.try_get("high_id")?,
+            checkpoint: row.try_get("checkpoint")?,
+            fencing_token: row.try_get("fencing_token")?,
+            lease_owner: row.try_get("lease_owner")?,
+            lease_expires_at: row.try_get("lease_expires_at")?,
+            chunks: row.try_get("chunks")?,
+            rows_read: row.try_get("rows_read")?,
+            school_created: row.try_get("school_created")?,
+            self_study_created: row.try_get("self_study_created")?,
+            school_skipped: row.try_get("school_skipped")?,
+            self_study_skipped: row.try_get("self_study_skipped")?,
+            errors: row.try_get("errors")?,
+            error: row.try_get("error")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
+    low_id, high_id, checkpoint, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
+    school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
+    created_at, updated_at, finished_at";
+
+/// What a new run covers and how it goes.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub kind: RunKind,
+    pub started_by: String,
+    pub pacing: Pacing,
+    /// Exclusive lower bound: the run starts after this key.
+    pub low_id: i64,
+    /// Inclusive upper bound, frozen now.
+    pub high_id: i64,
+    pub lease_ms: i64,
+}
+
+/// A run this runner holds the lease of.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub run: RunRecord,
+    pub owner: String,
+    pub token: i64,
+    pub lease_ms: i64,
+}
+
+/// Creates a running run holding its lease, unless another run is active.
+pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, EngineError> {
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
+            target_chunk_ms, low_id, high_id, checkpoint, fencing_token, lease_owner, lease_expires_at,
+            created_at, updated_at)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, 1, $8, $9, $10, $10)
+         returning id",
+    )
+    .bind(new.kind.as_str())
+    .bind(&new.started_by)
+    .bind(new.pacing.chunk_size)
+    .bind(new.pacing.pause_ms)
+    .bind(new.pacing.target_chunk_ms)
+    .bind(new.low_id)
+    .bind(new.high_id)
+    .bind(owner)
+    .bind(now + new.lease_ms)
+    .bind(now)
+    .fetch_one(db.pool())
+    .await;
+    let id: i64 = match inserted {
+        Ok(row) => row.try_get("id")?,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(busy(db).await),
+        Err(e) => return Err(e.into()),
+    };
+    let run = get(db, id).await?;
+    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms })
+}
+
+/// Takes over the active run whose lease has expired: bumps its fencing token first, so the
+/// runner that held it can commit nothing more.
+pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -> Result<Held, EngineError> {
+    let now = now_ms();
+    let taken = sqlx::query(
+        "update sti_backfill_runs
+         set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = $2,
+             state = case when state = 'queued' then 'running' else state end, updated_at = $3
+         where id = $4 and active_slot = 1 and (lease_expires_at is null or lease_expires_at < $3)",
+    )
+    .bind(owner)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(run_id)
+    .execute(db.pool())
+    .await?;
+    if taken.rows_affected() == 0 {
+        return Err(busy(db).await);
+    }
+    let run = get(db, run_id).await?;
+    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms })
+}
+
+/// The error for "another run is active", naming it.
+async fn busy(db: &Database) -> EngineError {
+    match active(db).await {
+        Ok(Some(run)) => EngineError::Busy {
+            run_id: run.id,
+            state: run.state.to_string(),
+            owner: run.lease_owner.unwrap_or_else(|| "nobody".into()),
+            seconds_left: (run.lease_expires_at.unwrap_or(0) - now_ms()).max(0) / 1000,
+        },
+        Ok(None) => EngineError::Corrupt("another run was active a moment ago; try again".into()),
+        Err(e) => e,
+    }
+}
+
+/// One run by id.
+pub async fn get(db: &Database, run_id: i64) -> Result<RunRecord, EngineError> {
+    let row = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs where id = $1"))
+        .bind(run_id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(EngineError::NoSuchRun(run_id))?;
+    RunRecord::from_row(&row)
+}
+
+/// The active run (queued, running or paused), if any.
+pub async fn active(db: &Database) -> Result<Option<RunRecord>, EngineError> {
+    let row = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs where active_slot = 1"))
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(RunRecord::from_row).transpose()
+}
+
+/// The newest runs first.
+pub async fn list(db: &Database, limit: i64) -> Result<Vec<RunRecord>, EngineError> {
+    let rows = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs order by id desc limit $1"))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(RunRecord::from_row).collect()
+}
+
+/// Asks the active run to pause, resume or cancel; its runner acts at the next chunk boundary.
+pub async fn request(db: &Database, run_id: i64, request: RunRequest) -> Result<RunRecord, EngineError> {
+    let run = get(db, run_id).await?;
+    request.target(run.state)?;
+    sqlx::query(
+        "update sti_backfill_runs set requested = $1, updated_at = $2 where id = $3 and active_slot = 1",
+    )
+    .bind(request.as_str())
+    .bind(now_ms())
+    .bind(run_id)
+    .execute(db.pool())
+    .await?;
+    get(db, run_id).await
+}
+
+/// Changes the pacing of a run; its runner reads it at the next chunk boundary.
+pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<RunRecord, EngineError> {
+    let pacing = Pacing::parse(pacing.chunk_size, pacing.pause_ms, pacing.target_chunk_ms)?;
+    sqlx::query(
+        "update sti_backfill_runs set chunk_size = $1, pause_ms = $2, target_chunk_ms = $3, updated_at = $4
+         where id = $5 and active_slot = 1",
+    )
+    .bind(pacing.chunk_size)
+    .bind(pacing.pause_ms)
+    .bind(pacing.target_chunk_ms)
+    .bind(now_ms())
+    .bind(run_id)
+    .execute(db.pool())
+    .await?;
+    get(db, run_id).await
+}
+
+impl Held {
+    /// Moves the run to `to` under the lease; final states free the active slot.
+    pub async fn transition(
+        &mut self,
+        db: &Database,
+        to: RunState,
+        error: Option<&str>,
+    ) -> Result<(), EngineError> {
+        self.run.state.transition(to)?;
+        let now = now_ms();
+        let finished = to.is_final();
+        let updated = sqlx::query(
+            "update sti_backfill_runs
+             set state = $1, requested = null, error = coalesce($2, error), updated_at = $3,
+                 active_slot = case when $4 = 1 then null else 1 end,
+                 finished_at = case when $4 = 1 then $3 else null end,
+                 lease_expires_at = case when $4 = 1 then null else $5 end
+             where id = $6 and fencing_token = $7",
+        )
+        .bind(to.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(i64::from(finished))
+        .bind(now + self.lease_ms)
+        .bind(self.run.id)
+        .bind(self.token)
+        .execute(db.pool())
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(EngineError::LeaseLost { run_id: self.run.id });
+        }
+        self.run = get(db, self.run.id).await?;
+        Ok(())
+    }
+
+    /// Renews the lease (while paused, when no chunk does it); fails when it was taken over.
+    pub async fn renew(&mut self, db: &Database) -> Result<(), EngineError> {
+        let renewed = sqlx::query(
+            "update sti_backfill_runs set lease_expires_at = $1 where id = $2 and fencing_token = $3",
+        )
+        .bind(now_ms() + self.lease_ms)
+        .bind(self.run.id)
+        .bind(self.token)
+        .execute(db.pool())
+        .await?;
+        if renewed.rows_affected() == 0 {
+            return Err(EngineError::LeaseLost { run_id: self.run.id });
+        }
+        Ok(())
+    }
+
+    /// Re-reads the run (pacing and requests change under it); fails when the lease was lost.
+    pub async fn refresh(&mut self, db: &Database) -> Result<(), EngineError> {
+        let run = get(db, self.run.id).await?;
+        if run.fencing_token != self.token {
+            return Err(EngineError::LeaseLost { run_id: self.run.id });
+        }
+        self.run = run;
+        Ok(())
+    }
+}

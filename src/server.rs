@@ -1,0 +1,12 @@
+//! (ssr) The web server: configuration, startup and the router, and the plain HTTP endpoints.
+
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod health;
+pub mod jobs;
+pub mod metrics;
+pub mod password;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,126 @@
+//! `/metrics` in the Prometheus text format. Every known label set is present from the start,
+//! at zero, so dashboards and alerts see a series before the first run.
+
+use super::state::AppState;
+use crate::domain::run::RunState;
+use crate::engine::metrics::{snapshot, EnvironmentMetrics, DURATION_BUCKETS};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::fmt::Write;
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match snapshot(&state.control).await {
+        Ok(all) => {
+            let body = render(all.iter().map(|(env, m)| (env.as_str(), m)));
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read metrics from the control database");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable: the control database could not be read\n")
+                .into_response()
+        }
+    }
+}
+
+/// The exposition text for `(environment, figures)` pairs.
+pub fn render<'a>(all: impl Iterator<Item = (&'a str, &'a EnvironmentMetrics)> + Clone) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP sti_backfill_processed_total Legacy rows processed by backfill runs.");
+    let _ = writeln!(out, "# TYPE sti_backfill_processed_total counter");
+    for (env, m) in all.clone() {
+        for (status, project_type, value) in [
+            ("created", "school", m.school_created),
+            ("created", "self_study", m.self_study_created),
+            ("skipped", "school", m.school_skipped),
+            ("skipped", "self_study", m.self_study_skipped),
+            ("error", "unidentified", m.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "sti_backfill_processed_total{{status=\"{status}\",project_type=\"{project_type}\",environment=\"{env}\"}} {value}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sti_backfill_chunk_duration_seconds How long one backfill chunk's transaction took."
+    );
+    let _ = writeln!(out, "# TYPE sti_backfill_chunk_duration_seconds histogram");
+    for (env, m) in all.clone() {
+        for (le, count) in DURATION_BUCKETS.iter().zip(m.duration_buckets) {
+            let _ = writeln!(
+                out,
+                "sti_backfill_chunk_duration_seconds_bucket{{environment=\"{env}\",le=\"{le}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "sti_backfill_chunk_duration_seconds_bucket{{environment=\"{env}\",le=\"+Inf\"}} {}",
+            m.duration_count
+        );
+        let _ = writeln!(
+            out,
+            "sti_backfill_chunk_duration_seconds_sum{{environment=\"{env}\"}} {}",
+            m.duration_sum_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "sti_backfill_chunk_duration_seconds_count{{environment=\"{env}\"}} {}",
+            m.duration_count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sti_backfill_last_success_timestamp_seconds When the last backfill run completed (0: never)."
+    );
+    let _ = writeln!(out, "# TYPE sti_backfill_last_success_timestamp_seconds gauge");
+    for (env, m) in all.clone() {
+        let seconds = m.last_success_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+        let _ =
+            writeln!(out, "sti_backfill_last_success_timestamp_seconds{{environment=\"{env}\"}} {seconds}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sti_backfill_run_state The state of the environment's newest run (1 for its state)."
+    );
+    let _ = writeln!(out, "# TYPE sti_backfill_run_state gauge");
+    for (env, m) in all.clone() {
+        for state in RunState::ALL {
+            let value = i32::from(m.state == Some(state));
+            let _ =
+                writeln!(out, "sti_backfill_run_state{{environment=\"{env}\",state=\"{state}\"}} {value}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sti_backfill_rows_per_second Rows per second of the running backfill (0 when none runs)."
+    );
+    let _ = writeln!(out, "# TYPE sti_backfill_rows_per_second gauge");
+    for (env, m) in all {
+        let _ =
+            writeln!(out, "sti_backfill_rows_per_second{{environment=\"{env}\"}} {:.1}", m.rows_per_second);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_series_is_present_at_zero_before_any_run() {
+        let empty = EnvironmentMetrics::default();
+        let text = render([("dev", &empty), ("prod", &empty)].into_iter());
+        assert!(text.contains(
+            "sti_backfill_processed_total{status=\"created\",project_type=\"school\",environment=\"dev\"} 0"
+        ));
+        assert!(text.contains("sti_backfill_processed_total{status=\"error\",project_type=\"unidentified\",environment=\"prod\"} 0"));
+        assert!(
+            text.contains("sti_backfill_chunk_duration_seconds_bucket{environment=\"dev\",le=\"+Inf\"} 0")
+        );
+        assert!(text.contains("sti_backfill_last_success_timestamp_seconds{environment=\"prod\"} 0"));
+        assert!(text.contains("sti_backfill_run_state{environment=\"dev\",state=\"running\"} 0"));
+        assert_eq!(text.matches("# TYPE").count(), 5);
+    }
+}

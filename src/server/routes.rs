@@ -1,0 +1,46 @@
+//! Every plain HTTP route (what is neither a page nor a server function), with who may call it.
+//! The router is built from this list and the access test walks it, so a new endpoint cannot
+//! escape the checks.
+
+use super::state::AppState;
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+
+/// Who may call a route; the session guard (`auth::guard`) enforces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Anyone,
+    /// A signed-in user of any role; anonymous callers are sent to sign in.
+    SignedIn,
+    /// A signed-in user, or a scraper with the metrics token.
+    SignedInOrMetricsToken,
+}
+
+/// One plain route.
+pub struct PlainRoute {
+    pub path: &'static str,
+    pub method: Method,
+    pub access: Access,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(path: &'static str, method: Method, access: Access, handler: MethodRouter<AppState>) -> PlainRoute {
+    PlainRoute { path, method, access, handler }
+}
+
+/// The plain routes, in the order the router gets them.
+pub fn plain_routes() -> Vec<PlainRoute> {
+    use Access::*;
+    vec![
+        route("/health", Method::GET, Anyone, get(super::health::health)),
+        route("/metrics", Method::GET, SignedInOrMetricsToken, get(super::metrics::metrics)),
+        route("/login", Method::POST, Anyone, post(super::auth::login)),
+        route("/logout", Method::POST, Anyone, post(super::auth::logout)),
+        route("/events/{env}", Method::GET, SignedIn, get(super::events::events)),
+        route("/env/{env}/dead-letters.csv", Method::GET, SignedIn, get(super::events::dead_letters_csv)),
+        route("/env/{env}/runs/{run}/ledger.csv", Method::GET, SignedIn, get(super::events::ledger_csv)),
+        route("/audit.csv", Method::GET, SignedIn, get(super::events::audit_csv)),
+        route("/audit.json", Method::GET, SignedIn, get(super::events::audit_json)),
+    ]
+}

@@ -1,0 +1,219 @@
+//! Startup: check the data folder, bind, open and migrate every database, seed demo data once,
+//! and build the router. Binding comes first so a busy port fails before any slow work.
+
+use super::config::Config;
+use super::state::AppState;
+use crate::db::control::{self, SeedRecord};
+use crate::db::overview::Targets;
+use crate::db::seed::{self, SeedError, SeedMode};
+use crate::db::{target, Database, DbError, Schema};
+use crate::domain::environment::Environment;
+use crate::domain::overview::format_count;
+use crate::ui::app::{shell, App};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::net::TcpListener;
+
+/// Why the console could not start, in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("data folder {path} cannot be used: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{what} database: {source}")]
+    Database { what: String, source: DbError },
+    #[error("cannot create the first administrator: {0}")]
+    FirstAdmin(String),
+    #[error("cannot generate demo data for {env}: {source}")]
+    Seed { env: Environment, source: SeedError },
+}
+
+/// A console that is bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Application {
+    /// Prepares everything `serve` needs. Port 0 picks a free port; [`Application::port`] tells which.
+    pub async fn build(config: &Config, addr: SocketAddr) -> Result<Self, StartupError> {
+        if config.uses_data_dir() {
+            prepare_data_dir(&config.data_dir)?;
+        }
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+        let (control, targets) = open_databases(config).await?;
+        seed_demo_data(config, &control, &targets).await?;
+        super::auth::ensure_first_admin(&control, &config.data_dir)
+            .await
+            .map_err(StartupError::FirstAdmin)?;
+
+        let leptos_options = leptos_options(local);
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            control,
+            targets,
+            metrics_token: config.metrics_token.clone(),
+            login_throttle: Default::default(),
+            contacts: std::sync::Arc::new(config.contacts.clone()),
+        };
+        let router = super::routes::plain_routes()
+            .into_iter()
+            .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+            .leptos_routes_with_context(
+                &state,
+                generate_route_list(App),
+                || {},
+                move || shell(leptos_options.clone()),
+            )
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), super::auth::guard))
+            .with_state(state);
+        Ok(Self { listener, router, port: local.port() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+
+    /// Serves until the returned future is dropped (tests).
+    pub async fn run(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).await
+    }
+}
+
+/// Opens and migrates the control database and every target database.
+pub async fn open_databases(config: &Config) -> Result<(Database, Targets), StartupError> {
+    let control = Database::open(&config.control, Schema::Control)
+        .await
+        .map_err(|source| StartupError::Database { what: "control".into(), source })?;
+    control::register_environments(&control)
+        .await
+        .map_err(|source| StartupError::Database { what: "control".into(), source })?;
+    let mut targets = BTreeMap::new();
+    for (env, target) in &config.targets {
+        let db = Database::open(&target.url, Schema::Target)
+            .await
+            .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
+        targets.insert(*env, db);
+    }
+    Ok((control, Targets::new(targets)))
+}
+
+/// Generates demo data into each environment that asks for it, once: never again after a seed
+/// was recorded, and never into a table that already holds someone's rows.
+async fn seed_demo_data(config: &Config, control: &Database, targets: &Targets) -> Result<(), StartupError> {
+    for (env, target) in &config.targets {
+        let (Some(rows), Some(db)) = (target.demo_rows, targets.get(*env)) else { continue };
+        let seed_error = |source: SeedError| StartupError::Seed { env: *env, source };
+        let db_error = |source: DbError| seed_error(SeedError::Db(source));
+        if control::was_seeded(control, *env).await.map_err(db_error)? {
+            continue;
+        }
+        if target::max_project_id(db).await.map_err(db_error)?.is_some() {
+            tracing::info!(environment = %env, "legacy table already has rows; no demo data generated");
+            continue;
+        }
+        let record = seed_with_progress(db, *env, rows, SeedMode::Fresh).await.map_err(seed_error)?;
+        control::record_seed(control, *env, record).await.map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Seeds `env`, logging progress after every batch and a summary at the end.
+pub async fn seed_with_progress(
+    db: &Database,
+    env: Environment,
+    rows: i64,
+    mode: SeedMode,
+) -> Result<SeedRecord, SeedError> {
+    tracing::info!(environment = %env, rows, "generating demo data");
+    let record = seed::seed(db, rows, mode, |done, total| {
+        tracing::info!(environment = %env, "demo data: {} / {} rows", format_count(done), format_count(total));
+    })
+    .await?;
+    tracing::info!(
+        environment = %env,
+        first_id = record.first_id,
+        last_id = record.last_id,
+        "demo data: {} rows in {:.1} s",
+        format_count(record.rows),
+        record.duration_ms as f64 / 1000.0
+    );
+    Ok(record)
+}
+
+/// Creates the data folder if needed and proves it is writable.
+fn prepare_data_dir(path: &Path) -> Result<(), StartupError> {
+    let fail = |source| StartupError::DataDir { path: path.to_owned(), source };
+    std::fs::create_dir_all(path).map_err(fail)?;
+    let probe = path.join(".sti-write-check");
+    std::fs::write(&probe, b"ok").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+/// Leptos' settings: where the built site is and what the WebAssembly bundle is called.
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("sti_rollout")
+        .site_root(site_root())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// `LEPTOS_SITE_ROOT`, else `target/site` here, else the `site` folder next to the binary's own
+/// folder (`target/release/sti-rollout` → `target/site`), so the binary runs from anywhere.
+fn site_root() -> String {
+    if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
+        return root;
+    }
+    let local = PathBuf::from("target/site");
+    if local.is_dir() {
+        return local.display().to_string();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or(local)
+        .display()
+        .to_string()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,19 @@
+//! The integration test binary: every integration test, against real SQLite and PostgreSQL.
+//!
+//! PostgreSQL tests need `STI_TEST_PG_URL` (a superuser URL); `scripts/test.sh` starts a throwaway
+//! cluster and sets it. Each test gets fresh databases: a temporary folder, or new PostgreSQL
+//! databases.
+
+#![expect(clippy::unwrap_used, reason = "a test fails loudly at the first error")]
+
+mod access;
+mod api_keys;
+mod cli_errors;
+mod console;
+mod demo_data;
+mod engine_runs;
+mod identification;
+mod overview;
+mod seed_command;
+mod support;
+mod users;

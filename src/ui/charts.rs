@@ -1,0 +1,203 @@
+//! Charts drawn with plotters into SVG strings. Text stays in HTML next to them, so the server
+//! and the browser draw the same pixels (their font metrics differ).
+
+use crate::domain::live::ChartPoint;
+use crate::domain::overview::TableCounts;
+use plotters::prelude::*;
+
+/// Colours shared with `style/main.css` (`--school`, `--self-study`, `--remaining`).
+pub const SCHOOL: RGBColor = RGBColor(37, 99, 235);
+pub const SELF_STUDY: RGBColor = RGBColor(13, 148, 136);
+pub const REMAINING: RGBColor = RGBColor(226, 232, 240);
+
+const WIDTH: u32 = 600;
+const HEIGHT: u32 = 16;
+
+/// A horizontal bar splitting the legacy rows into school rows, self-study rows and rows not
+/// split yet. Empty when plotters fails, which the page survives.
+pub fn coverage_bar(counts: &TableCounts) -> String {
+    let mut svg = String::new();
+    if draw_coverage_bar(&mut svg, counts).is_err() {
+        svg.clear();
+    }
+    svg
+}
+
+fn draw_coverage_bar(svg: &mut String, counts: &TableCounts) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    let failed = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&REMAINING).map_err(failed)?;
+    if counts.legacy > 0 {
+        let width = |rows: i64| {
+            let share = (rows as f64 / counts.legacy as f64).clamp(0.0, 1.0);
+            (share * f64::from(WIDTH)).round() as i32
+        };
+        let school_end = width(counts.school);
+        let self_study_end = (school_end + width(counts.self_study)).min(WIDTH as i32);
+        let height = HEIGHT as i32;
+        for (from, to, colour) in [(0, school_end, SCHOOL), (school_end, self_study_end, SELF_STUDY)] {
+            if to > from {
+                root.draw(&Rectangle::new([(from, 0), (to, height)], colour.filled())).map_err(failed)?;
+            }
+        }
+    }
+    root.present().map_err(failed)?;
+    Ok(())
+}
+
+/// Which of a run's charts to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunChart {
+    /// Rows created so far, one line per study type.
+    Cumulative,
+    /// Rows read per second.
+    Throughput,
+    /// Mean chunk duration in milliseconds.
+    ChunkDuration,
+}
+
+/// The cumulative chart is the wide one; the other two sit side by side under it.
+pub fn chart_size(chart: RunChart) -> (u32, u32) {
+    match chart {
+        RunChart::Cumulative => (1000, 280),
+        RunChart::Throughput | RunChart::ChunkDuration => (440, 230),
+    }
+}
+const AXIS: RGBColor = RGBColor(100, 116, 139);
+const GRID: RGBColor = RGBColor(226, 232, 240);
+const LINE: RGBColor = RGBColor(79, 70, 229);
+
+/// `1 234 567` → `1.2M`, for axis labels.
+pub fn short_count(value: f64) -> String {
+    let a = value.abs();
+    if a >= 1_000_000.0 {
+        format!("{:.1}M", value / 1_000_000.0)
+    } else if a >= 10_000.0 {
+        format!("{:.0}k", value / 1_000.0)
+    } else if a >= 1_000.0 {
+        format!("{:.1}k", value / 1_000.0)
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+/// One of a run's charts as SVG, the same function on the server (first paint) and in the
+/// browser (live updates). Empty when there is nothing to draw or plotters fails.
+pub fn run_chart(chart: RunChart, points: &[ChartPoint]) -> String {
+    let mut svg = String::new();
+    if points.is_empty() || draw_run_chart(&mut svg, chart, points).is_err() {
+        svg.clear();
+    }
+    svg
+}
+
+fn draw_run_chart(svg: &mut String, chart: RunChart, points: &[ChartPoint]) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, chart_size(chart)).into_drawing_area();
+    let failed = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(failed)?;
+    let x_max = points.iter().map(|p| p.seconds).fold(0.0_f64, f64::max).max(1.0);
+    let series: Vec<(RGBColor, Vec<(f64, f64)>)> = match chart {
+        RunChart::Cumulative => vec![
+            (SCHOOL, points.iter().map(|p| (p.seconds, p.school as f64)).collect()),
+            (SELF_STUDY, points.iter().map(|p| (p.seconds, p.self_study as f64)).collect()),
+        ],
+        RunChart::Throughput => vec![(LINE, points.iter().map(|p| (p.seconds, p.rows_per_second)).collect())],
+        RunChart::ChunkDuration => vec![(LINE, points.iter().map(|p| (p.seconds, p.chunk_ms)).collect())],
+    };
+    let y_max =
+        series.iter().flat_map(|(_, s)| s.iter().map(|(_, y)| *y)).fold(0.0_f64, f64::max).max(1.0) * 1.1;
+    let y_desc = match chart {
+        RunChart::Cumulative => "rows",
+        RunChart::Throughput => "rows / s",
+        RunChart::ChunkDuration => "ms per chunk",
+    };
+    // plotters draws text at size / 1.24: 17 gives labels of about 13.7 px at the chart's own size
+    let label_style = ("sans-serif", 17).into_font().color(&AXIS);
+    let mut ctx = ChartBuilder::on(&root)
+        .margin(10)
+        .x_label_area_size(38)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(failed)?;
+    ctx.configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .axis_style(AXIS)
+        .x_labels(6)
+        .y_labels(5)
+        .x_desc("seconds since start")
+        .y_desc(y_desc)
+        .label_style(label_style.clone())
+        .axis_desc_style(label_style)
+        .x_label_formatter(&|x| if x_max < 10.0 { format!("{x:.1}") } else { format!("{x:.0}") })
+        .y_label_formatter(&|y| short_count(*y))
+        .draw()
+        .map_err(failed)?;
+    for (colour, line) in series {
+        let area = chart != RunChart::Cumulative;
+        if area {
+            ctx.draw_series(
+                AreaSeries::new(line.iter().copied(), 0.0, colour.mix(0.12))
+                    .border_style(colour.stroke_width(2)),
+            )
+            .map_err(failed)?;
+        } else {
+            ctx.draw_series(LineSeries::new(line.iter().copied(), colour.stroke_width(2))).map_err(failed)?;
+        }
+    }
+    root.present().map_err(failed)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untouched_environment_is_one_grey_bar() {
+        let svg = coverage_bar(&TableCounts { legacy: 10, school: 0, self_study: 0 });
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("viewBox=\"0 0 600 16\""));
+        assert!(!svg.contains("#2563EB"), "no school segment expected: {svg}");
+    }
+
+    fn points(n: usize) -> Vec<ChartPoint> {
+        (1..=n)
+            .map(|i| ChartPoint {
+                seconds: i as f64,
+                school: 500 * i as i64,
+                self_study: 400 * i as i64,
+                rows_per_second: 1000.0,
+                chunk_ms: 12.5,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_charts_have_axes_with_units_and_one_line_per_series() {
+        let cumulative = run_chart(RunChart::Cumulative, &points(30));
+        assert!(cumulative.starts_with("<svg") && cumulative.contains("seconds since start"));
+        assert!(cumulative.contains("\nrows\n"), "the y axis says what it counts");
+        assert!(cumulative.contains("#2563EB") && cumulative.contains("#0D9488"), "a line per study type");
+        assert!(cumulative.contains("15.0k") || cumulative.contains("15k"), "labels are short counts");
+        let throughput = run_chart(RunChart::Throughput, &points(30));
+        assert!(throughput.contains("rows / s"));
+        assert!(run_chart(RunChart::ChunkDuration, &points(3)).contains("ms per chunk"));
+        assert_eq!(run_chart(RunChart::Throughput, &[]), "", "nothing to draw before the first chunk");
+    }
+
+    #[test]
+    fn axis_counts_are_short() {
+        assert_eq!(short_count(950.0), "950");
+        assert_eq!(short_count(1_500.0), "1.5k");
+        assert_eq!(short_count(250_000.0), "250k");
+        assert_eq!(short_count(1_250_000.0), "1.2M");
+    }
+
+    #[test]
+    fn school_and_self_study_segments_are_proportional() {
+        let svg = coverage_bar(&TableCounts { legacy: 4, school: 2, self_study: 1 });
+        assert!(svg.contains("#2563EB") && svg.contains("#0D9488"), "{svg}");
+        assert!(svg.contains("width=\"300\"") && svg.contains("width=\"150\""), "{svg}");
+    }
+}

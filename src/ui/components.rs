@@ -1,0 +1,4 @@
+//! Components shared by several pages.
+
+pub mod async_view;
+pub mod environment_panel;

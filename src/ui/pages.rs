@@ -1,0 +1,8 @@
+//! One module per page; each holds one public page component and its small private parts.
+
+pub mod audit;
+pub mod environment;
+pub mod keys;
+pub mod login;
+pub mod not_found;
+pub mod overview;
