@@ -135,7 +135,7 @@ async fn timed(work: impl std::future::Future<Output = Result<(), EngineError>>)
 async fn single_statement(db: &Database, on_conflict: bool) -> Result<(), EngineError> {
     let rows = classified();
     let high: i64 = sqlx::query_scalar("select max(id) from projects").fetch_one(db.pool()).await?;
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     for subtype in Subtype::ALL {
         sqlx::query(&subtype.insert_from(&rows, "0", on_conflict))
             .bind(0_i64)
@@ -178,7 +178,7 @@ async fn offset_paging(db: &Database, rows: i64, samples: i64) -> Result<f64, En
     let pages = (rows + 999) / 1000;
     let samples = samples.clamp(1, pages);
     let classified_rows = classified();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let started = Instant::now();
     for k in 0..samples {
         let offset = k * pages / samples * 1000;

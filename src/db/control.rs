@@ -11,7 +11,7 @@ pub const ENABLE_STI: &str = "ENABLE_STI";
 /// Registers every environment with its flags (off) unless already there. Idempotent.
 pub async fn register_environments(db: &Database) -> Result<(), DbError> {
     let now = super::now_rfc3339();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     for (position, env) in Environment::ALL.iter().enumerate() {
         sqlx::query(
             "insert into environments (name, position) values ($1, $2)

@@ -105,6 +105,17 @@ impl Database {
         &self.pool
     }
 
+    /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+    /// taken at the start, where the busy timeout waits for it, instead of at the first write of a
+    /// transaction that has already read — there SQLite answers "database is locked" at once
+    /// whenever another connection committed in between, and no timeout helps.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect() {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.url.dialect()
     }

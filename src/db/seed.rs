@@ -63,7 +63,7 @@ pub async fn seed(
     let mut from = first_id;
     while from <= last_id {
         let to = (from + BATCH_ROWS - 1).min(last_id);
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin_write().await?;
         sqlx::query(&sql).bind(from).bind(to).execute(&mut *tx).await?;
         tx.commit().await?;
         progress(to - first_id + 1, rows);

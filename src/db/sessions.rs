@@ -23,7 +23,7 @@ fn new_id() -> String {
 pub async fn start(db: &Database, user: &User, previous: Option<&str>) -> Result<String, DbError> {
     let id = new_id();
     let now = super::now_ms();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     if let Some(previous) = previous {
         sqlx::query("delete from sessions where id_hash = $1")
             .bind(key_hash(previous))

@@ -128,7 +128,7 @@ pub async fn disable(db: &Database, username: &Username) -> Result<User, UserErr
 /// Sets one column (`set` is a constant of this module, never input) and ends the sessions.
 async fn update(db: &Database, username: &Username, set: &str, value: &str) -> Result<User, UserError> {
     let (user, _) = find(db, username).await?.ok_or_else(|| UserError::NotFound(username.clone()))?;
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(&format!("update users set {set}, updated_at = $2 where id = $3"))
         .bind(value)
         .bind(now())

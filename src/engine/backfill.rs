@@ -44,7 +44,7 @@ pub async fn backfill_chunk(
     to: i64,
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let counts = match db.dialect() {
         Dialect::Postgres => copy_chunk_postgres(&mut tx, held.run.id, from, to).await?,
         Dialect::Sqlite => copy_chunk_sqlite(&mut tx, held.run.id, from, to).await?,

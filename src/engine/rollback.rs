@@ -80,7 +80,7 @@ pub async fn rollback_chunk(
     to: i64,
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut deleted = [0_i64; 2];
     for (i, table) in ["school_projects", "self_study_projects"].into_iter().enumerate() {
         deleted[i] = sqlx::query(&format!(

@@ -2,6 +2,7 @@
 //! and build the router. Binding comes first so a busy port fails before any slow work.
 
 use super::config::Config;
+use super::render::RenderPool;
 use super::state::AppState;
 use crate::db::control::{self, SeedRecord};
 use crate::db::overview::Targets;
@@ -12,7 +13,7 @@ use crate::domain::overview::format_count;
 use crate::ui::app::{shell, App};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub enum StartupError {
     FirstAdmin(String),
     #[error("cannot generate demo data for {env}: {source}")]
     Seed { env: Environment, source: SeedError },
+    #[error("cannot start the page render threads: {0}")]
+    RenderThreads(std::io::Error),
 }
 
 /// A console that is bound and ready to serve.
@@ -63,16 +66,15 @@ impl Application {
             login_throttle: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
         };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
+        let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
+        let pages = Router::new()
+            .leptos_routes_with_context(&state, page_routes(), || {}, move || shell(leptos_options.clone()))
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(axum::middleware::from_fn_with_state(renders, super::render::isolate));
         let router = super::routes::plain_routes()
             .into_iter()
-            .fold(Router::new(), |router, r| router.route(r.path, r.handler))
-            .leptos_routes_with_context(
-                &state,
-                generate_route_list(App),
-                || {},
-                move || shell(leptos_options.clone()),
-            )
-            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .fold(pages, |router, r| router.route(r.path, r.handler))
             .layer(axum::middleware::from_fn_with_state(state.clone(), super::auth::guard))
             .with_state(state);
         Ok(Self { listener, router, port: local.port() })
@@ -93,6 +95,13 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).await
     }
+}
+
+/// The pages' routes, found by running the app once per process: the list never changes, and
+/// running the app (and the resources it creates) again while other pages render is needless.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Opens and migrates the control database and every target database.

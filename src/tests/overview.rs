@@ -124,3 +124,35 @@ async fn health_answers_ok_and_unknown_pages_are_not_found() {
     assert_eq!(status, 404);
     assert!(body.contains("This page does not exist"));
 }
+
+/// Pages rendered at the same time each get their own whole page: no render sees another's
+/// state disposed under it (a 500) and none waits forever (see `server::render`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_rendered_at_the_same_time_all_answer_whole() {
+    let (config, _dir) = config(Backend::Sqlite, [30, 40, 50]).await;
+    let app = TestApp::start(&config).await;
+    for round in 0..40 {
+        let mut renders = tokio::task::JoinSet::new();
+        for (path, marker) in [
+            ("/", "data-testid=\"legacy-prod\""),
+            ("/env/dev", "data-testid=\"phases\""),
+            ("/audit", "data-testid=\"audit-total\""),
+            ("/env/prod", "data-testid=\"phases\""),
+            ("/", "data-testid=\"legacy-dev\""),
+        ] {
+            let client = app.client.clone();
+            let url = format!("{}{path}", app.address);
+            renders.spawn(async move {
+                let response = client.get(&url).send().await.unwrap();
+                let status = response.status().as_u16();
+                let html = response.text().await.unwrap();
+                (path, marker, status, html)
+            });
+        }
+        while let Some(rendered) = renders.join_next().await {
+            let (path, marker, status, html) = rendered.unwrap();
+            assert_eq!(status, 200, "{path} in round {round}: {html}");
+            assert!(html.contains(marker), "{path} in round {round} lacks {marker}");
+        }
+    }
+}

@@ -99,9 +99,15 @@ pub async fn add_user(control: &Database, name: &str, role: Role) {
     }
 }
 
-/// A client that keeps cookies and does not follow redirects, not signed in.
+/// A client that keeps cookies and does not follow redirects, not signed in. A request that
+/// takes over a minute fails the test instead of hanging the run.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// A client signed in as `name` through `POST /login`.
