@@ -141,6 +141,19 @@ pub enum Command {
         #[command(subcommand)]
         action: checklist::ChecklistAction,
     },
+    /// The rollout's calendar: each environment's planned window around D-day against what
+    /// happened; --set or --clear changes the D-day (audited).
+    Timeline {
+        /// The new D-day.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, conflicts_with = "clear")]
+        set: Option<crate::domain::timeline::Day>,
+        /// Forget the D-day set here; the config file's applies again.
+        #[arg(long)]
+        clear: bool,
+        /// Why it changed (goes to the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Manage the API keys applications use.
     Apikey {
         #[command(subcommand)]
@@ -240,6 +253,57 @@ impl CliError {
 }
 
 /// Who acts from the command line, as the audit log and the run ledger name them.
+fn parse_day(text: &str) -> Result<crate::domain::timeline::Day, String> {
+    crate::domain::timeline::Day::parse(text)
+}
+
+/// `sti-rollout timeline`: changes the D-day when asked, then prints the calendar.
+async fn timeline(
+    control: &Database,
+    configured: Option<crate::domain::timeline::Day>,
+    set: Option<crate::domain::timeline::Day>,
+    clear: bool,
+    reason: Option<&str>,
+) -> Result<(), CliError> {
+    use crate::domain::timeline::offset_label;
+    let db_error = |e: sqlx::Error| CliError::User(format!("the timeline cannot be read: {e}"));
+    if set.is_some() || clear {
+        let before =
+            crate::db::timeline::change_d_day(control, set, &actor(), reason).await.map_err(db_error)?;
+        let show = |d: Option<crate::domain::timeline::Day>| d.map_or("none".to_owned(), |d| d.to_string());
+        eprintln!("D-day: {} → {}", show(before), show(set));
+    }
+    let mut phases = Vec::new();
+    for env in Environment::ALL {
+        let facts = crate::db::rollout::facts(control, env).await.map_err(db_error)?;
+        phases.push((env, crate::domain::phases::derive(&facts)));
+    }
+    let timeline = crate::db::timeline::read(control, configured, &phases).await.map_err(db_error)?;
+    let Some(d_day) = timeline.d_day else {
+        println!("No D-day is set: use --set YYYY-MM-DD, or d_day in the config file.");
+        return Ok(());
+    };
+    println!("D-day {d_day} ({}); today {}", timeline.source, timeline.today);
+    for e in &timeline.environments {
+        let (from, to) = crate::domain::timeline::window(e.environment);
+        let actual = match (e.actual.started, e.actual.done) {
+            (None, _) => "not started".to_owned(),
+            (Some(s), None) => format!("started {s}"),
+            (Some(s), Some(d)) => format!("{s} → {d}"),
+        };
+        println!(
+            "{:<8} planned {}..{} ({} → {})  actual {actual:<26} {}",
+            e.environment.as_str(),
+            offset_label(from),
+            offset_label(to),
+            e.planned_start,
+            e.planned_end,
+            e.schedule.describe()
+        );
+    }
+    Ok(())
+}
+
 pub fn actor() -> String {
     format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
@@ -318,6 +382,10 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Some(Command::Control { env, action }) => {
             let (control, target) = open_control_and_target(&config, env).await?;
             backfill::control(&control, &target, env, action).await
+        }
+        Some(Command::Timeline { set, clear, reason }) => {
+            let control = open_control(&config).await?;
+            timeline(&control, config.d_day, set, clear, reason.as_deref()).await
         }
         Some(Command::Checklist { action }) => {
             let control = open_control(&config).await?;

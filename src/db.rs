@@ -14,6 +14,7 @@ pub mod rollout;
 pub mod seed;
 pub mod sessions;
 pub mod target;
+pub mod timeline;
 pub mod url;
 pub mod users;
 

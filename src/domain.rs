@@ -12,3 +12,4 @@ pub mod phases;
 pub mod reports;
 pub mod run;
 pub mod study_type;
+pub mod timeline;

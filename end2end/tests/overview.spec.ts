@@ -74,3 +74,19 @@ test("health answers anyone; unknown pages are 404 once signed in", async ({ pag
   expect(missing?.status()).toBe(404);
 });
 
+
+test("an admin sets the D-day and the timeline places every environment against it", async ({ page }) => {
+  await signIn(page);
+  await page.goto("/");
+  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
+  await expect(page.getByTestId("gates")).toContainText("Staging live backfill:");
+  const dDay = new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10);
+  await page.getByTestId("d-day-input").fill(dDay);
+  await page.getByTestId("d-day-reason").fill("planning meeting");
+  await page.getByTestId("d-day-save").click();
+  await expect(page.getByTestId("d-day")).toContainText(`(${dDay}), set by user:admin`);
+  await expect(page.getByTestId("timeline-dev")).toContainText("D-7..D-5");
+  await expect(page.getByTestId("timeline-prod")).toContainText("D-1..D+3");
+  await expect(page.getByTestId("schedule-staging")).toHaveText("Upcoming");
+  await expect(page.getByTestId("schedule-dev")).toHaveText(/^(Upcoming|Done on time)$/);
+});

@@ -8,5 +8,5 @@ use leptos::prelude::*;
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
     super::require(crate::domain::access::Role::Viewer).await?;
     let state = super::app_state()?;
-    Ok(crate::db::overview::read(&state.control, &state.targets).await)
+    Ok(crate::db::overview::read(&state.control, &state.targets, state.d_day).await)
 }

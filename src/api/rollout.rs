@@ -84,3 +84,24 @@ pub async fn sign_checklist(
     .await;
     Ok(())
 }
+
+/// Sets the rollout's D-day (admins), `YYYY-MM-DD`; an empty date clears it (the config file's
+/// applies again). Audited as `timeline.d_day`.
+#[server(endpoint = "set_d_day", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn set_d_day(date: String, reason: String) -> Result<(), ServerFnError> {
+    use crate::domain::access::Role;
+    use axum::http::StatusCode;
+    let user = super::require(Role::Admin).await?;
+    let state = super::app_state()?;
+    let day = match date.trim() {
+        "" => None,
+        text => Some(
+            crate::domain::timeline::Day::parse(text)
+                .map_err(|e| super::environment::server::fail(StatusCode::BAD_REQUEST, e))?,
+        ),
+    };
+    crate::db::timeline::change_d_day(&state.control, day, &user.actor(), Some(&reason))
+        .await
+        .map_err(|e| super::environment::server::db_error("the timeline", e))?;
+    Ok(())
+}

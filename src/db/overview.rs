@@ -5,6 +5,7 @@ use super::pool::Database;
 use super::target;
 use crate::domain::environment::Environment;
 use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary};
+use crate::domain::timeline::Day;
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,7 +33,7 @@ impl Targets {
 
 /// Reads every environment's figures. A database that fails or times out becomes an error on
 /// that environment's panel; the others are still shown.
-pub async fn read(control: &Database, targets: &Targets) -> Overview {
+pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> Overview {
     let mut environments = Vec::new();
     for (env, db) in targets.iter() {
         let counts = match tokio::time::timeout(READ_TIMEOUT, target::table_counts(db)).await {
@@ -73,7 +74,12 @@ pub async fn read(control: &Database, targets: &Targets) -> Overview {
             phases,
         });
     }
-    Overview { environments, read_at: super::now_rfc3339() }
+    let phases: Vec<_> = environments.iter().map(|e| (e.environment, e.phases.clone())).collect();
+    let timeline = super::timeline::read(control, d_day, &phases).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the timeline");
+        "the timeline could not be read; the server log has the cause".to_owned()
+    });
+    Overview { environments, timeline, read_at: super::now_rfc3339() }
 }
 
 /// The newest run of `env` from the control database's mirror.

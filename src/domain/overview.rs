@@ -88,6 +88,8 @@ pub struct EnvironmentStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
     pub environments: Vec<EnvironmentStatus>,
+    /// The D-day calendar; `Err` when it could not be read.
+    pub timeline: Result<super::timeline::Timeline, String>,
     /// When the figures were read (RFC 3339, UTC).
     pub read_at: String,
 }

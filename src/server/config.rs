@@ -7,6 +7,7 @@ use crate::db::url::UrlError;
 use crate::db::DatabaseUrl;
 use crate::domain::environment::Environment;
 use crate::domain::live::Contact;
+use crate::domain::timeline::Day;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Emergency contacts per environment, in escalation order (`[[contacts.prod]]` in the file).
     pub contacts: BTreeMap<Environment, Vec<Contact>>,
+    /// The rollout's D-day (`d_day = "2026-12-10"` in the file, or `STI_D_DAY`); one set in the
+    /// console or with `sti-rollout timeline --set` takes precedence.
+    pub d_day: Option<Day>,
 }
 
 /// One environment's target database.
@@ -44,6 +48,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{origin}: {source}")]
     Url { origin: String, source: UrlError },
+    #[error("{name}: {message}")]
+    Variable { name: &'static str, message: String },
     #[error("config file {path} names an unknown environment '{name}': expected dev, staging or prod")]
     UnknownEnvironment { path: PathBuf, name: String },
     #[error("config file {path}: demo_rows for {env} must be between 1 and 50000000, not {rows}")]
@@ -61,6 +67,7 @@ struct File {
     demo_rows: BTreeMap<String, i64>,
     #[serde(default)]
     contacts: BTreeMap<String, Vec<ContactFile>>,
+    d_day: Option<String>,
 }
 
 /// A contact as the file spells it.
@@ -88,6 +95,7 @@ impl Config {
             targets,
             metrics_token: None,
             contacts: BTreeMap::new(),
+            d_day: None,
         }
     }
 
@@ -108,6 +116,11 @@ impl Config {
             config.apply_file(path)?;
         }
         config.metrics_token = vars.get("STI_METRICS_TOKEN").filter(|t| !t.is_empty()).cloned();
+        if let Some(text) = vars.get("STI_D_DAY").filter(|t| !t.is_empty()) {
+            config.d_day = Some(
+                Day::parse(text).map_err(|message| ConfigError::Variable { name: "STI_D_DAY", message })?,
+            );
+        }
         if let Some(url) = vars.get("STI_CONTROL_URL") {
             config.control = parse_url(url, "STI_CONTROL_URL")?;
         }
@@ -137,6 +150,12 @@ impl Config {
             let env = environment(name)?;
             let url = parse_url(url, &origin(&format!("environments.{name}")))?;
             self.targets.insert(env, Target { url, demo_rows: None });
+        }
+        if let Some(text) = &file.d_day {
+            self.d_day = Some(Day::parse(text).map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("d_day: {message}"),
+            })?);
         }
         for (name, contacts) in file.contacts {
             let env = environment(&name)?;
@@ -250,6 +269,26 @@ mod tests {
         let bad = write(&dir, "[[contacts.prod]]\nname = \"\"\nrole = \"x\"\nreach = \"y\"\n");
         let error = Config::load_with(dir.path(), Some(&bad), &vars(&[])).unwrap_err().to_string();
         assert!(error.contains("needs a name and a way to reach them"), "{error}");
+    }
+
+    #[test]
+    fn the_d_day_comes_from_the_file_then_the_environment_and_must_be_a_real_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "d_day = \"2026-12-10\"\n");
+        let config = Config::load_with(dir.path(), Some(&file), &vars(&[])).unwrap();
+        assert_eq!(config.d_day.map(|d| d.to_string()).as_deref(), Some("2026-12-10"));
+        let config =
+            Config::load_with(dir.path(), Some(&file), &vars(&[("STI_D_DAY", "2027-01-04")])).unwrap();
+        assert_eq!(config.d_day.map(|d| d.to_string()).as_deref(), Some("2027-01-04"));
+        assert_eq!(Config::load_with(dir.path(), None, &vars(&[])).unwrap().d_day, None);
+
+        let bad = write(&dir, "d_day = \"2026-02-30\"\n");
+        let error = Config::load_with(dir.path(), Some(&bad), &vars(&[])).unwrap_err().to_string();
+        assert!(error.contains("d_day") && error.contains("YYYY-MM-DD"), "{error}");
+        let error = Config::load_with(dir.path(), None, &vars(&[("STI_D_DAY", "next friday")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("STI_D_DAY: "), "{error}");
     }
 
     #[test]

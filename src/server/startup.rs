@@ -65,6 +65,7 @@ impl Application {
             metrics_token: config.metrics_token.clone(),
             login_throttle: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
+            d_day: config.d_day,
         };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
         let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
@@ -98,8 +99,9 @@ impl Application {
 }
 
 /// The pages' routes, found by running the app once per process: the list never changes, and
-/// running the app (and the resources it creates) again while other pages render is needless.
-fn page_routes() -> Vec<AxumRouteListing> {
+/// running the app (and the resources it creates) again while other pages render can disturb
+/// them (the access test reads the list from here for that reason).
+pub fn page_routes() -> Vec<AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }

@@ -14,6 +14,8 @@ pub struct AppState {
     /// A bearer token that may read `/metrics` without a session (`STI_METRICS_TOKEN`).
     pub metrics_token: Option<String>,
     pub login_throttle: std::sync::Arc<super::auth::LoginThrottle>,
+    /// The D-day of the config file; one set in the console or the CLI takes precedence.
+    pub d_day: Option<crate::domain::timeline::Day>,
     /// Emergency contacts per environment, from the configuration.
     pub contacts: std::sync::Arc<
         std::collections::BTreeMap<

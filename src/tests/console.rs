@@ -497,3 +497,75 @@ async fn the_environment_page_lists_its_emergency_contacts_from_the_configuratio
     let (_, dev) = app.get("/env/dev").await;
     assert!(dev.contains("None configured for this environment"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_d_day_is_set_from_the_cli_and_by_admins_and_the_overview_places_each_environment() {
+    let (config, _dir) = config(Backend::Sqlite, [60, 1, 1]).await;
+    let app = TestApp::start(&config).await;
+    let vars = config_vars(&config);
+    let control = open(&config.control, Schema::Control).await;
+    let today = sti_rollout::domain::timeline::Day::from_epoch_ms(sti_rollout::db::now_ms());
+
+    let (_, html) = app.get("/").await;
+    assert!(testid_text(&html, "d-day").starts_with("No D-day is set yet"));
+    assert!(html.contains(r#"data-testid="gate-backfill-staging" class="gate gate-closed""#));
+    assert!(html.contains("closed: dev must be verified first"));
+    let listed = cli(&["timeline"], &vars);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("No D-day is set"));
+
+    // D-day in four days: dev's window (D-7..D-5) closed yesterday and dev has not started
+    let d_day = today.plus(4).to_string();
+    let set = cli(&["timeline", "--set", &d_day, "--reason", "kick-off moved"], &vars);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let printed = String::from_utf8_lossy(&set.stdout).into_owned();
+    assert!(printed.contains(&format!("D-day {d_day}")), "{printed}");
+    assert!(printed.contains("Late: its window closed 1 day ago"), "{printed}");
+    let (_, html) = app.get("/").await;
+    assert_eq!(testid_text(&html, "schedule-dev"), "Late: its window closed 1 day ago");
+    assert_eq!(testid_text(&html, "schedule-staging"), "At risk: dev is late and gates this environment");
+    assert!(testid_text(&html, "d-day").contains("set by cli:"));
+
+    // dev starts today (a dry-run): still late, but its start is on the calendar
+    let (code, _) = call(&app, &app.client, "dry_run", "env=dev&chunk_size=50").await;
+    assert_eq!(code, 200);
+    let (_, html) = app.get("/").await;
+    assert!(html.contains(&format!("Started {}", today.short())));
+
+    // admins move it; operators may not; nonsense is a 400 and changes nothing
+    add_user(&control, "boss", Role::Admin).await;
+    let admin = signed_in(&app.address, "boss").await;
+    let later = today.plus(7).to_string();
+    let (code, body) = call(&app, &app.client, "set_d_day", &format!("date={later}&reason=")).await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = call(&app, &admin, "set_d_day", "date=2026-02-30&reason=").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("YYYY-MM-DD"), "{body}");
+    let (code, body) = call(&app, &admin, "set_d_day", &format!("date={later}&reason=vendor+freeze")).await;
+    assert_eq!(code, 200, "{body}");
+    let (_, html) = app.get("/").await;
+    assert!(testid_text(&html, "d-day").contains(&later));
+    assert_eq!(
+        testid_text(&html, "schedule-dev"),
+        "On track",
+        "dev's window (D-7..D-5) opens today, and dev started"
+    );
+
+    let changes: Vec<_> = audit::recent(&control, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "timeline.d_day")
+        .collect();
+    assert_eq!(changes.len(), 2, "the refused and the invalid changes are not recorded");
+    assert_eq!(changes[0].actor, "user:boss");
+    assert_eq!(changes[0].reason.as_deref(), Some("vendor freeze"));
+    assert!(changes[0].before.as_deref().unwrap().contains(&d_day));
+    assert!(changes[1].actor.starts_with("cli:"));
+
+    // clearing brings back "not set" (no config file D-day here)
+    assert!(cli(&["timeline", "--clear"], &vars).status.success());
+    let (_, html) = app.get("/").await;
+    assert!(testid_text(&html, "d-day").starts_with("No D-day is set yet"));
+    let bad = cli(&["timeline", "--set", "soon"], &vars);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -2,6 +2,7 @@
 
 use crate::api::overview::get_overview;
 use crate::domain::overview::{format_count, format_percent, time_of_day, Overview, TableCounts};
+use crate::domain::timeline::{offset_label, window, Timeline};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::environment_panel::EnvironmentPanel;
 use crate::ui::erase;
@@ -15,6 +16,7 @@ pub fn OverviewPage() -> impl IntoView {
     let refreshes = RwSignal::new(0_u32);
     let overview = Resource::new(move || refreshes.get(), |_| get_overview());
     let pending = RwSignal::new(false);
+    provide_context(Refresh(refreshes));
     view! {
         <Title text="Overview"/>
         <div class="page-head">
@@ -92,7 +94,20 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+            <h3 class="gates-heading">"Gates"</h3>
+            <ul class="gates" data-testid="gates">
+                {gates(&overview.environments).into_iter().map(|(id, what, gate)| {
+                    let open = gate.is_ok();
+                    view! {
+                        <li data-testid=id class=if open { "gate gate-open" } else { "gate gate-closed" }>
+                            <strong>{what}</strong>
+                            {match gate { Ok(()) => " open".to_owned(), Err(why) => format!(" closed: {why}") }}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
         </section> })}
+        {erase(view! { <TimelineSection timeline=overview.timeline/> })}
         <section class="env-grid" aria-label="Environments">
             {overview
                 .environments
@@ -151,4 +166,120 @@ fn StopAll() -> impl IntoView {
         })}
     }
     .into_any()
+}
+
+/// Each gate the engine enforces, as the phases stand: staging's and prod's live backfills,
+/// then turning `ENABLE_STI` on in each environment.
+fn gates(
+    environments: &[crate::domain::overview::EnvironmentStatus],
+) -> Vec<(String, String, Result<(), String>)> {
+    use crate::domain::phases::{backfill_gate, previous, Phase, PhaseStatus};
+    let phases_of =
+        |env| environments.iter().find(|e| e.environment == env).map_or(&[][..], |e| &e.phases[..]);
+    let mut gates = Vec::new();
+    for e in environments.iter().filter(|e| previous(e.environment).is_some()) {
+        let before = previous(e.environment).map_or(&[][..], phases_of);
+        gates.push((
+            format!("gate-backfill-{}", e.environment),
+            format!("{} live backfill:", e.environment.label()),
+            backfill_gate(e.environment, before),
+        ));
+    }
+    for e in environments {
+        let verified = e.phases.iter().any(|(p, s)| *p == Phase::Verify && *s == PhaseStatus::Done);
+        let gate = if verified { Ok(()) } else { Err(format!("{} is not verified", e.environment)) };
+        gates.push((
+            format!("gate-flag-{}", e.environment),
+            format!("ENABLE_STI on in {}:", e.environment),
+            gate,
+        ));
+    }
+    gates
+}
+
+/// The overview's refresh counter, for parts that change what it shows.
+#[derive(Clone, Copy)]
+struct Refresh(RwSignal<u32>);
+
+/// The D-day calendar: each environment's planned window against what happened, late or at
+/// risk marked; admins change the D-day here.
+#[component]
+fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
+    let body = match timeline {
+        Err(error) => Either::Left(view! { <p class="notice notice-error" role="alert">{error}</p> }),
+        Ok(timeline) => Either::Right(view! {
+            <p class="lede" data-testid="d-day">
+                {match timeline.d_day {
+                    Some(d) => format!("D-day {} ({d}), {} · today {}", d.short(), timeline.source, timeline.today),
+                    None => "No D-day is set yet: an admin sets it here or with sti-rollout timeline --set.".to_owned(),
+                }}
+            </p>
+            {(!timeline.environments.is_empty()).then(|| view! {
+                <div class="table-scroll">
+                    <table class="table" data-testid="timeline">
+                        <thead><tr><th>"Environment"</th><th>"Planned"</th><th>"Actual"</th><th>"Schedule"</th></tr></thead>
+                        <tbody>
+                            {timeline.environments.into_iter().map(|e| {
+                                let (from, to) = window(e.environment);
+                                let env = e.environment.as_str();
+                                let actual = match (e.actual.started, e.actual.done) {
+                                    (None, _) => "Not started".to_owned(),
+                                    (Some(s), None) => format!("Started {}", s.short()),
+                                    (Some(s), Some(d)) => format!("{} → {}", s.short(), d.short()),
+                                };
+                                view! {
+                                    <tr data-testid=format!("timeline-{env}")>
+                                        <td>{e.environment.label()}</td>
+                                        <td>{format!("{}..{} · {} → {}", offset_label(from), offset_label(to), e.planned_start.short(), e.planned_end.short())}</td>
+                                        <td>{actual}</td>
+                                        <td><span class=format!("sched-pill sched-{}", e.schedule.as_str()) data-testid=format!("schedule-{env}")>{e.schedule.describe()}</span></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            })}
+        }),
+    };
+    view! {
+        <section class="card" aria-labelledby="timeline-heading">
+            <div class="card-head">
+                <h2 id="timeline-heading">"Timeline"</h2>
+                <DDayForm/>
+            </div>
+            {body}
+        </section>
+    }
+}
+
+/// Admins set or clear the D-day, with a reason for the audit log.
+#[component]
+fn DDayForm() -> impl IntoView {
+    let me = Resource::new(|| (), |_| crate::api::access::whoami());
+    let date = RwSignal::new(String::new());
+    let reason = RwSignal::new(String::new());
+    let save = Action::new(move |(date, reason): &(String, String)| {
+        crate::api::rollout::set_d_day(date.clone(), reason.clone())
+    });
+    let refresh = use_context::<Refresh>();
+    Effect::new(move |_| {
+        if let (Some(Ok(())), Some(Refresh(n))) = (save.value().get(), refresh) {
+            n.update(|n| *n += 1);
+        }
+    });
+    let admin =
+        move || me.get().and_then(Result::ok).is_some_and(|me| me.role == crate::domain::access::Role::Admin);
+    view! {
+        <Suspense>
+            <Show when=admin>
+                <form class="d-day-form" on:submit=move |e| { e.prevent_default(); save.dispatch((date.get_untracked(), reason.get_untracked())); }>
+                    <label>"D-day"<input type="date" data-testid="d-day-input" prop:value=date on:input=move |e| date.set(event_target_value(&e))/></label>
+                    <label>"Why"<input data-testid="d-day-reason" prop:value=reason on:input=move |e| reason.set(event_target_value(&e))/></label>
+                    <button class="button" type="submit" data-testid="d-day-save" disabled=move || save.pending().get()>"Set D-day"</button>
+                </form>
+                {move || save.value().get().and_then(Result::err).map(|error| view! { <p class="notice notice-error" role="alert">{error.to_string()}</p> })}
+            </Show>
+        </Suspense>
+    }
 }
