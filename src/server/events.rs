@@ -2,7 +2,7 @@
 //! event stream of the page's live figures, sent whenever the control database's mirror changes
 //! (a chunk, a state change, a verification, a flag) — whoever made the change, this console or
 //! the CLI — and every few seconds while a run is active. `GET /env/{env}/dead-letters.csv`
-//! exports rejected rows.
+//! exports rejected rows. `GET /events` tells the overview when anything it shows changed.
 
 use super::state::AppState;
 use crate::db::{live, Database};
@@ -232,4 +232,43 @@ pub async fn audit_csv(State(state): State<AppState>, Query(query): Query<AuditQ
 
 pub async fn audit_json(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Response {
     audit_export(&state, &query, true).await
+}
+
+/// At most one overview update a second: each makes the page re-read every environment's counts.
+const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
+
+/// What the overview shows changed anywhere: a run, a verification, a flag, an audited action
+/// (sign-offs, the D-day) — in any environment.
+async fn overview_fingerprint(control: &Database) -> Result<String, sqlx::Error> {
+    let mut parts = Vec::new();
+    for env in Environment::ALL {
+        parts.push(live::fingerprint(control, env).await?);
+    }
+    let audit: Option<i64> =
+        sqlx::query_scalar("select max(id) from audit_log").fetch_one(control.pool()).await?;
+    parts.push(audit.unwrap_or(0).to_string());
+    Ok(parts.join("|"))
+}
+
+/// `GET /events`: a `changed` event whenever what the overview shows changed, whoever changed
+/// it; the page then re-reads its figures. Nothing is sent for the state the page was rendered
+/// with.
+pub async fn overview_events(State(state): State<AppState>) -> Response {
+    let control = state.control.clone();
+    let start = overview_fingerprint(&control).await.ok();
+    let stream = futures::stream::unfold((control, start), |(control, mut last)| async move {
+        loop {
+            tokio::time::sleep(OVERVIEW_EVERY).await;
+            match overview_fingerprint(&control).await {
+                Ok(now) if last.as_ref() != Some(&now) => {
+                    last = Some(now);
+                    let event = Event::default().event("changed").data("overview");
+                    return Some((Ok::<_, Infallible>(event), (control, last)));
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot read the control database for overview updates"),
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }

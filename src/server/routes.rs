@@ -37,6 +37,7 @@ pub fn plain_routes() -> Vec<PlainRoute> {
         route("/metrics", Method::GET, SignedInOrMetricsToken, get(super::metrics::metrics)),
         route("/login", Method::POST, Anyone, post(super::auth::login)),
         route("/logout", Method::POST, Anyone, post(super::auth::logout)),
+        route("/events", Method::GET, SignedIn, get(super::events::overview_events)),
         route("/events/{env}", Method::GET, SignedIn, get(super::events::events)),
         route("/env/{env}/dead-letters.csv", Method::GET, SignedIn, get(super::events::dead_letters_csv)),
         route("/env/{env}/runs/{run}/ledger.csv", Method::GET, SignedIn, get(super::events::ledger_csv)),

@@ -569,3 +569,34 @@ async fn the_d_day_is_set_from_the_cli_and_by_admins_and_the_overview_places_eac
     let bad = cli(&["timeline", "--set", "soon"], &vars);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_hears_of_a_change_made_from_the_cli() {
+    let (config, _dir) = config(Backend::Sqlite, [10, 1, 1]).await;
+    let app = TestApp::start(&config).await;
+    let vars = config_vars(&config);
+    let mut stream = app.client.get(format!("{}/events", app.address)).send().await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+
+    // nothing changed yet: nothing is sent (a keep-alive comment at most)
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), stream.chunk()).await;
+    if let Ok(chunk) = quiet {
+        let text = String::from_utf8_lossy(&chunk.unwrap().unwrap()).into_owned();
+        assert!(!text.contains("event: changed"), "{text}");
+    }
+
+    let set = cli(&["timeline", "--set", "2030-01-15"], &vars);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while !seen.contains("event: changed") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .expect("no change event in time")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

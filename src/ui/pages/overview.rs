@@ -17,6 +17,7 @@ pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(move || refreshes.get(), |_| get_overview());
     let pending = RwSignal::new(false);
     provide_context(Refresh(refreshes));
+    Effect::new(move |_| follow_changes(refreshes));
     view! {
         <Title text="Overview"/>
         <div class="page-head">
@@ -197,6 +198,24 @@ fn gates(
     gates
 }
 
+/// Re-reads the overview whenever the server says what it shows changed (`GET /events`): a run,
+/// a verification, a flag, a sign-off, the D-day — from this console or the CLI.
+#[cfg(feature = "hydrate")]
+fn follow_changes(refreshes: RwSignal<u32>) {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let Ok(source) = web_sys::EventSource::new("/events") else { return };
+    let on_changed = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
+        refreshes.update(|n| *n += 1)
+    });
+    let _ = source.add_event_listener_with_callback("changed", on_changed.as_ref().unchecked_ref());
+    let kept = send_wrapper::SendWrapper::new((source, on_changed));
+    on_cleanup(move || kept.0.close());
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn follow_changes(_: RwSignal<u32>) {}
+
 /// The overview's refresh counter, for parts that change what it shows.
 #[derive(Clone, Copy)]
 struct Refresh(RwSignal<u32>);
@@ -217,7 +236,7 @@ fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
             {(!timeline.environments.is_empty()).then(|| view! {
                 <div class="table-scroll">
                     <table class="table" data-testid="timeline">
-                        <thead><tr><th>"Environment"</th><th>"Planned"</th><th>"Actual"</th><th>"Schedule"</th></tr></thead>
+                        <thead><tr><th>"Environment"</th><th>"Schedule"</th><th>"Planned"</th><th>"Actual"</th></tr></thead>
                         <tbody>
                             {timeline.environments.into_iter().map(|e| {
                                 let (from, to) = window(e.environment);
@@ -230,9 +249,9 @@ fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
                                 view! {
                                     <tr data-testid=format!("timeline-{env}")>
                                         <td>{e.environment.label()}</td>
+                                        <td><span class=format!("sched-pill sched-{}", e.schedule.as_str()) data-testid=format!("schedule-{env}")>{e.schedule.describe()}</span></td>
                                         <td>{format!("{}..{} · {} → {}", offset_label(from), offset_label(to), e.planned_start.short(), e.planned_end.short())}</td>
                                         <td>{actual}</td>
-                                        <td><span class=format!("sched-pill sched-{}", e.schedule.as_str()) data-testid=format!("schedule-{env}")>{e.schedule.describe()}</span></td>
                                     </tr>
                                 }
                             }).collect_view()}
