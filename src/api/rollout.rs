@@ -105,3 +105,36 @@ pub async fn set_d_day(date: String, reason: String) -> Result<(), ServerFnError
         .map_err(|e| super::environment::server::db_error("the timeline", e))?;
     Ok(())
 }
+
+/// Adds an item to the end of the checklist template (admins); every environment gets it.
+#[server(endpoint = "add_checklist_item", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn add_checklist_item(title: String, owner_role: String) -> Result<i64, ServerFnError> {
+    use crate::domain::access::Role;
+    use axum::http::StatusCode;
+    let user = super::require(Role::Admin).await?;
+    let state = super::app_state()?;
+    let fail = super::environment::server::fail;
+    let title = crate::domain::checklist::item_title(&title).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let owner_role = Role::parse(&owner_role).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+    crate::db::checklist::add_item(&state.control, title, owner_role, &user.actor())
+        .await
+        .map_err(|e| super::environment::server::db_error("the checklist", e))
+}
+
+/// Retires an item of the checklist template (admins); its sign-offs stay in the history.
+#[server(endpoint = "retire_checklist_item", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn retire_checklist_item(id: i64) -> Result<(), ServerFnError> {
+    use crate::domain::access::Role;
+    let user = super::require(Role::Admin).await?;
+    let state = super::app_state()?;
+    let retired = crate::db::checklist::retire_item(&state.control, id, &user.actor())
+        .await
+        .map_err(|e| super::environment::server::db_error("the checklist", e))?;
+    if !retired {
+        return Err(super::environment::server::fail(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("there is no current checklist item #{id}"),
+        ));
+    }
+    Ok(())
+}

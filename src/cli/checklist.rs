@@ -3,7 +3,7 @@
 //! sign-offs.
 
 use super::CliError;
-use crate::db::{audit, checklist, Database};
+use crate::db::{checklist, Database};
 use crate::domain::access::Role;
 use crate::domain::environment::Environment;
 use clap::Subcommand;
@@ -35,40 +35,15 @@ pub async fn run(control: &Database, action: ChecklistAction) -> Result<(), CliE
     let actor = super::actor();
     match action {
         ChecklistAction::Add { title, owner_role } => {
-            let title = title.trim();
-            if title.is_empty() || title.len() > 200 {
-                return Err(CliError::User("an item's title has 1 to 200 characters".into()));
-            }
+            let title = crate::domain::checklist::item_title(&title).map_err(CliError::User)?;
             let id = checklist::add_item(control, title, owner_role, &actor).await.map_err(db_error)?;
             eprintln!("checklist item #{id} added; signed by: {owner_role} or above");
-            audit::record_or_log(
-                control,
-                audit::Entry {
-                    actor: &actor,
-                    action: "checklist.add_item",
-                    after: Some(
-                        serde_json::json!({ "id": id, "title": title, "owner_role": owner_role.as_str() }),
-                    ),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
         ChecklistAction::Retire { id } => {
-            if !checklist::retire_item(control, id).await.map_err(db_error)? {
+            if !checklist::retire_item(control, id, &actor).await.map_err(db_error)? {
                 return Err(CliError::User(format!("there is no current checklist item #{id}")));
             }
             eprintln!("checklist item #{id} retired; its sign-offs stay");
-            audit::record_or_log(
-                control,
-                audit::Entry {
-                    actor: &actor,
-                    action: "checklist.retire_item",
-                    before: Some(serde_json::json!({ "id": id })),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
         ChecklistAction::List { env: None } => {
             for item in checklist::items(control).await.map_err(db_error)? {

@@ -98,8 +98,24 @@ pub async fn sign(
     Ok(())
 }
 
-/// Adds an item at the end of the template.
+/// Adds an item at the end of the template and records it in the audit log
+/// (`checklist.add_item`); the console and the CLI both add items through here.
 pub async fn add_item(db: &Database, title: &str, owner_role: Role, by: &str) -> Result<i64, sqlx::Error> {
+    let id = insert_item(db, title, owner_role, by).await?;
+    super::audit::record_or_log(
+        db,
+        super::audit::Entry {
+            actor: by,
+            action: "checklist.add_item",
+            after: Some(serde_json::json!({ "id": id, "title": title, "owner_role": owner_role.as_str() })),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(id)
+}
+
+async fn insert_item(db: &Database, title: &str, owner_role: Role, by: &str) -> Result<i64, sqlx::Error> {
     let position: i64 =
         sqlx::query_scalar("select cast(coalesce(max(position), 0) + 1 as bigint) from checklist_items")
             .fetch_one(db.pool())
@@ -117,12 +133,26 @@ pub async fn add_item(db: &Database, title: &str, owner_role: Role, by: &str) ->
     .await
 }
 
-/// Retires an item from the template; its sign-offs stay. False when there was no such item.
-pub async fn retire_item(db: &Database, id: i64) -> Result<bool, sqlx::Error> {
+/// Retires an item from the template (its sign-offs stay) and records it in the audit log
+/// (`checklist.retire_item`). False when there was no such current item.
+pub async fn retire_item(db: &Database, id: i64, by: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("update checklist_items set retired_at = $1 where id = $2 and retired_at is null")
         .bind(super::now_ms())
         .bind(id)
         .execute(db.pool())
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::audit::record_or_log(
+        db,
+        super::audit::Entry {
+            actor: by,
+            action: "checklist.retire_item",
+            before: Some(serde_json::json!({ "id": id })),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(true)
 }

@@ -72,6 +72,15 @@ impl ChecklistEntry {
     }
 }
 
+/// A template item's title, trimmed: 1 to 200 characters.
+pub fn item_title(title: &str) -> Result<&str, String> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err("an item's title has 1 to 200 characters".into());
+    }
+    Ok(title)
+}
+
 /// Why a sign-off is refused, in words; `None` when it is fine.
 pub fn refuse_signoff(
     role: Role,

@@ -9,7 +9,7 @@ use sti_rollout::domain::access::{Role, Username};
 /// Every registered server function with the role it needs and a valid body. A function missing
 /// from this table fails the test: a new endpoint cannot escape the access checks.
 fn server_functions() -> Vec<(String, Role, &'static str)> {
-    const TABLE: [(&str, Role, &str); 17] = [
+    const TABLE: [(&str, Role, &str); 19] = [
         ("get_overview", Role::Viewer, ""),
         ("whoami", Role::Viewer, ""),
         ("list_api_keys", Role::Admin, ""),
@@ -25,6 +25,8 @@ fn server_functions() -> Vec<(String, Role, &'static str)> {
         ("emergency_stop", Role::Operator, "env=dev&confirm=&reason=access+test"),
         ("set_flag", Role::Operator, "env=dev&enabled=false&confirm=&reason=access+test"),
         ("sign_checklist", Role::Viewer, "env=dev&item_id=9&state=pass&comment=&evidence_url="),
+        ("add_checklist_item", Role::Admin, "title=Access+test+item&owner_role=viewer"),
+        ("retire_checklist_item", Role::Admin, "id=1"),
         ("set_d_day", Role::Admin, "date=2026-12-10&reason=access+test"),
         ("audit_log", Role::Viewer, "env=&actor=&action=&from=&to=&page=1"),
     ];
@@ -77,7 +79,7 @@ async fn every_route_refuses_anonymous_and_cross_origin_callers() {
     }
 
     let functions = server_functions();
-    assert_eq!(functions.len(), 17);
+    assert_eq!(functions.len(), 19);
     for (function, role, body) in &functions {
         let call = |client: &reqwest::Client| {
             client

@@ -600,3 +600,54 @@ async fn the_overview_hears_of_a_change_made_from_the_cli() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_edit_the_checklist_template_in_the_console() {
+    let (config, _dir) = config(Backend::Sqlite, [1, 1, 1]).await;
+    let app = TestApp::start(&config).await;
+    let control = open(&config.control, Schema::Control).await;
+    add_user(&control, "boss", Role::Admin).await;
+    let admin = signed_in(&app.address, "boss").await;
+
+    let (code, _) =
+        call(&app, &app.client, "add_checklist_item", "title=Pager+tested&owner_role=operator").await;
+    assert_eq!(code, 403, "operators do not edit the template");
+    let (code, body) = call(&app, &admin, "add_checklist_item", "title=+++&owner_role=operator").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = call(&app, &admin, "add_checklist_item", "title=Pager+tested&owner_role=boss").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) =
+        call(&app, &admin, "add_checklist_item", "title=Pager+tested&owner_role=operator").await;
+    assert_eq!(code, 200, "{body}");
+    let id: i64 = body.trim().parse().unwrap();
+
+    let (code, _) = call(
+        &app,
+        &app.client,
+        "sign_checklist",
+        &format!("env=dev&item_id={id}&state=pass&comment=&evidence_url="),
+    )
+    .await;
+    assert_eq!(code, 200, "the operator signs the new item");
+    let (code, body) = call(&app, &admin, "retire_checklist_item", &format!("id={id}")).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = call(&app, &admin, "retire_checklist_item", &format!("id={id}")).await;
+    assert_eq!(code, 404, "already retired");
+
+    let items = sti_rollout::db::checklist::items(&control).await.unwrap();
+    assert!(items.iter().all(|i| i.id != id), "retired items leave the template");
+    let kept: i64 = sqlx::query_scalar("select count(*) from checklist_signoffs where item_id = $1")
+        .bind(id)
+        .fetch_one(control.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "its sign-off stays");
+    let audited = audit::recent(&control, None, 20).await.unwrap();
+    assert!(audited.iter().any(|e| e.action == "checklist.add_item" && e.actor == "user:boss"));
+    assert!(audited.iter().any(|e| e.action == "checklist.retire_item" && e.actor == "user:boss"));
+    assert_eq!(
+        audited.iter().filter(|e| e.action == "checklist.add_item").count(),
+        1,
+        "refused adds are not recorded"
+    );
+}

@@ -6,7 +6,7 @@ use crate::api::environment::{
     control_run, dead_letters, dry_run, emergency_stop, get_environment, pace_run, plan_rollback, start_run,
     verify_environment,
 };
-use crate::api::rollout::{set_flag, sign_checklist};
+use crate::api::rollout::{add_checklist_item, retire_checklist_item, set_flag, sign_checklist};
 use crate::domain::access::Role;
 use crate::domain::checklist::SignState;
 use crate::domain::environment::Environment;
@@ -854,6 +854,13 @@ fn ChecklistCard(env: Environment, live: RwSignal<LiveView>, role: Role, flash: 
             say(flash, &result, |_| "Signed; the previous sign-off stays in the history.".into());
         }
     });
+    let retire = Action::new(move |id: &i64| retire_checklist_item(*id));
+    Effect::new(move |_| {
+        if let Some(result) = retire.value().get() {
+            say(flash, &result, |_| "Retired from the template; its sign-offs stay in the history.".into());
+        }
+    });
+    let admin = role == Role::Admin;
     view! {
         <h2 id="checklist-heading">"Post-rollout checklist"</h2>
         {move || {
@@ -882,12 +889,49 @@ fn ChecklistCard(env: Environment, live: RwSignal<LiveView>, role: Role, flash: 
                                     </p>
                                 })}
                                 {may_sign.then(|| view! { <SignForm id sign/> })}
+                                {admin.then(|| view! {
+                                    <details class="sign">
+                                        <summary data-testid=format!("retire-open-{id}")>"Retire…"</summary>
+                                        <button class="button" data-testid=format!("retire-{id}") disabled=move || retire.pending().get()
+                                            on:click=move |_| { retire.dispatch(id); }>"Retire this item from the template, in every environment"</button>
+                                    </details>
+                                })}
                             </li>
                         }
                     }).collect_view()}
                 </ol>
             }
         }}
+        {admin.then(|| view! { <TemplateForm flash/> })}
+    }
+}
+
+/// Admins add an item to the checklist template; every environment gets it.
+#[component]
+fn TemplateForm(flash: Flash) -> impl IntoView {
+    let title = RwSignal::new(String::new());
+    let owner = RwSignal::new(Role::Viewer);
+    let add = Action::new(move |(title, owner): &(String, Role)| {
+        add_checklist_item(title.clone(), owner.as_str().to_owned())
+    });
+    Effect::new(move |_| {
+        if let Some(result) = add.value().get() {
+            if result.is_ok() {
+                title.set(String::new());
+            }
+            say(flash, &result, |id| format!("Item #{id} added to the template, in every environment."));
+        }
+    });
+    view! {
+        <form class="control-row template-form" on:submit=move |e| { e.prevent_default(); add.dispatch((title.get_untracked(), owner.get_untracked())); }>
+            <label>"New item"<input data-testid="template-title" maxlength="200" prop:value=title on:input=move |e| title.set(event_target_value(&e))/></label>
+            <label>"Signed by"
+                <select data-testid="template-owner" on:change=move |e| owner.set(Role::parse(&event_target_value(&e)).unwrap_or(Role::Viewer))>
+                    {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str() selected=r == Role::Viewer>{r.as_str()}</option> }).collect_view()}
+                </select>
+            </label>
+            <button class="button" type="submit" data-testid="template-add" disabled=move || add.pending().get() || title.get().trim().is_empty()>"Add to the template"</button>
+        </form>
     }
 }
 
