@@ -252,7 +252,6 @@ impl CliError {
     }
 }
 
-/// Who acts from the command line, as the audit log and the run ledger name them.
 fn parse_day(text: &str) -> Result<crate::domain::timeline::Day, String> {
     crate::domain::timeline::Day::parse(text)
 }
@@ -265,7 +264,6 @@ async fn timeline(
     clear: bool,
     reason: Option<&str>,
 ) -> Result<(), CliError> {
-    use crate::domain::timeline::offset_label;
     let db_error = |e: sqlx::Error| CliError::User(format!("the timeline cannot be read: {e}"));
     if set.is_some() || clear {
         let before =
@@ -275,8 +273,7 @@ async fn timeline(
     }
     let mut phases = Vec::new();
     for env in Environment::ALL {
-        let facts = crate::db::rollout::facts(control, env).await.map_err(db_error)?;
-        phases.push((env, crate::domain::phases::derive(&facts)));
+        phases.push((env, crate::db::rollout::phases(control, env).await.map_err(db_error)?));
     }
     let timeline = crate::db::timeline::read(control, configured, &phases).await.map_err(db_error)?;
     let Some(d_day) = timeline.d_day else {
@@ -285,25 +282,20 @@ async fn timeline(
     };
     println!("D-day {d_day} ({}); today {}", timeline.source, timeline.today);
     for e in &timeline.environments {
-        let (from, to) = crate::domain::timeline::window(e.environment);
-        let actual = match (e.actual.started, e.actual.done) {
-            (None, _) => "not started".to_owned(),
-            (Some(s), None) => format!("started {s}"),
-            (Some(s), Some(d)) => format!("{s} → {d}"),
-        };
         println!(
-            "{:<8} planned {}..{} ({} → {})  actual {actual:<26} {}",
+            "{:<8} planned {} ({} → {})  actual {:<26} {}",
             e.environment.as_str(),
-            offset_label(from),
-            offset_label(to),
+            crate::domain::timeline::window_label(e.environment),
             e.planned_start,
             e.planned_end,
+            e.actual.describe(|d| d.to_string()),
             e.schedule.describe()
         );
     }
     Ok(())
 }
 
+/// Who acts from the command line, as the audit log and the run ledger name them.
 pub fn actor() -> String {
     format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }

@@ -8,7 +8,6 @@ use crate::domain::environment::Environment;
 use crate::domain::live::{
     chart_points, rate_and_eta, ChunkPoint, FlagChange, LiveView, RunView, VerificationView, MAX_CHART_POINTS,
 };
-use crate::domain::phases::derive;
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -199,7 +198,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         eta_seconds,
         verification: last_verification(control, env).await?,
         history,
-        phases: derive(&super::rollout::facts(control, env).await?),
+        phases: super::rollout::phases(control, env).await?,
         gate_closed: super::rollout::backfill_gate(control, env).await?.err(),
         checklist: super::checklist::entries(control, env).await?,
         flag_history: flag_history(control, env).await?,

@@ -58,8 +58,8 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
                 None
             }
         };
-        let phases = match super::rollout::facts(control, env).await {
-            Ok(facts) => crate::domain::phases::derive(&facts),
+        let phases = match super::rollout::phases(control, env).await {
+            Ok(phases) => phases,
             Err(e) => {
                 tracing::warn!(environment = %env, error = %e, "cannot read the rollout's facts");
                 Vec::new()

@@ -5,7 +5,7 @@
 use super::control::{self, ENABLE_STI};
 use super::Database;
 use crate::domain::environment::Environment;
-use crate::domain::phases::{Facts, RunFact};
+use crate::domain::phases::{Facts, Phase, PhaseStatus, RunFact};
 use crate::domain::run::{RunKind, RunState};
 use sqlx::Row;
 
@@ -73,9 +73,14 @@ pub async fn facts(control: &Database, env: Environment) -> Result<Facts, sqlx::
     })
 }
 
+/// The phases of `env`, derived from its facts.
+pub async fn phases(control: &Database, env: Environment) -> Result<Vec<(Phase, PhaseStatus)>, sqlx::Error> {
+    Ok(crate::domain::phases::derive(&facts(control, env).await?))
+}
+
 /// The gate of `env`'s live backfill: open, or closed with the reason.
 pub async fn backfill_gate(control: &Database, env: Environment) -> Result<Result<(), String>, sqlx::Error> {
     let Some(before) = crate::domain::phases::previous(env) else { return Ok(Ok(())) };
-    let phases = crate::domain::phases::derive(&facts(control, before).await?);
+    let phases = phases(control, before).await?;
     Ok(crate::domain::phases::backfill_gate(env, &phases))
 }

@@ -10,7 +10,7 @@ use sqlx::Row;
 const D_DAY: &str = "d_day";
 
 /// The D-day set in the console or the CLI: the day, who set it and when (epoch ms).
-pub async fn d_day_setting(control: &Database) -> Result<Option<(Day, String, i64)>, sqlx::Error> {
+async fn d_day_setting(control: &Database) -> Result<Option<(Day, String, i64)>, sqlx::Error> {
     let Some(row) = sqlx::query("select value, updated_by, updated_at from rollout_settings where name = $1")
         .bind(D_DAY)
         .fetch_optional(control.pool())
@@ -24,11 +24,7 @@ pub async fn d_day_setting(control: &Database) -> Result<Option<(Day, String, i6
 }
 
 /// Sets (or with `None` clears) the D-day; returns the one it replaced.
-pub async fn set_d_day(
-    control: &Database,
-    day: Option<Day>,
-    actor: &str,
-) -> Result<Option<Day>, sqlx::Error> {
+async fn set_d_day(control: &Database, day: Option<Day>, actor: &str) -> Result<Option<Day>, sqlx::Error> {
     let mut tx = control.begin_write().await?;
     let before: Option<String> = sqlx::query_scalar("select value from rollout_settings where name = $1")
         .bind(D_DAY)
@@ -53,7 +49,7 @@ pub async fn set_d_day(
 /// What happened in `env`: its first dry-run or run, the day its last phase was done (the
 /// newest sign-off, verification or flag change once every phase is done), and whether its
 /// backfill is done.
-pub async fn actual(
+async fn actual(
     control: &Database,
     env: Environment,
     phases: &[(Phase, PhaseStatus)],

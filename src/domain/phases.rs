@@ -185,6 +185,42 @@ pub fn backfill_gate(env: Environment, before: &[(Phase, PhaseStatus)]) -> Resul
     }
 }
 
+/// Whether `ENABLE_STI` may be turned on in `env`, given its phases: it must be verified.
+pub fn flag_gate(env: Environment, phases: &[(Phase, PhaseStatus)]) -> Result<(), String> {
+    if phases.iter().any(|(p, s)| *p == Phase::Verify && s.is_done()) {
+        Ok(())
+    } else {
+        Err(format!("{env} must be backfilled and verified first"))
+    }
+}
+
+/// One gate the engine enforces, as the phases stand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gate {
+    pub environment: Environment,
+    /// `backfill` (the live backfill) or `flag` (turning `ENABLE_STI` on).
+    pub kind: &'static str,
+    /// Open, or closed with the reason.
+    pub verdict: Result<(), String>,
+}
+
+/// Every gate of the rollout from each environment's phases (dev, staging, prod): the live
+/// backfills of the environments that have a predecessor, then the flag in each environment.
+pub fn gates(environments: &[(Environment, &[(Phase, PhaseStatus)])]) -> Vec<Gate> {
+    let phases_of =
+        |env: Environment| environments.iter().find(|(e, _)| *e == env).map_or(&[][..], |(_, p)| *p);
+    let backfills = environments.iter().filter_map(|&(env, _)| {
+        let before = previous(env)?;
+        Some(Gate { environment: env, kind: "backfill", verdict: backfill_gate(env, phases_of(before)) })
+    });
+    let flags = environments.iter().map(|&(env, phases)| Gate {
+        environment: env,
+        kind: "flag",
+        verdict: flag_gate(env, phases),
+    });
+    backfills.chain(flags).collect()
+}
+
 /// The first phase not done: where the environment is.
 pub fn current(phases: &[(Phase, PhaseStatus)]) -> Phase {
     phases.iter().find(|(_, s)| !s.is_done()).map_or(Phase::Done, |(p, _)| *p)
@@ -347,5 +383,33 @@ mod tests {
         facts.runs[2] = run(3, RunKind::Backfill, RunState::Completed, Some(400));
         assert_eq!(status(&facts, Phase::Backfill), Done);
         assert_eq!(status(&facts, Phase::Verify), Pending, "the old verification predates the new backfill");
+    }
+
+    #[test]
+    fn gates_list_both_live_backfills_then_each_flag_with_the_engines_reasons() {
+        let verified: Vec<(Phase, PhaseStatus)> =
+            Phase::ALL.iter().map(|&p| (p, if p <= Phase::Verify { Done } else { Pending })).collect();
+        let nothing: Vec<(Phase, PhaseStatus)> = Phase::ALL.iter().map(|&p| (p, Pending)).collect();
+        let envs = [
+            (Environment::Dev, &verified[..]),
+            (Environment::Staging, &nothing[..]),
+            (Environment::Prod, &nothing[..]),
+        ];
+        let gates = gates(&envs);
+        let listed: Vec<_> = gates.iter().map(|g| (g.kind, g.environment)).collect();
+        assert_eq!(
+            listed,
+            [
+                ("backfill", Environment::Staging),
+                ("backfill", Environment::Prod),
+                ("flag", Environment::Dev),
+                ("flag", Environment::Staging),
+                ("flag", Environment::Prod)
+            ]
+        );
+        assert_eq!(gates[0].verdict, backfill_gate(Environment::Staging, &verified));
+        assert!(gates[0].verdict.as_ref().unwrap_err().contains("running with ENABLE_STI on"));
+        assert_eq!(gates[2].verdict, Ok(()), "dev is verified: its flag may go on");
+        assert_eq!(gates[3].verdict, Err("staging must be backfilled and verified first".into()));
     }
 }

@@ -118,6 +118,12 @@ pub fn offset_label(offset: i32) -> String {
     }
 }
 
+/// `D-7..D-5`: the window of `env` around D-day.
+pub fn window_label(env: Environment) -> String {
+    let (from, to) = window(env);
+    format!("{}..{}", offset_label(from), offset_label(to))
+}
+
 /// How an environment stands against its window.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
@@ -178,6 +184,17 @@ pub struct Actual {
     pub done: Option<Day>,
     /// Whether a backfill there has completed (and not been rolled back).
     pub backfilled: bool,
+}
+
+impl Actual {
+    /// `Not started`, `Started <day>` or `<day> → <day>`, each day written by `day`.
+    pub fn describe(&self, day: impl Fn(Day) -> String) -> String {
+        match (self.started, self.done) {
+            (None, _) => "Not started".to_owned(),
+            (Some(started), None) => format!("Started {}", day(started)),
+            (Some(started), Some(done)) => format!("{} → {}", day(started), day(done)),
+        }
+    }
 }
 
 /// One environment on the calendar.

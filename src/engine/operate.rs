@@ -273,10 +273,8 @@ pub async fn set_flag(
     override_gate: Option<&str>,
 ) -> Result<bool, EngineError> {
     if enabled {
-        let phases = crate::domain::phases::derive(&crate::db::rollout::facts(control, env).await?);
-        let verified = phases.iter().any(|(p, s)| *p == crate::domain::phases::Phase::Verify && s.is_done());
-        let gate =
-            if verified { Ok(()) } else { Err(format!("{env} must be backfilled and verified first")) };
+        let phases = crate::db::rollout::phases(control, env).await?;
+        let gate = crate::domain::phases::flag_gate(env, &phases);
         check_gate(control, env, actor, "flag on", gate, override_gate).await?;
     }
     let before = crate::db::control::set_flag(control, env, ENABLE_STI, enabled, actor).await?;

@@ -237,16 +237,13 @@ pub async fn audit_json(State(state): State<AppState>, Query(query): Query<Audit
 /// At most one overview update a second: each makes the page re-read every environment's counts.
 const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
 
-/// What the overview shows changed anywhere: a run, a verification, a flag, an audited action
-/// (sign-offs, the D-day) — in any environment.
+/// What the overview shows changed anywhere: every environment's live fingerprint (runs,
+/// verifications, flags, and the newest audit entry — sign-offs, the D-day).
 async fn overview_fingerprint(control: &Database) -> Result<String, sqlx::Error> {
     let mut parts = Vec::new();
     for env in Environment::ALL {
         parts.push(live::fingerprint(control, env).await?);
     }
-    let audit: Option<i64> =
-        sqlx::query_scalar("select max(id) from audit_log").fetch_one(control.pool()).await?;
-    parts.push(audit.unwrap_or(0).to_string());
     Ok(parts.join("|"))
 }
 

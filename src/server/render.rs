@@ -7,7 +7,7 @@
 //! and its effects run on other threads. Under concurrent page loads that showed as a page whose
 //! signals were disposed under it mid-render ("you tried to access a reactive value … but it has
 //! already been disposed": a 500) and, more rarely, as a render that never finished (a lost
-//! wake-up between threads). `tests/console.rs` loads pages concurrently to prove both gone.
+//! wake-up between threads). `tests/overview.rs` loads pages concurrently to prove both gone.
 //!
 //! So every page render (a `GET` outside `/api/`) runs on a small pool of render threads, each
 //! with a single-threaded runtime, one render at a time: the render, its resources' fetches and
@@ -84,22 +84,10 @@ pub async fn isolate(State(pool): State<RenderPool>, request: Request, next: Nex
         })
         .await;
     match rendered {
-        Some(Ok(response)) => response,
-        Some(Err(error)) => {
-            tracing::error!(%path, %error, "a page render failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "This page could not be rendered; the server log has the cause.",
-            )
-                .into_response()
-        }
-        None => {
-            tracing::error!(%path, "a page render panicked");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "This page could not be rendered; the server log has the cause.",
-            )
-                .into_response()
-        }
+        Some(Ok(response)) => return response,
+        Some(Err(error)) => tracing::error!(%path, %error, "a page render failed"),
+        None => tracing::error!(%path, "a page render panicked"),
     }
+    (StatusCode::INTERNAL_SERVER_ERROR, "This page could not be rendered; the server log has the cause.")
+        .into_response()
 }

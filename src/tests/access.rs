@@ -1,7 +1,7 @@
 //! Access control over HTTP: every page, server function and endpoint — taken from the router's
 //! own registries, so a new one cannot escape — refuses anonymous and cross-origin callers.
 
-use crate::support::{add_user, browser, config, open, signed_in, Backend, TestApp, TEST_PASSWORD};
+use crate::support::{browser, config, open, Backend, TestApp, TEST_PASSWORD};
 use sti_rollout::api::client::HEADER as CONSOLE;
 use sti_rollout::db::{users, Schema};
 use sti_rollout::domain::access::{Role, Username};
@@ -54,10 +54,8 @@ async fn every_route_refuses_anonymous_and_cross_origin_callers() {
     let (config, _dir) = config(Backend::Sqlite, [5, 5, 5]).await;
     let app = TestApp::start(&config).await;
     let control = open(&config.control, Schema::Control).await;
-    add_user(&control, "stakeholder", Role::Viewer).await;
-    let viewer = signed_in(&app.address, "stakeholder").await;
-    add_user(&control, "boss", Role::Admin).await;
-    let admin = signed_in(&app.address, "boss").await;
+    let viewer = app.sign_in_new(&control, "stakeholder", Role::Viewer).await;
+    let admin = app.sign_in_new(&control, "boss", Role::Admin).await;
     sti_rollout::db::api_keys::create(
         &control,
         sti_rollout::domain::environment::Environment::Dev,
@@ -185,8 +183,7 @@ async fn logins_rotate_sessions_fail_slowly_and_are_limited() {
 
     // disabling a user ends their session at once
     let control = open(&config.control, Schema::Control).await;
-    add_user(&control, "leaver", Role::Operator).await;
-    let leaver = crate::support::signed_in(&app.address, "leaver").await;
+    let leaver = app.sign_in_new(&control, "leaver", Role::Operator).await;
     assert_eq!(leaver.get(url("/")).send().await.unwrap().status().as_u16(), 200);
     users::disable(&control, &Username::parse("leaver").unwrap()).await.unwrap();
     assert_eq!(leaver.get(url("/")).send().await.unwrap().status().as_u16(), 303);

@@ -2,7 +2,7 @@
 //! verify and roll back runs; the event stream pushes every change, whoever made it; the
 //! environment page renders them; every action lands in the audit log with its user.
 
-use crate::support::{add_user, cli, config, config_vars, open, signed_in, testid_text, Backend, TestApp};
+use crate::support::{cli, config, config_vars, open, testid_text, Backend, TestApp};
 use std::time::{Duration, Instant};
 use sti_rollout::api::client::HEADER as CONSOLE;
 use sti_rollout::db::{audit, Schema};
@@ -174,13 +174,11 @@ async fn an_operator_runs_the_whole_cycle_from_the_console(backend: Backend) {
         "env=prod&kind=backfill&chunk_size=1&pause_ms=200&confirm=prod&override_gate=rehearsal+on+demo+data";
     let (status, body) = call(&app, &app.client, "start_run", with_override).await;
     assert_eq!(status, 403, "only an admin overrides a gate: {body}");
-    add_user(&control, "boss", Role::Admin).await;
-    let boss = signed_in(&app.address, "boss").await;
+    let boss = app.sign_in_new(&control, "boss", Role::Admin).await;
     let (status, body) = call(&app, &boss, "start_run", with_override).await;
     assert_eq!(status, 200, "{body}");
     // a second operator clicking start too: the lease refuses it, nothing is lost
-    add_user(&control, "second", Role::Operator).await;
-    let second = signed_in(&app.address, "second").await;
+    let second = app.sign_in_new(&control, "second", Role::Operator).await;
     let (status, body) =
         call(&app, &second, "start_run", "env=prod&kind=rollback&chunk_size=1&pause_ms=0&confirm=prod").await;
     assert_eq!(status, 409, "{body}");
@@ -299,10 +297,8 @@ async fn phases_follow_the_rollout_and_gates_open_in_order() {
     let (config, _dir) = config(Backend::Sqlite, [500, 10, 10]).await;
     let app = TestApp::start(&config).await;
     let control = open(&config.control, Schema::Control).await;
-    add_user(&control, "stakeholder", Role::Viewer).await;
-    let viewer = signed_in(&app.address, "stakeholder").await;
-    add_user(&control, "boss", Role::Admin).await;
-    let boss = signed_in(&app.address, "boss").await;
+    let viewer = app.sign_in_new(&control, "stakeholder", Role::Viewer).await;
+    let boss = app.sign_in_new(&control, "boss", Role::Admin).await;
     let live = |env: &'static str| {
         let control = control.clone();
         async move {
@@ -532,8 +528,7 @@ async fn the_d_day_is_set_from_the_cli_and_by_admins_and_the_overview_places_eac
     assert!(html.contains(&format!("Started {}", today.short())));
 
     // admins move it; operators may not; nonsense is a 400 and changes nothing
-    add_user(&control, "boss", Role::Admin).await;
-    let admin = signed_in(&app.address, "boss").await;
+    let admin = app.sign_in_new(&control, "boss", Role::Admin).await;
     let later = today.plus(7).to_string();
     let (code, body) = call(&app, &app.client, "set_d_day", &format!("date={later}&reason=")).await;
     assert_eq!(code, 403, "{body}");
@@ -606,8 +601,7 @@ async fn admins_edit_the_checklist_template_in_the_console() {
     let (config, _dir) = config(Backend::Sqlite, [1, 1, 1]).await;
     let app = TestApp::start(&config).await;
     let control = open(&config.control, Schema::Control).await;
-    add_user(&control, "boss", Role::Admin).await;
-    let admin = signed_in(&app.address, "boss").await;
+    let admin = app.sign_in_new(&control, "boss", Role::Admin).await;
 
     let (code, _) =
         call(&app, &app.client, "add_checklist_item", "title=Pager+tested&owner_role=operator").await;

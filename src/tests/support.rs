@@ -84,6 +84,12 @@ impl TestApp {
         Self { address, client, task }
     }
 
+    /// A client signed in as `name`, a new user with `role`.
+    pub async fn sign_in_new(&self, control: &Database, name: &str, role: Role) -> reqwest::Client {
+        add_user(control, name, role).await;
+        signed_in(&self.address, name).await
+    }
+
     /// GET `path` as the signed-in operator: the status code and the body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();

@@ -2,7 +2,8 @@
 
 use crate::api::overview::get_overview;
 use crate::domain::overview::{format_count, format_percent, time_of_day, Overview, TableCounts};
-use crate::domain::timeline::{offset_label, window, Timeline};
+use crate::domain::phases::gates;
+use crate::domain::timeline::{window_label, Day, Timeline};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::environment_panel::EnvironmentPanel;
 use crate::ui::erase;
@@ -16,7 +17,8 @@ pub fn OverviewPage() -> impl IntoView {
     let refreshes = RwSignal::new(0_u32);
     let overview = Resource::new(move || refreshes.get(), |_| get_overview());
     let pending = RwSignal::new(false);
-    provide_context(Refresh(refreshes));
+    let me = Resource::new(|| (), |_| crate::api::access::whoami());
+    provide_context(Shared { refreshes, me });
     Effect::new(move |_| follow_changes(refreshes));
     view! {
         <Title text="Overview"/>
@@ -97,12 +99,17 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
             </div>
             <h3 class="gates-heading">"Gates"</h3>
             <ul class="gates" data-testid="gates">
-                {gates(&overview.environments).into_iter().map(|(id, what, gate)| {
-                    let open = gate.is_ok();
+                {gates(&overview.environments.iter().map(|e| (e.environment, &e.phases[..])).collect::<Vec<_>>()).into_iter().map(|gate| {
+                    let class = if gate.verdict.is_ok() { "gate gate-open" } else { "gate gate-closed" };
+                    let what = match gate.kind {
+                        "backfill" => format!("{} live backfill:", gate.environment.label()),
+                        _ => format!("ENABLE_STI on in {}:", gate.environment),
+                    };
                     view! {
-                        <li data-testid=id class=if open { "gate gate-open" } else { "gate gate-closed" }>
+                        <li data-testid=format!("gate-{}-{}", gate.kind, gate.environment)
+                            class=class>
                             <strong>{what}</strong>
-                            {match gate { Ok(()) => " open".to_owned(), Err(why) => format!(" closed: {why}") }}
+                            {match gate.verdict { Ok(()) => " open".to_owned(), Err(why) => format!(" closed: {why}") }}
                         </li>
                     }
                 }).collect_view()}
@@ -123,7 +130,7 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
 /// in every environment, after `all` is typed and a reason given.
 #[component]
 fn StopAll() -> impl IntoView {
-    let me = Resource::new(|| (), |_| crate::api::access::whoami());
+    let Shared { me, .. } = expect_context::<Shared>();
     let open = RwSignal::new(false);
     let typed = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
@@ -169,35 +176,6 @@ fn StopAll() -> impl IntoView {
     .into_any()
 }
 
-/// Each gate the engine enforces, as the phases stand: staging's and prod's live backfills,
-/// then turning `ENABLE_STI` on in each environment.
-fn gates(
-    environments: &[crate::domain::overview::EnvironmentStatus],
-) -> Vec<(String, String, Result<(), String>)> {
-    use crate::domain::phases::{backfill_gate, previous, Phase, PhaseStatus};
-    let phases_of =
-        |env| environments.iter().find(|e| e.environment == env).map_or(&[][..], |e| &e.phases[..]);
-    let mut gates = Vec::new();
-    for e in environments.iter().filter(|e| previous(e.environment).is_some()) {
-        let before = previous(e.environment).map_or(&[][..], phases_of);
-        gates.push((
-            format!("gate-backfill-{}", e.environment),
-            format!("{} live backfill:", e.environment.label()),
-            backfill_gate(e.environment, before),
-        ));
-    }
-    for e in environments {
-        let verified = e.phases.iter().any(|(p, s)| *p == Phase::Verify && *s == PhaseStatus::Done);
-        let gate = if verified { Ok(()) } else { Err(format!("{} is not verified", e.environment)) };
-        gates.push((
-            format!("gate-flag-{}", e.environment),
-            format!("ENABLE_STI on in {}:", e.environment),
-            gate,
-        ));
-    }
-    gates
-}
-
 /// Re-reads the overview whenever the server says what it shows changed (`GET /events`): a run,
 /// a verification, a flag, a sign-off, the D-day — from this console or the CLI.
 #[cfg(feature = "hydrate")]
@@ -216,9 +194,13 @@ fn follow_changes(refreshes: RwSignal<u32>) {
 #[cfg(not(feature = "hydrate"))]
 fn follow_changes(_: RwSignal<u32>) {}
 
-/// The overview's refresh counter, for parts that change what it shows.
+/// What the overview's parts share: its refresh counter (bumped by parts that change what it
+/// shows) and who is signed in (read once for the whole page).
 #[derive(Clone, Copy)]
-struct Refresh(RwSignal<u32>);
+struct Shared {
+    refreshes: RwSignal<u32>,
+    me: Resource<Result<crate::domain::access::Me, ServerFnError>>,
+}
 
 /// The D-day calendar: each environment's planned window against what happened, late or at
 /// risk marked; admins change the D-day here.
@@ -239,18 +221,13 @@ fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
                         <thead><tr><th>"Environment"</th><th>"Schedule"</th><th>"Planned"</th><th>"Actual"</th></tr></thead>
                         <tbody>
                             {timeline.environments.into_iter().map(|e| {
-                                let (from, to) = window(e.environment);
                                 let env = e.environment.as_str();
-                                let actual = match (e.actual.started, e.actual.done) {
-                                    (None, _) => "Not started".to_owned(),
-                                    (Some(s), None) => format!("Started {}", s.short()),
-                                    (Some(s), Some(d)) => format!("{} → {}", s.short(), d.short()),
-                                };
+                                let actual = e.actual.describe(Day::short);
                                 view! {
                                     <tr data-testid=format!("timeline-{env}")>
                                         <td>{e.environment.label()}</td>
                                         <td><span class=format!("sched-pill sched-{}", e.schedule.as_str()) data-testid=format!("schedule-{env}")>{e.schedule.describe()}</span></td>
-                                        <td>{format!("{}..{} · {} → {}", offset_label(from), offset_label(to), e.planned_start.short(), e.planned_end.short())}</td>
+                                        <td>{format!("{} · {} → {}", window_label(e.environment), e.planned_start.short(), e.planned_end.short())}</td>
                                         <td>{actual}</td>
                                     </tr>
                                 }
@@ -275,16 +252,15 @@ fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
 /// Admins set or clear the D-day, with a reason for the audit log.
 #[component]
 fn DDayForm() -> impl IntoView {
-    let me = Resource::new(|| (), |_| crate::api::access::whoami());
+    let Shared { me, refreshes } = expect_context::<Shared>();
     let date = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let save = Action::new(move |(date, reason): &(String, String)| {
         crate::api::rollout::set_d_day(date.clone(), reason.clone())
     });
-    let refresh = use_context::<Refresh>();
     Effect::new(move |_| {
-        if let (Some(Ok(())), Some(Refresh(n))) = (save.value().get(), refresh) {
-            n.update(|n| *n += 1);
+        if let Some(Ok(())) = save.value().get() {
+            refreshes.update(|n| *n += 1);
         }
     });
     let admin =
