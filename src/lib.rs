@@ -18,14 +18,21 @@ pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-/// The browser's entry point: hydrates the server-rendered page.
+/// The browser's entry point. Pages are server-rendered HTML; only their islands (the live and
+/// interactive parts, `#[island]`) are hydrated, by Leptos' script right after this returns.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(ui::app::App);
-    // end-to-end tests wait for this before they click
-    if let Some(body) = leptos::prelude::document().body() {
-        let _ = body.set_attribute("data-hydrated", "true");
-    }
+    leptos::mount::hydrate_islands();
+    // end-to-end tests wait for this before they click. The islands hydrate in the microtasks
+    // that follow this call; a zero timeout runs after them.
+    leptos::prelude::set_timeout(
+        || {
+            if let Some(body) = leptos::prelude::document().body() {
+                let _ = body.set_attribute("data-hydrated", "true");
+            }
+        },
+        std::time::Duration::ZERO,
+    );
 }

@@ -1,5 +1,7 @@
 //! `/audit`: every change, newest first — filter by environment, actor, action and dates; export
-//! what the filter shows as CSV or JSON.
+//! what the filter shows as CSV or JSON. Rendered on the server from the query string (a plain
+//! `GET` form and page links), so a filtered view is a link one can share, and the page costs the
+//! WebAssembly nothing.
 
 use crate::api::audit::audit_log;
 use crate::domain::audit::AuditPage;
@@ -9,6 +11,7 @@ use crate::domain::overview::format_count;
 use crate::ui::components::async_view::AsyncView;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 /// The filter as applied: environment, actor, action, from, to.
 type Applied = (String, String, String, String, String);
@@ -23,9 +26,10 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-fn export_link(kind: &str, (env, actor, action, from, to): &Applied) -> String {
+/// `/audit{suffix}` with the filter, e.g. `.csv` for the export or `""` and a page number.
+fn link(suffix: &str, (env, actor, action, from, to): &Applied) -> String {
     format!(
-        "/audit.{kind}?env={}&actor={}&action={}&from={}&to={}",
+        "/audit{suffix}?env={}&actor={}&action={}&from={}&to={}",
         encode(env),
         encode(actor),
         encode(action),
@@ -36,26 +40,49 @@ fn export_link(kind: &str, (env, actor, action, from, to): &Applied) -> String {
 
 #[component]
 pub fn AuditLogPage() -> impl IntoView {
-    let env = RwSignal::new(String::new());
-    let actor = RwSignal::new(String::new());
-    let action = RwSignal::new(String::new());
-    let from = RwSignal::new(String::new());
-    let to = RwSignal::new(String::new());
-    let applied: RwSignal<Applied> = RwSignal::new(Default::default());
-    let page_no = RwSignal::new(1_i64);
+    let query = use_query_map();
+    let applied = move || -> Applied {
+        let q = query.read();
+        let get = |key: &str| q.get(key).unwrap_or_default();
+        (get("env"), get("actor"), get("action"), get("from"), get("to"))
+    };
+    let page_no = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
     let entries = Resource::new(
-        move || (applied.get(), page_no.get()),
+        move || (applied(), page_no()),
         |((env, actor, action, from, to), page)| audit_log(env, actor, action, from, to, page),
     );
-    let apply = move || {
-        applied.set((
-            env.get_untracked(),
-            actor.get_untracked(),
-            action.get_untracked(),
-            from.get_untracked(),
-            to.get_untracked(),
-        ));
-        page_no.set(1);
+    let (env, actor, action, from, to) = applied();
+    let filter = applied();
+    let view_page = move |page: AuditPage| {
+        let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
+        let current = page.page;
+        let page_link = |n: i64| format!("{}&page={n}", link("", &filter));
+        view! {
+            <p class="muted" data-testid="audit-total">{format!("{} entries", format_count(page.total))}</p>
+            <div class="table-scroll">
+                <table class="table audit" data-testid="audit-entries">
+                    <thead><tr><th>"When"</th><th>"Actor"</th><th>"Action"</th><th>"Env"</th><th>"Before"</th><th>"After"</th><th>"Reason"</th></tr></thead>
+                    <tbody>
+                        {page.entries.into_iter().map(|e| view! {
+                            <tr>
+                                <td class="nowrap">{format_epoch_ms(e.at)}</td>
+                                <td>{e.actor}</td>
+                                <td><code>{e.action}</code></td>
+                                <td>{e.environment.unwrap_or_default()}</td>
+                                <td><code class="json">{e.before.unwrap_or_default()}</code></td>
+                                <td><code class="json">{e.after.unwrap_or_default()}</code></td>
+                                <td>{e.reason.unwrap_or_default()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <nav class="pager" aria-label="Pages">
+                {(current > 1).then(|| view! { <a class="button" data-testid="audit-newer" href=page_link(current - 1)>"Newer"</a> })}
+                <span>{format!("page {current} of {pages}")}</span>
+                {(current < pages).then(|| view! { <a class="button" data-testid="audit-older" href=page_link(current + 1)>"Older"</a> })}
+            </nav>
+        }
     };
     view! {
         <Title text="Audit log"/>
@@ -65,52 +92,23 @@ pub fn AuditLogPage() -> impl IntoView {
                 <p class="lede">"Every change, by whom, where, from what to what, and why. Append-only."</p>
             </div>
             <div class="head-side">
-                <a class="button" data-testid="audit-csv" href=move || export_link("csv", &applied.get()) download>"Export CSV"</a>
-                <a class="button" data-testid="audit-json" href=move || export_link("json", &applied.get()) download>"Export JSON"</a>
+                <a class="button" data-testid="audit-csv" href=link(".csv", &applied()) download>"Export CSV"</a>
+                <a class="button" data-testid="audit-json" href=link(".json", &applied()) download>"Export JSON"</a>
             </div>
         </div>
-        <form class="card control-row audit-filter" on:submit=move |e| { e.prevent_default(); apply(); }>
+        <form class="card control-row audit-filter" method="get" action="/audit">
             <label>"Environment"
-                <select data-testid="audit-env" on:change=move |e| env.set(event_target_value(&e))>
+                <select name="env" data-testid="audit-env">
                     <option value="">"all"</option>
-                    {Environment::ALL.iter().map(|e| view! { <option value=e.as_str()>{e.as_str()}</option> }).collect_view()}
+                    {Environment::ALL.iter().map(|e| view! { <option value=e.as_str() selected=env == e.as_str()>{e.as_str()}</option> }).collect_view()}
                 </select>
             </label>
-            <label>"Actor"<input data-testid="audit-actor" placeholder="ana or user:ana" prop:value=actor on:input=move |e| actor.set(event_target_value(&e))/></label>
-            <label>"Action"<input data-testid="audit-action" placeholder="flag.set or run." prop:value=action on:input=move |e| action.set(event_target_value(&e))/></label>
-            <label>"From"<input type="date" data-testid="audit-from" prop:value=from on:input=move |e| from.set(event_target_value(&e))/></label>
-            <label>"To"<input type="date" data-testid="audit-to" prop:value=to on:input=move |e| to.set(event_target_value(&e))/></label>
+            <label>"Actor"<input name="actor" data-testid="audit-actor" placeholder="ana or user:ana" value=actor/></label>
+            <label>"Action"<input name="action" data-testid="audit-action" placeholder="flag.set or run." value=action/></label>
+            <label>"From"<input type="date" name="from" data-testid="audit-from" value=from/></label>
+            <label>"To"<input type="date" name="to" data-testid="audit-to" value=to/></label>
             <button type="submit" class="button" data-testid="audit-apply">"Filter"</button>
         </form>
-        <AsyncView resource=entries view=move |page: AuditPage| {
-            let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
-            let current = page.page;
-            view! {
-                <p class="muted" data-testid="audit-total">{format!("{} entries", format_count(page.total))}</p>
-                <div class="table-scroll">
-                    <table class="table audit" data-testid="audit-entries">
-                        <thead><tr><th>"When"</th><th>"Actor"</th><th>"Action"</th><th>"Env"</th><th>"Before"</th><th>"After"</th><th>"Reason"</th></tr></thead>
-                        <tbody>
-                            {page.entries.into_iter().map(|e| view! {
-                                <tr>
-                                    <td class="nowrap">{format_epoch_ms(e.at)}</td>
-                                    <td>{e.actor}</td>
-                                    <td><code>{e.action}</code></td>
-                                    <td>{e.environment.unwrap_or_default()}</td>
-                                    <td><code class="json">{e.before.unwrap_or_default()}</code></td>
-                                    <td><code class="json">{e.after.unwrap_or_default()}</code></td>
-                                    <td>{e.reason.unwrap_or_default()}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
-                <div class="pager">
-                    <button class="button" disabled={current <= 1} on:click=move |_| page_no.update(|p| *p = (*p - 1).max(1))>"Newer"</button>
-                    <span>{format!("page {current} of {pages}")}</span>
-                    <button class="button" disabled={current >= pages} on:click=move |_| page_no.update(|p| *p += 1)>"Older"</button>
-                </div>
-            }
-        }/>
+        <AsyncView resource=entries view=view_page/>
     }
 }

@@ -58,7 +58,7 @@ fn say<T>(flash: Flash, result: &Result<T, ServerFnError>, ok: impl FnOnce(&T) -
     }));
 }
 
-#[component]
+#[island]
 fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     let env = page.live.environment;
     let live = RwSignal::new(page.live);

@@ -1,6 +1,7 @@
 //! `/`: every environment at a glance.
 
 use crate::api::overview::get_overview;
+use crate::domain::access::Role;
 use crate::domain::overview::{format_count, format_percent, time_of_day, Overview, TableCounts};
 use crate::domain::phases::gates;
 use crate::domain::timeline::{window_label, Day, Timeline};
@@ -14,14 +15,25 @@ use leptos_meta::Title;
 /// The overview page: a summary line and one panel per environment, refreshable in place.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
+    // who is signed in is read here, on the server, and handed to the live part: the browser
+    // need not ask again
+    let me = Resource::new(|| (), |_| crate::api::access::whoami());
+    let live = |me: crate::domain::access::Me| view! { <OverviewLive role=me.role/> };
+    view! {
+        <Title text="Overview"/>
+        <AsyncView resource=me view=live/>
+    }
+}
+
+/// The page's live part: its figures re-read whenever something changes.
+#[island]
+fn OverviewLive(role: Role) -> impl IntoView {
     let refreshes = RwSignal::new(0_u32);
     let overview = Resource::new(move || refreshes.get(), |_| get_overview());
     let pending = RwSignal::new(false);
-    let me = Resource::new(|| (), |_| crate::api::access::whoami());
-    provide_context(Shared { refreshes, me });
+    provide_context(Shared { refreshes, role });
     Effect::new(move |_| follow_changes(refreshes));
     view! {
-        <Title text="Overview"/>
         <div class="page-head">
             <div>
                 <h1>"Rollout overview"</h1>
@@ -130,24 +142,19 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
 /// in every environment, after `all` is typed and a reason given.
 #[component]
 fn StopAll() -> impl IntoView {
-    let Shared { me, .. } = expect_context::<Shared>();
+    let Shared { role, .. } = expect_context::<Shared>();
     let open = RwSignal::new(false);
     let typed = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let stop = Action::new(move |(confirm, reason): &(String, String)| {
         crate::api::environment::emergency_stop("all".into(), confirm.clone(), reason.clone())
     });
-    let operator = move || {
-        me.get().and_then(Result::ok).is_some_and(|me| me.role.allows(crate::domain::access::Role::Operator))
-    };
     view! {
-        <Suspense>
-            <Show when=operator>
-                <button class="button button-danger stop-all" data-testid="stop-all" on:click=move |_| open.set(true)>
-                    "Emergency stop all"
-                </button>
-            </Show>
-        </Suspense>
+        {role.allows(Role::Operator).then(|| view! {
+            <button class="button button-danger stop-all" data-testid="stop-all" on:click=move |_| open.set(true)>
+                "Emergency stop all"
+            </button>
+        })}
         <Show when=move || open.get()>
             <div class="confirm confirm-wide" role="alertdialog" aria-labelledby="stop-all-text" data-testid="stop-all-confirm">
                 <p id="stop-all-text">"Cancel every active run and turn ENABLE_STI off in dev, staging and prod."</p>
@@ -195,11 +202,11 @@ fn follow_changes(refreshes: RwSignal<u32>) {
 fn follow_changes(_: RwSignal<u32>) {}
 
 /// What the overview's parts share: its refresh counter (bumped by parts that change what it
-/// shows) and who is signed in (read once for the whole page).
+/// shows) and the signed-in user's role (read on the server).
 #[derive(Clone, Copy)]
 struct Shared {
     refreshes: RwSignal<u32>,
-    me: Resource<Result<crate::domain::access::Me, ServerFnError>>,
+    role: Role,
 }
 
 /// The D-day calendar: each environment's planned window against what happened, late or at
@@ -252,7 +259,7 @@ fn TimelineSection(timeline: Result<Timeline, String>) -> impl IntoView {
 /// Admins set or clear the D-day, with a reason for the audit log.
 #[component]
 fn DDayForm() -> impl IntoView {
-    let Shared { me, refreshes } = expect_context::<Shared>();
+    let Shared { role, refreshes } = expect_context::<Shared>();
     let date = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let save = Action::new(move |(date, reason): &(String, String)| {
@@ -263,18 +270,12 @@ fn DDayForm() -> impl IntoView {
             refreshes.update(|n| *n += 1);
         }
     });
-    let admin =
-        move || me.get().and_then(Result::ok).is_some_and(|me| me.role == crate::domain::access::Role::Admin);
-    view! {
-        <Suspense>
-            <Show when=admin>
+    (role == Role::Admin).then(|| view! {
                 <form class="d-day-form" on:submit=move |e| { e.prevent_default(); save.dispatch((date.get_untracked(), reason.get_untracked())); }>
                     <label>"D-day"<input type="date" data-testid="d-day-input" prop:value=date on:input=move |e| date.set(event_target_value(&e))/></label>
                     <label>"Why"<input data-testid="d-day-reason" prop:value=reason on:input=move |e| reason.set(event_target_value(&e))/></label>
                     <button class="button" type="submit" data-testid="d-day-save" disabled=move || save.pending().get()>"Set D-day"</button>
                 </form>
                 {move || save.value().get().and_then(Result::err).map(|error| view! { <p class="notice notice-error" role="alert">{error.to_string()}</p> })}
-            </Show>
-        </Suspense>
-    }
+    })
 }
