@@ -1,0 +1,214 @@
+import { test, expect, type Browser, type Page } from "@playwright/test";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { cli, repo, signInAs } from "./helpers";
+
+// The whole rollout of the demo data, dev → staging → prod, through the browser, by the three
+// kinds of user it takes: an operator runs it, a stakeholder (viewer) signs off, an admin watches
+// the overview and signs what only an admin may. It runs its own console on its own data folder,
+// so the other specs' runs, flags and sign-offs do not leak into it.
+const port = Number(process.env.E2E_ROLLOUT_PORT ?? 3018);
+const data = path.join(repo, "target/e2e-rollout");
+// the overview at three moments; docs/screenshots/ holds the copies taken for the docs
+const shots = process.env.ROLLOUT_SCREENSHOTS ?? path.join(repo, "target/e2e-screenshots");
+let server: ChildProcess | undefined;
+
+test.use({ baseURL: `http://127.0.0.1:${port}` });
+
+test.beforeAll(async () => {
+  test.setTimeout(240_000);
+  rmSync(data, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
+  server = spawn(cli, ["--data-dir", data, "serve", "--addr", `127.0.0.1:${port}`], { stdio: "ignore" });
+  // the first start seeds the demo data (1.11M rows) before it answers
+  const deadline = Date.now() + 200_000;
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    if (up) break;
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error("the rollout console did not start");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  for (const [username, role, password] of [
+    ["ops", "operator", "runs the rollout"],
+    ["stakeholder", "viewer", "signs it off"],
+  ]) {
+    execFileSync(cli, ["--data-dir", data, "user", "add", "--username", username, "--role", role], {
+      input: `${password}\n`,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+  }
+});
+
+test.afterAll(() => {
+  server?.kill("SIGTERM");
+});
+
+async function userPage(browser: Browser, username: string, password: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await signInAs(page, username, password);
+  return page;
+}
+
+async function open(page: Page, where: string) {
+  await page.goto(where);
+  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
+  if (where.startsWith("/env/")) await expect(page.getByTestId("live")).toHaveText("live");
+}
+
+/** Dry-run, live backfill to 100% without a reload, verification: one environment's data. */
+async function backfill(page: Page, env: string, chunk: string, pause: string) {
+  await open(page, `/env/${env}`);
+  await expect(page.getByTestId("gate")).toHaveCount(0);
+  await page.getByTestId("chunk").fill(chunk);
+  await page.getByTestId("dry-run").click();
+  await expect(page.getByTestId("dry-run-report")).toBeVisible();
+  await expect(page.getByTestId("phase-dry-run")).toContainText("done");
+  await page.getByTestId("pause").fill(pause);
+  await page.getByTestId("start").click();
+  if (env === "prod") {
+    await expect(page.getByTestId("confirm-yes")).toBeDisabled();
+    await page.getByTestId("confirm-name").fill("prod");
+  }
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("run-state")).toHaveText(/queued|running/);
+}
+
+async function verifyAndFlag(page: Page, env: string) {
+  await expect(page.getByTestId("progress")).toHaveText("100.0%", { timeout: 120_000 });
+  await expect(page.getByTestId("run-state")).toHaveText("completed");
+  await expect(page.getByTestId("phase-backfill")).toContainText("done");
+  await page.getByTestId("verify").click();
+  await expect(page.getByTestId("verification")).toContainText("matches", { timeout: 60_000 });
+  await expect(page.getByTestId("phase-verify")).toContainText("done");
+  await page.getByTestId("flag-toggle").click();
+  await page.getByTestId("flag-reason").fill(`${env} verified`);
+  if (env === "prod") {
+    await expect(page.getByTestId("flag-confirm-yes")).toBeDisabled();
+    await page.getByTestId("flag-confirm-name").fill("prod");
+  }
+  await page.getByTestId("flag-confirm-yes").click();
+  await expect(page.getByTestId("flag-state")).toHaveText("on");
+  await expect(page.getByTestId("phase-flag-on")).toContainText("done");
+  await expect(page.getByTestId("phase-sign-off")).toContainText("active");
+}
+
+/** Signs checklist items `ids` in `env` as whoever `page` is signed in as. */
+async function sign(page: Page, env: string, ids: number[], who: string) {
+  await open(page, `/env/${env}`);
+  for (const id of ids) {
+    await page.getByTestId(`sign-open-${id}`).click();
+    await page.getByTestId(`sign-comment-${id}`).fill(`checked in ${env}`);
+    await page.getByTestId(`sign-${id}`).click();
+    await expect(page.getByTestId(`check-${id}`)).toContainText(`pass by user:${who}`);
+  }
+}
+
+const OPERATOR_ITEMS = [1, 2, 3, 4, 5];
+const VIEWER_ITEMS = [6, 7, 9];
+const ADMIN_ITEMS = [8];
+
+test("the demo data is rolled out from dev to prod through the browser, gates, sign-offs and audit log included", async ({
+  page: admin,
+  browser,
+}) => {
+  test.setTimeout(420_000);
+  await signInAs(admin, "admin", readFileSync(path.join(data, "initial-admin-password"), "utf8").trim());
+  const ops = await userPage(browser, "ops", "runs the rollout");
+  const stakeholder = await userPage(browser, "stakeholder", "signs it off");
+
+  await test.step("the plan: a D-day six days out, every phase pending, the gates closed", async () => {
+    await open(admin, "/");
+    const dDay = new Date(Date.now() + 6 * 86_400_000).toISOString().slice(0, 10);
+    await admin.getByTestId("d-day-input").fill(dDay);
+    await admin.getByTestId("d-day-reason").fill("rollout planned with the team");
+    await admin.getByTestId("d-day-save").click();
+    await expect(admin.getByTestId("d-day")).toContainText(`(${dDay}), set by user:admin`);
+    await expect(admin.getByTestId("schedule-dev")).toHaveText(/On track|At risk/);
+    await expect(admin.getByTestId("phases-prod")).not.toContainText("done");
+    await expect(admin.getByTestId("gate-backfill-staging")).toContainText("closed: dev must be verified first");
+    await admin.screenshot({ path: path.join(shots, "overview-1-planned.png"), fullPage: true });
+  });
+
+  await test.step("dev: an operator dry-runs, backfills, verifies and turns ENABLE_STI on", async () => {
+    await backfill(ops, "dev", "1000", "0");
+    await verifyAndFlag(ops, "dev");
+  });
+
+  await test.step("staging: the same, once dev's gate opened", async () => {
+    await backfill(ops, "staging", "5000", "0");
+    await verifyAndFlag(ops, "staging");
+  });
+
+  await test.step("prod is refused while staging's checklist is not signed — in the page and on the server", async () => {
+    await open(ops, "/env/prod");
+    await expect(ops.getByTestId("gate")).toContainText("staging must be signed off on its checklist first");
+    await expect(ops.getByTestId("start")).toBeDisabled();
+    await expect(ops.getByTestId("gate-override")).toHaveCount(0);
+    const direct = await ops.request.post("/api/start_run", {
+      form: { env: "prod", kind: "backfill", chunk_size: "5000", pause_ms: "0", confirm: "prod" },
+      headers: { "x-sti-console": "1" },
+    });
+    expect(direct.status()).toBe(409);
+    expect(await direct.text()).toContain("staging must be signed off on its checklist first");
+    await expect(ops.getByTestId("no-run")).toBeVisible();
+  });
+
+  await test.step("staging's checklist: the operator, the stakeholder and the admin each sign their items", async () => {
+    await sign(ops, "staging", OPERATOR_ITEMS, "ops");
+    // a viewer may sign the items a viewer owns, and sees no form for the others
+    await open(stakeholder, "/env/staging");
+    await expect(stakeholder.getByTestId("sign-open-1")).toHaveCount(0);
+    await expect(stakeholder.getByTestId("flag-toggle")).toHaveCount(0);
+    await sign(stakeholder, "staging", VIEWER_ITEMS, "stakeholder");
+    await sign(admin, "staging", ADMIN_ITEMS, "admin");
+    await expect(admin.getByTestId("checklist-tally")).toHaveText("9 of 9 signed");
+    await expect(admin.getByTestId("phase-sign-off")).toContainText("done");
+    await expect(admin.getByTestId("phase-done")).toContainText("done");
+  });
+
+  await test.step("prod: the gate opens; the overview follows the backfill live", async () => {
+    // paced, so the overview can be seen mid-run
+    await backfill(ops, "prod", "5000", "60");
+    await open(admin, "/");
+    await expect(admin.getByTestId("run-prod")).toContainText(/running backfill #\d+ · \d/, { timeout: 20_000 });
+    await expect(admin.getByTestId("phases-staging")).not.toContainText(/pending|active/);
+    await expect(admin.getByTestId("gate-backfill-prod")).toContainText("open");
+    await admin.screenshot({ path: path.join(shots, "overview-2-prod-backfilling.png"), fullPage: true });
+    await verifyAndFlag(ops, "prod");
+    await expect(ops.getByTestId("flag-history")).toContainText("prod verified");
+  });
+
+  await test.step("prod's and dev's checklists signed: every environment done, and the overview says so", async () => {
+    for (const env of ["prod", "dev"]) {
+      await sign(ops, env, OPERATOR_ITEMS, "ops");
+      await sign(stakeholder, env, VIEWER_ITEMS, "stakeholder");
+      await sign(admin, env, ADMIN_ITEMS, "admin");
+      await expect(admin.getByTestId("phase-done")).toContainText("done");
+    }
+    await open(admin, "/");
+    for (const env of ["dev", "staging", "prod"]) {
+      await expect(admin.getByTestId(`flag-${env}`)).toHaveText("ENABLE_STI on");
+      await expect(admin.getByTestId(`phases-${env}`)).not.toContainText(/pending|active|blocked/);
+    }
+    await expect(admin.getByTestId("coverage-prod")).not.toHaveText("0.0%");
+    await admin.screenshot({ path: path.join(shots, "overview-3-done.png"), fullPage: true });
+  });
+
+  await test.step("the audit log shows all of it: who ran, verified, flipped and signed what", async () => {
+    await open(admin, "/audit?env=prod");
+    const entries = admin.getByTestId("audit-entries");
+    for (const action of ["dry_run", "run.start", "verify", "flag.set", "checklist.sign"]) {
+      await expect(entries).toContainText(action);
+    }
+    await expect(entries).toContainText("user:ops");
+    await expect(entries).toContainText("prod verified");
+    await admin.getByTestId("audit-actor").fill("stakeholder");
+    await admin.getByTestId("audit-action").fill("checklist.sign");
+    await admin.getByTestId("audit-apply").click();
+    await expect(admin.getByTestId("audit-total")).toHaveText("3 entries");
+    await expect(admin.getByTestId("audit-csv")).toHaveAttribute("href", /actor=stakeholder/);
+    await admin.goto("/audit?action=timeline.d_day");
+    await expect(admin.getByTestId("audit-entries")).toContainText("rollout planned with the team");
+  });
+});
