@@ -15,13 +15,14 @@ build_release
 dir="$(mktemp -d)"
 port=3931
 bin=target/release/sti-rollout
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT
 
 say "seeding and backfilling prod (1M rows, chunks of 1000)"
 STI_LOG=warn "$bin" --data-dir "$dir" migrate >/dev/null
 STI_LOG=warn "$bin" --data-dir "$dir" seed --env prod --rows 1000000 >/dev/null
 STI_LOG=warn "$bin" --data-dir "$dir" seed --env staging --rows 100000 >/dev/null
-STI_LOG=warn "$bin" --data-dir "$dir" backfill --env prod --chunk 1000 >/dev/null
+STI_LOG=warn "$bin" --data-dir "$dir" backfill --env prod --chunk 1000 --override-gate "benchmark data" >/dev/null
 STI_LOG=warn "$bin" --data-dir "$dir" serve --addr "127.0.0.1:$port" >/dev/null 2>"$dir/serve.log" &
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done

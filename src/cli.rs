@@ -58,6 +58,8 @@ pub enum Command {
     },
     /// Apply pending migrations to the control and every target database, then exit.
     Migrate,
+    /// Print the projects API's OpenAPI description (what docs/openapi_v2.yaml holds).
+    Openapi,
     /// Copy legacy rows into the subtype tables in keyset chunks; resumes the environment's
     /// interrupted run when there is one.
     Backfill {
@@ -312,6 +314,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", crate::server::projects::openapi_yaml());
+        return Ok(());
+    }
     let config = Config::load(&cli.data_dir, cli.config.as_deref())?;
     match cli.command {
         Some(Command::Serve { addr }) => serve(&config, addr).await,
@@ -395,6 +401,8 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             let (_, target) = open_control_and_target(&config, env).await?;
             backfill::list(&target, env, limit, json).await
         }
+        // printed before the configuration is read
+        Some(Command::Openapi) => Ok(()),
         Some(Command::Migrate) => {
             let (control, targets) = open_databases(&config).await?;
             println!("control: {} is up to date", control.url().describe());

@@ -10,6 +10,7 @@ pub mod control;
 pub mod live;
 pub mod overview;
 pub mod pool;
+pub mod projects;
 pub mod rollout;
 pub mod seed;
 pub mod sessions;

@@ -9,6 +9,8 @@ pub mod live;
 pub mod overview;
 pub mod pacing;
 pub mod phases;
+#[cfg(feature = "ssr")]
+pub mod projects;
 pub mod reports;
 pub mod run;
 pub mod study_type;

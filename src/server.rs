@@ -7,6 +7,7 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod password;
+pub mod projects;
 pub mod render;
 pub mod routes;
 pub mod startup;

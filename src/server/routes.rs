@@ -2,9 +2,10 @@
 //! The router is built from this list and the access test walks it, so a new endpoint cannot
 //! escape the checks.
 
+use super::projects;
 use super::state::AppState;
 use axum::http::Method;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 
 /// Who may call a route; the session guard (`auth::guard`) enforces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +16,14 @@ pub enum Access {
     SignedIn,
     /// A signed-in user, or a scraper with the metrics token.
     SignedInOrMetricsToken,
+    /// An application with an API key of an environment (`Authorization: Bearer`); a session
+    /// is not enough. The handler checks the key and its scope.
+    ApiKey,
+}
+
+/// Whether `path` is served to API keys (and checked by its handler, not the session guard).
+pub fn by_api_key(path: &str) -> bool {
+    path == "/api/projects" || path.starts_with("/api/projects/")
 }
 
 /// One plain route.
@@ -43,5 +52,10 @@ pub fn plain_routes() -> Vec<PlainRoute> {
         route("/env/{env}/runs/{run}/ledger.csv", Method::GET, SignedIn, get(super::events::ledger_csv)),
         route("/audit.csv", Method::GET, SignedIn, get(super::events::audit_csv)),
         route("/audit.json", Method::GET, SignedIn, get(super::events::audit_json)),
+        route("/api/projects", Method::GET, ApiKey, get(projects::list_projects)),
+        route("/api/projects", Method::POST, ApiKey, post(projects::create_project)),
+        route("/api/projects/{id}", Method::GET, ApiKey, get(projects::get_project)),
+        route("/api/projects/{id}", Method::PUT, ApiKey, put(projects::replace_project)),
+        route("/api/projects/{id}", Method::DELETE, ApiKey, delete(projects::delete_project)),
     ]
 }

@@ -1,0 +1,506 @@
+//! The projects API's model (PRODUCT §5): one JSON shape for a project whichever mode serves it,
+//! what a client may write, and how a legacy row (and its subtype row) becomes that shape.
+//!
+//! The shape is the legacy row as the backfill splits it: its identified study type and that
+//! subtype's fields, normalised as the backfill copies them (a pace trimmed and lower-cased).
+//! So legacy mode (identification on the fly) and STI mode (the subtype row) answer the same
+//! JSON for the same data, and a row the backfill has not reached reads the same in both.
+
+use super::study_type::{identify, normalised_pace, LegacyFields, StudyType, PACES};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// A project as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    pub title: String,
+    pub owner_id: i64,
+    /// `null` for a legacy row whose study type cannot be identified (one the backfill rejects);
+    /// its fields are then shown as stored.
+    pub study_type: Option<StudyType>,
+    /// School projects: the school.
+    pub school_name: Option<String>,
+    /// School projects: the grade.
+    pub grade: Option<i64>,
+    /// Self-study projects: `relaxed`, `regular` or `intensive`.
+    pub pace: Option<String>,
+    /// Self-study projects: the goal date, `YYYY-MM-DD`.
+    pub goal_date: Option<String>,
+    /// When the project was created (UTC, RFC 3339).
+    pub created_at: String,
+    /// When it last changed (UTC, RFC 3339).
+    pub updated_at: String,
+}
+
+/// A legacy `projects` row, as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LegacyRow {
+    pub id: i64,
+    pub title: String,
+    pub owner_id: i64,
+    pub project_type: Option<String>,
+    pub school_name: Option<String>,
+    pub grade: Option<i64>,
+    pub pace: Option<String>,
+    pub goal_date: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A project's row in a subtype table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubtypeRow {
+    School { school_name: String, grade: Option<i64> },
+    SelfStudy { pace: Option<String>, goal_date: Option<String> },
+}
+
+impl Project {
+    /// Legacy mode: the study type identified from the legacy columns, and that subtype's fields
+    /// as the backfill would copy them; a row that cannot be identified shows its fields as stored.
+    pub fn from_legacy(row: LegacyRow) -> Project {
+        let fields = LegacyFields {
+            project_type: row.project_type.as_deref(),
+            school_name: row.school_name.as_deref(),
+            grade: row.grade,
+            pace: row.pace.as_deref(),
+        };
+        match identify(&fields) {
+            Ok(StudyType::School) => {
+                let subtype = SubtypeRow::School {
+                    school_name: row.school_name.clone().unwrap_or_default(),
+                    grade: row.grade,
+                };
+                Project::with_subtype(row, subtype)
+            }
+            Ok(StudyType::SelfStudy) => {
+                let subtype = SubtypeRow::SelfStudy {
+                    pace: normalised_pace(row.pace.as_deref()).map(str::to_owned),
+                    goal_date: row.goal_date.clone(),
+                };
+                Project::with_subtype(row, subtype)
+            }
+            Err(_) => Project {
+                id: row.id,
+                title: row.title,
+                owner_id: row.owner_id,
+                study_type: None,
+                school_name: row.school_name,
+                grade: row.grade,
+                pace: row.pace,
+                goal_date: row.goal_date,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            },
+        }
+    }
+
+    /// STI mode: the subtype row when there is one; a row the backfill has not reached (or
+    /// rejected) reads as legacy mode shows it.
+    pub fn from_sti(row: LegacyRow, subtype: Option<SubtypeRow>) -> Project {
+        match subtype {
+            Some(subtype) => Project::with_subtype(row, subtype),
+            None => Project::from_legacy(row),
+        }
+    }
+
+    fn with_subtype(row: LegacyRow, subtype: SubtypeRow) -> Project {
+        let (study_type, school_name, grade, pace, goal_date) = match subtype {
+            SubtypeRow::School { school_name, grade } => {
+                (StudyType::School, Some(school_name), grade, None, None)
+            }
+            SubtypeRow::SelfStudy { pace, goal_date } => (StudyType::SelfStudy, None, None, pace, goal_date),
+        };
+        Project {
+            id: row.id,
+            title: row.title,
+            owner_id: row.owner_id,
+            study_type: Some(study_type),
+            school_name,
+            grade,
+            pace,
+            goal_date,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A page of projects, oldest id first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectPage {
+    pub items: Vec<Project>,
+    pub page: i64,
+    pub per_page: i64,
+    /// The next page's number, `null` on the last page.
+    pub next_page: Option<i64>,
+}
+
+/// The largest page number and page size a list accepts.
+pub const MAX_PAGE: i64 = 100_000;
+pub const MAX_PER_PAGE: i64 = 100;
+pub const DEFAULT_PER_PAGE: i64 = 20;
+/// Titles and school names are 1–200 characters, not all blank.
+pub const MAX_TEXT: usize = 200;
+/// Owner ids are 1 ..= 2^31 − 1.
+pub const MAX_OWNER_ID: i64 = 2_147_483_647;
+
+/// A project as a client writes it (create, or replace with `PUT`), checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProject {
+    pub title: String,
+    pub owner_id: i64,
+    pub subtype: SubtypeRow,
+}
+
+impl NewProject {
+    pub fn study_type(&self) -> StudyType {
+        match self.subtype {
+            SubtypeRow::School { .. } => StudyType::School,
+            SubtypeRow::SelfStudy { .. } => StudyType::SelfStudy,
+        }
+    }
+}
+
+/// What is wrong with one field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// The field, or `body` for the whole request body.
+    pub field: String,
+    pub reason: String,
+}
+
+fn field_error(field: &str, reason: impl Into<String>) -> FieldError {
+    FieldError { field: field.to_owned(), reason: reason.into() }
+}
+
+/// A school project, as a client writes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolProjectInput {
+    #[schema(inline)]
+    pub study_type: SchoolTag,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub title: String,
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub owner_id: i64,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub school_name: String,
+    #[schema(minimum = 1, maximum = 13, nullable)]
+    pub grade: Option<i64>,
+}
+
+/// A self-study project, as a client writes it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfStudyProjectInput {
+    #[schema(inline)]
+    pub study_type: SelfStudyTag,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub title: String,
+    #[schema(minimum = 1, maximum = 2147483647)]
+    pub owner_id: i64,
+    #[schema(inline)]
+    pub pace: Pace,
+    #[schema(format = Date, nullable)]
+    pub goal_date: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchoolTag {
+    School,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfStudyTag {
+    SelfStudy,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pace {
+    Relaxed,
+    Regular,
+    Intensive,
+}
+
+/// The request body of a create or a replace: a project of either study type. The constraints
+/// here are the ones [`validate`] checks.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProjectInput {
+    School(SchoolProjectInput),
+    SelfStudy(SelfStudyProjectInput),
+}
+
+/// Checks a request body; every problem is reported, each with its field.
+pub fn validate(body: &Value) -> Result<NewProject, Vec<FieldError>> {
+    let Some(object) = body.as_object() else {
+        return Err(vec![field_error("body", "must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    let study_type = match object.get("study_type") {
+        None => {
+            errors.push(field_error("study_type", "is required: school or self_study"));
+            None
+        }
+        Some(Value::String(s)) if s == "school" => Some(StudyType::School),
+        Some(Value::String(s)) if s == "self_study" => Some(StudyType::SelfStudy),
+        Some(_) => {
+            errors.push(field_error("study_type", "must be school or self_study"));
+            None
+        }
+    };
+    let allowed: &[&str] = match study_type {
+        Some(StudyType::School) => &["study_type", "title", "owner_id", "school_name", "grade"],
+        Some(StudyType::SelfStudy) => &["study_type", "title", "owner_id", "pace", "goal_date"],
+        None => &["study_type", "title", "owner_id", "school_name", "grade", "pace", "goal_date"],
+    };
+    for key in object.keys().filter(|k| !allowed.contains(&k.as_str())) {
+        let reason = match study_type {
+            Some(t) if ["school_name", "grade", "pace", "goal_date"].contains(&key.as_str()) => {
+                format!("is not a field of a {} project", t.as_str())
+            }
+            _ => "is not a field of a project".to_owned(),
+        };
+        errors.push(field_error(key, reason));
+    }
+    let title = text(object, "title", &mut errors);
+    let owner_id = integer(object, "owner_id", 1, MAX_OWNER_ID, true, &mut errors);
+    let subtype = match study_type {
+        Some(StudyType::School) => {
+            let school_name = text(object, "school_name", &mut errors);
+            let grade = integer(object, "grade", 1, 13, false, &mut errors);
+            school_name.map(|school_name| SubtypeRow::School { school_name, grade })
+        }
+        Some(StudyType::SelfStudy) => {
+            let pace = match object.get("pace") {
+                Some(Value::String(p)) if PACES.contains(&p.as_str()) => Some(p.clone()),
+                None => {
+                    errors.push(field_error("pace", "is required: relaxed, regular or intensive"));
+                    None
+                }
+                Some(_) => {
+                    errors.push(field_error("pace", "must be relaxed, regular or intensive"));
+                    None
+                }
+            };
+            let goal_date = match object.get("goal_date") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(d)) if is_date(d) => Some(d.clone()),
+                Some(_) => {
+                    errors.push(field_error("goal_date", "must be a date, YYYY-MM-DD, or null"));
+                    None
+                }
+            };
+            pace.map(|pace| SubtypeRow::SelfStudy { pace: Some(pace), goal_date })
+        }
+        None => None,
+    };
+    match (title, owner_id, subtype) {
+        (Some(title), Some(owner_id), Some(subtype)) if errors.is_empty() => {
+            Ok(NewProject { title, owner_id, subtype })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// A required text field: 1–200 characters, not all blank.
+fn text(object: &Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match object.get(field) {
+        Some(Value::String(s)) if is_blank(s) => errors.push(field_error(field, "must not be blank")),
+        Some(Value::String(s)) if s.chars().count() > MAX_TEXT => {
+            errors.push(field_error(field, format!("must be at most {MAX_TEXT} characters")))
+        }
+        Some(Value::String(s)) => return Some(s.clone()),
+        None => errors.push(field_error(field, "is required")),
+        Some(_) => errors.push(field_error(field, "must be a string")),
+    }
+    None
+}
+
+/// An integer field in `min..=max`; a missing or null optional one is `None`.
+fn integer(
+    object: &Map<String, Value>,
+    field: &str,
+    min: i64,
+    max: i64,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<i64> {
+    let value = match object.get(field) {
+        None | Some(Value::Null) if !required => return None,
+        None => {
+            errors.push(field_error(field, "is required"));
+            return None;
+        }
+        Some(value) => value,
+    };
+    // JSON has one number type: 7.0 is the integer 7
+    let number = value
+        .as_i64()
+        .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    match number {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            errors.push(field_error(field, format!("must be an integer from {min} to {max}")));
+            None
+        }
+    }
+}
+
+/// Blank as JSON Schema's `\S` sees it (Python's whitespace, which includes U+001C–U+001F).
+fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// A real calendar date written `YYYY-MM-DD`, years 0001–9999.
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        s.get(r).filter(|d| d.bytes().all(|c| c.is_ascii_digit())).and_then(|d| d.parse().ok())
+    };
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year >= 1 && (1..=days).contains(&day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn legacy(
+        project_type: Option<&str>,
+        school: Option<&str>,
+        grade: Option<i64>,
+        pace: Option<&str>,
+    ) -> LegacyRow {
+        LegacyRow {
+            id: 7,
+            title: "Algebra".into(),
+            owner_id: 3,
+            project_type: project_type.map(str::to_owned),
+            school_name: school.map(str::to_owned),
+            grade,
+            pace: pace.map(str::to_owned),
+            goal_date: Some("2027-03-01".into()),
+            created_at: "2023-01-01T00:00:00Z".into(),
+            updated_at: "2023-01-02T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn legacy_mode_shows_what_the_backfill_would_write() {
+        let school =
+            Project::from_legacy(legacy(Some("School"), Some("Hill School"), Some(7), Some("regular")));
+        assert_eq!(school.study_type, Some(StudyType::School));
+        assert_eq!((school.school_name.as_deref(), school.grade), (Some("Hill School"), Some(7)));
+        assert_eq!((school.pace, school.goal_date), (None, None));
+
+        let self_study = Project::from_legacy(legacy(Some("self-study"), None, None, Some(" Intensive ")));
+        assert_eq!(self_study.study_type, Some(StudyType::SelfStudy));
+        assert_eq!(self_study.pace.as_deref(), Some("intensive"));
+        assert_eq!(self_study.goal_date.as_deref(), Some("2027-03-01"));
+        assert_eq!(self_study.school_name, None);
+
+        let rejected = Project::from_legacy(legacy(None, Some("Hill School"), None, Some("regular")));
+        assert_eq!(rejected.study_type, None);
+        assert_eq!(rejected.school_name.as_deref(), Some("Hill School"));
+        assert_eq!(rejected.pace.as_deref(), Some("regular"));
+    }
+
+    #[test]
+    fn sti_mode_reads_the_subtype_row_and_falls_back_to_legacy_mode() {
+        let row = legacy(Some("school"), Some("Hill School"), Some(7), None);
+        let backfilled = SubtypeRow::School { school_name: "Hill School".into(), grade: Some(7) };
+        assert_eq!(Project::from_sti(row.clone(), Some(backfilled)), Project::from_legacy(row.clone()));
+        assert_eq!(Project::from_sti(row.clone(), None), Project::from_legacy(row));
+        let rejected = legacy(Some(""), None, None, None);
+        assert_eq!(Project::from_sti(rejected.clone(), None), Project::from_legacy(rejected));
+    }
+
+    #[test]
+    fn a_valid_body_of_each_study_type_is_accepted() {
+        let school = validate(
+            &json!({"study_type": "school", "title": "Algebra", "owner_id": 3, "school_name": "Hill", "grade": 7.0}),
+        );
+        assert_eq!(
+            school,
+            Ok(NewProject {
+                title: "Algebra".into(),
+                owner_id: 3,
+                subtype: SubtypeRow::School { school_name: "Hill".into(), grade: Some(7) }
+            })
+        );
+        let self_study = validate(
+            &json!({"study_type": "self_study", "title": "Go", "owner_id": 1, "pace": "relaxed", "goal_date": "2028-02-29"}),
+        );
+        assert_eq!(self_study.map(|p| p.study_type()), Ok(StudyType::SelfStudy));
+        let no_date = validate(
+            &json!({"study_type": "self_study", "title": "Go", "owner_id": 1, "pace": "regular", "goal_date": null}),
+        );
+        assert!(no_date.is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let fields = |body: Value| -> Vec<String> {
+            validate(&body).err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+        };
+        assert_eq!(fields(json!([1])), ["body"]);
+        assert_eq!(fields(json!({})), ["study_type", "title", "owner_id"]);
+        assert_eq!(
+            fields(
+                json!({"study_type": "school", "title": " \u{1c}", "owner_id": 0, "school_name": 5, "grade": 14, "pace": "regular"})
+            ),
+            ["pace", "title", "owner_id", "school_name", "grade"]
+        );
+        assert_eq!(
+            fields(
+                json!({"study_type": "self_study", "title": "x".repeat(201), "owner_id": 2147483648_i64, "pace": "turbo", "goal_date": "2027-02-29"})
+            ),
+            ["title", "owner_id", "pace", "goal_date"]
+        );
+        assert_eq!(fields(json!({"study_type": "School", "title": "t", "owner_id": 1})), ["study_type"]);
+        assert_eq!(
+            fields(json!({"study_type": "school", "title": "t", "owner_id": 1.5, "school_name": "s"})),
+            ["owner_id"]
+        );
+    }
+
+    #[test]
+    fn dates_are_real_calendar_days() {
+        for good in ["2028-02-29", "0001-01-01", "9999-12-31", "2027-04-30"] {
+            assert!(is_date(good), "{good}");
+        }
+        for bad in [
+            "2027-02-29",
+            "0000-01-01",
+            "2027-13-01",
+            "2027-04-31",
+            "2027-4-30",
+            "20270430",
+            "2027-04-3a",
+            "+027-04-30",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+    }
+}
