@@ -156,6 +156,22 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Turn ENABLE_STI on or off in one environment, at once for every application (audited).
+    /// On needs the environment verified, unless an admin's reason overrides the gate.
+    Flag {
+        /// The environment: dev, staging or prod.
+        #[arg(long)]
+        env: Environment,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        /// Why (goes to the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Turn it on although the environment is not verified, for this written reason (audited).
+        #[arg(long, value_name = "REASON")]
+        override_gate: Option<String>,
+    },
     /// Manage the API keys applications use.
     Apikey {
         #[command(subcommand)]
@@ -388,6 +404,22 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Some(Command::Checklist { action }) => {
             let control = open_control(&config).await?;
             checklist::run(&control, action).await
+        }
+        Some(Command::Flag { env, state, reason, override_gate }) => {
+            let control = open_control(&config).await?;
+            let on = state == "on";
+            crate::engine::operate::set_flag(
+                &control,
+                env,
+                &actor(),
+                on,
+                reason.as_deref(),
+                override_gate.as_deref(),
+            )
+            .await
+            .map_err(|source| CliError::Engine { env, source })?;
+            println!("{env}: ENABLE_STI {state}");
+            Ok(())
         }
         Some(Command::Apikey { action }) => {
             let control = open_control(&config).await?;

@@ -353,9 +353,14 @@ fn integer(
     }
 }
 
-/// Blank as JSON Schema's `\S` sees it (Python's whitespace, which includes U+001C–U+001F).
+/// Blank as the schema's `\S` pattern sees it: JSON Schema patterns are ECMA-262 regular
+/// expressions, whose `\s` is this set (not Rust's `char::is_whitespace`: U+0085 is not in it,
+/// U+FEFF is).
 fn is_blank(s: &str) -> bool {
-    s.chars().all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+    s.chars().all(|c| {
+        matches!(c, '\u{9}'..='\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
+    })
 }
 
 /// A real calendar date written `YYYY-MM-DD`, years 0001–9999.
@@ -457,6 +462,11 @@ mod tests {
             &json!({"study_type": "self_study", "title": "Go", "owner_id": 1, "pace": "regular", "goal_date": null}),
         );
         assert!(no_date.is_ok());
+        // blank means ECMA-262's `\s`, the schema's regular expressions' whitespace
+        let odd_title = validate(
+            &json!({"study_type": "school", "title": "\u{1e}", "owner_id": 1, "school_name": "\u{85}"}),
+        );
+        assert!(odd_title.is_ok(), "{odd_title:?}");
     }
 
     #[test]
@@ -468,7 +478,7 @@ mod tests {
         assert_eq!(fields(json!({})), ["study_type", "title", "owner_id"]);
         assert_eq!(
             fields(
-                json!({"study_type": "school", "title": " \u{1c}", "owner_id": 0, "school_name": 5, "grade": 14, "pace": "regular"})
+                json!({"study_type": "school", "title": " \u{feff}\u{3000}", "owner_id": 0, "school_name": 5, "grade": 14, "pace": "regular"})
             ),
             ["pace", "title", "owner_id", "school_name", "grade"]
         );

@@ -13,8 +13,8 @@ use crate::db::projects::{self, Mode, WriteError};
 use crate::domain::access::Scope;
 use crate::domain::environment::Environment;
 use crate::domain::projects::{
-    validate, FieldError, Project, ProjectInput, ProjectPage, SchoolProjectInput, SelfStudyProjectInput,
-    DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE,
+    validate, FieldError, NewProject, Project, ProjectInput, ProjectPage, SchoolProjectInput,
+    SelfStudyProjectInput, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE,
 };
 use crate::domain::study_type::StudyType;
 use axum::body::Bytes;
@@ -35,17 +35,36 @@ pub struct ApiError {
     pub fields: Vec<FieldError>,
 }
 
-/// An error answer.
-pub fn problem(status: StatusCode, error: impl Into<String>, fields: Vec<FieldError>) -> Response {
-    (status, Json(ApiError { error: error.into(), fields })).into_response()
+/// A refused request: its status and what to tell the caller. A 401 carries the
+/// `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    body: ApiError,
 }
 
-fn unavailable(what: &str, error: impl std::fmt::Display) -> Response {
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A refusal with `status`, in words, with the fields at fault.
+pub fn problem(status: StatusCode, error: impl Into<String>, fields: Vec<FieldError>) -> Refusal {
+    Refusal { status, body: ApiError { error: error.into(), fields } }
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> Refusal {
     tracing::error!(%error, "projects API: {what} cannot be reached");
     problem(StatusCode::SERVICE_UNAVAILABLE, format!("{what} cannot be reached; try again"), vec![])
 }
 
-/// Who is calling: the key's environment and scope, its target database and the mode now.
+/// Who is calling: the key's environment, its target database and the mode now.
 struct Caller {
     env: Environment,
     target: Database,
@@ -57,20 +76,14 @@ pub async fn api_key(
     state: &AppState,
     headers: &HeaderMap,
     write: bool,
-) -> Result<(Environment, Scope), Response> {
-    let unauthorized = |why: &str| {
-        let mut response = problem(StatusCode::UNAUTHORIZED, why, vec![]);
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
-    };
-    let Some(key) = super::auth::bearer(headers) else {
-        return Err(unauthorized("an API key is required: Authorization: Bearer <key>"));
-    };
-    let (env, scope) = match crate::db::api_keys::authenticate(&state.control, key.trim()).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(unauthorized("the API key is not valid, or it was revoked")),
-        Err(error) => return Err(unavailable("the control database", error)),
-    };
+) -> Result<(Environment, Scope), Refusal> {
+    let unauthorized = |why: &str| problem(StatusCode::UNAUTHORIZED, why, vec![]);
+    let key = super::auth::bearer(headers)
+        .ok_or_else(|| unauthorized("an API key is required: Authorization: Bearer <key>"))?;
+    let (env, scope) = crate::db::api_keys::authenticate(&state.control, key.trim())
+        .await
+        .map_err(|e| unavailable("the control database", e))?
+        .ok_or_else(|| unauthorized("the API key is not valid, or it was revoked"))?;
     if write && scope != Scope::Write {
         return Err(problem(
             StatusCode::FORBIDDEN,
@@ -81,20 +94,15 @@ pub async fn api_key(
     Ok((env, scope))
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Caller, Response> {
+async fn caller(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Caller, Refusal> {
     let (env, _) = api_key(state, headers, write).await?;
-    let Some(target) = state.targets.get(env).cloned() else {
-        return Err(problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{env} has no database configured"),
-            vec![],
-        ));
-    };
-    let mode = match crate::db::control::flag(&state.control, env, crate::db::control::ENABLE_STI).await {
-        Ok(Some(flag)) if flag.enabled => Mode::Sti,
-        Ok(_) => Mode::Legacy,
-        Err(error) => return Err(unavailable("the control database", error)),
-    };
+    let target = state.targets.get(env).cloned().ok_or_else(|| {
+        problem(StatusCode::SERVICE_UNAVAILABLE, format!("{env} has no database configured"), vec![])
+    })?;
+    let flag = crate::db::control::flag(&state.control, env, crate::db::control::ENABLE_STI)
+        .await
+        .map_err(|e| unavailable("the control database", e))?;
+    let mode = if flag.is_some_and(|f| f.enabled) { Mode::Sti } else { Mode::Legacy };
     Ok(Caller { env, target, mode })
 }
 
@@ -105,8 +113,15 @@ impl Caller {
         response
     }
 
-    fn database_error(&self, error: impl std::fmt::Display) -> Response {
+    fn database_error(&self, error: impl std::fmt::Display) -> Refusal {
         unavailable(&format!("the {} database", self.env), error)
+    }
+
+    fn write_error(&self, error: WriteError) -> Refusal {
+        match error {
+            WriteError::NotFound(id) => not_found(id),
+            WriteError::Db(error) => self.database_error(error),
+        }
     }
 }
 
@@ -174,7 +189,7 @@ fn parse_list(query: Option<&str>) -> Result<(i64, i64, Option<StudyType>), Vec<
     }
 }
 
-fn parse_id(raw: &str) -> Result<i64, Response> {
+fn parse_id(raw: &str) -> Result<i64, Refusal> {
     raw.parse::<i64>().map_err(|_| {
         problem(
             StatusCode::BAD_REQUEST,
@@ -185,7 +200,7 @@ fn parse_id(raw: &str) -> Result<i64, Response> {
 }
 
 /// The request body, as JSON: 415 unless it says it is JSON, 400 unless it is.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, Response> {
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, Refusal> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -207,8 +222,27 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, Res
     })
 }
 
-fn not_found(id: i64) -> Response {
+/// The body of a create or a replace, checked: 415, 400 or 422 when it is not a valid project.
+fn valid_body(headers: &HeaderMap, body: &Bytes) -> Result<NewProject, Refusal> {
+    validate(&json_body(headers, body)?)
+        .map_err(|fields| problem(StatusCode::UNPROCESSABLE_ENTITY, "the project is not valid", fields))
+}
+
+/// Project `id` in the caller's mode; 404 when there is none.
+async fn read(caller: &Caller, id: i64) -> Result<Project, Refusal> {
+    projects::get(&caller.target, caller.mode, id)
+        .await
+        .map_err(|e| caller.database_error(e))?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: i64) -> Refusal {
     problem(StatusCode::NOT_FOUND, format!("there is no project {id}"), vec![])
+}
+
+/// A handler's answer, or its refusal.
+async fn answer(handler: impl std::future::Future<Output = Result<Response, Refusal>>) -> Response {
+    handler.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Lists projects, oldest first, a page at a time.
@@ -229,24 +263,20 @@ pub async fn list_projects(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let caller = match caller(&state, &headers, false).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let (page, per_page, study_type) = match parse_list(query.as_deref()) {
-        Ok(query) => query,
-        Err(fields) => return problem(StatusCode::BAD_REQUEST, "the query is not valid", fields),
-    };
-    let offset = (page - 1) * per_page;
-    match projects::list(&caller.target, caller.mode, study_type, per_page + 1, offset).await {
-        Ok(mut items) => {
-            let more = items.len() as i64 > per_page;
-            items.truncate(per_page as usize);
-            let next_page = more.then_some(page + 1);
-            caller.answer(StatusCode::OK, ProjectPage { items, page, per_page, next_page })
-        }
-        Err(error) => caller.database_error(error),
-    }
+    answer(async {
+        let caller = caller(&state, &headers, false).await?;
+        let (page, per_page, study_type) = parse_list(query.as_deref())
+            .map_err(|fields| problem(StatusCode::BAD_REQUEST, "the query is not valid", fields))?;
+        let offset = (page - 1) * per_page;
+        let mut items = projects::list(&caller.target, caller.mode, study_type, per_page + 1, offset)
+            .await
+            .map_err(|e| caller.database_error(e))?;
+        let more = items.len() as i64 > per_page;
+        items.truncate(per_page as usize);
+        let next_page = more.then_some(page + 1);
+        Ok(caller.answer(StatusCode::OK, ProjectPage { items, page, per_page, next_page }))
+    })
+    .await
 }
 
 /// Creates a project; in STI mode its legacy row and its subtype row in one transaction.
@@ -267,33 +297,21 @@ pub async fn list_projects(
     )
 )]
 pub async fn create_project(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match caller(&state, &headers, true).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let new = match json_body(&headers, &body).map(|value| validate(&value)) {
-        Ok(Ok(new)) => new,
-        Ok(Err(fields)) => {
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, "the project is not valid", fields)
+    answer(async {
+        let caller = caller(&state, &headers, true).await?;
+        let new = valid_body(&headers, &body)?;
+        let id = projects::create(&caller.target, caller.mode, &new)
+            .await
+            .map_err(|e| caller.database_error(e))?;
+        // 404 if someone deleted it in between
+        let project = read(&caller, id).await?;
+        let mut response = caller.answer(StatusCode::CREATED, project);
+        if let Ok(location) = HeaderValue::from_str(&format!("/api/projects/{id}")) {
+            response.headers_mut().insert(header::LOCATION, location);
         }
-        Err(response) => return response,
-    };
-    let id = match projects::create(&caller.target, caller.mode, &new).await {
-        Ok(id) => id,
-        Err(error) => return caller.database_error(error),
-    };
-    match projects::get(&caller.target, caller.mode, id).await {
-        Ok(Some(project)) => {
-            let mut response = caller.answer(StatusCode::CREATED, project);
-            if let Ok(location) = HeaderValue::from_str(&format!("/api/projects/{id}")) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
-        // deleted by someone else in between
-        Ok(None) => not_found(id),
-        Err(error) => caller.database_error(error),
-    }
+        Ok(response)
+    })
+    .await
 }
 
 /// One project.
@@ -315,19 +333,12 @@ pub async fn get_project(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match caller(&state, &headers, false).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    match projects::get(&caller.target, caller.mode, id).await {
-        Ok(Some(project)) => caller.answer(StatusCode::OK, project),
-        Ok(None) => not_found(id),
-        Err(error) => caller.database_error(error),
-    }
+    answer(async {
+        let caller = caller(&state, &headers, false).await?;
+        let project = read(&caller, parse_id(&id)?).await?;
+        Ok(caller.answer(StatusCode::OK, project))
+    })
+    .await
 }
 
 /// Replaces a project (all its fields; it may change study type); in STI mode its legacy row
@@ -355,31 +366,15 @@ pub async fn replace_project(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let caller = match caller(&state, &headers, true).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let new = match json_body(&headers, &body).map(|value| validate(&value)) {
-        Ok(Ok(new)) => new,
-        Ok(Err(fields)) => {
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, "the project is not valid", fields)
-        }
-        Err(response) => return response,
-    };
-    match projects::replace(&caller.target, caller.mode, id, &new).await {
-        Ok(()) => {}
-        Err(WriteError::NotFound(id)) => return not_found(id),
-        Err(WriteError::Db(error)) => return caller.database_error(error),
-    }
-    match projects::get(&caller.target, caller.mode, id).await {
-        Ok(Some(project)) => caller.answer(StatusCode::OK, project),
-        Ok(None) => not_found(id),
-        Err(error) => caller.database_error(error),
-    }
+    answer(async {
+        let caller = caller(&state, &headers, true).await?;
+        let id = parse_id(&id)?;
+        let new = valid_body(&headers, &body)?;
+        projects::replace(&caller.target, caller.mode, id, &new).await.map_err(|e| caller.write_error(e))?;
+        let project = read(&caller, id).await?;
+        Ok(caller.answer(StatusCode::OK, project))
+    })
+    .await
 }
 
 /// Deletes a project with its subtype row.
@@ -402,23 +397,15 @@ pub async fn delete_project(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let caller = match caller(&state, &headers, true).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    match projects::delete(&caller.target, id).await {
-        Ok(()) => {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            response.headers_mut().insert("x-sti-mode", HeaderValue::from_static(caller.mode.as_str()));
-            response
-        }
-        Err(WriteError::NotFound(id)) => not_found(id),
-        Err(WriteError::Db(error)) => caller.database_error(error),
-    }
+    answer(async {
+        let caller = caller(&state, &headers, true).await?;
+        let id = parse_id(&id)?;
+        projects::delete(&caller.target, id).await.map_err(|e| caller.write_error(e))?;
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response.headers_mut().insert("x-sti-mode", HeaderValue::from_static(caller.mode.as_str()));
+        Ok(response)
+    })
+    .await
 }
 
 /// The API key as a bearer token.

@@ -117,13 +117,20 @@ async fn every_route_refuses_anonymous_and_cross_origin_callers() {
     let routes = plain_routes();
     assert!(routes.len() >= 7);
     for route in &routes {
-        let path = route.path.replace("{env}", "dev").replace("{run}", "1");
-        if route.method == axum::http::Method::GET {
+        let path = route.path.replace("{env}", "dev").replace("{run}", "1").replace("{id}", "1");
+        if route.access == Access::ApiKey {
+            // a session is not a key, and no key is no access, whatever the method or origin
+            for client in [&anonymous, &viewer, &admin] {
+                let status = client.request(route.method.clone(), url(&path)).send().await.unwrap().status();
+                assert_eq!(status.as_u16(), 401, "{} {path} without a key", route.method);
+            }
+        } else if route.method == axum::http::Method::GET {
             let status = anonymous.get(url(&path)).send().await.unwrap().status().as_u16();
             match route.access {
                 Access::Anyone => assert_eq!(status, 200, "{path} anonymously"),
                 Access::SignedIn => assert!(matches!(status, 303 | 401), "{path} anonymously: {status}"),
                 Access::SignedInOrMetricsToken => assert_eq!(status, 401, "{path} anonymously"),
+                Access::ApiKey => unreachable!("handled above"),
             }
             // the response head is enough: an event stream never ends
             let as_viewer = viewer.get(url(&path)).send().await.unwrap().status().as_u16();

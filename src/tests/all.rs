@@ -14,6 +14,7 @@ mod demo_data;
 mod engine_runs;
 mod identification;
 mod overview;
+mod projects;
 mod seed_command;
 mod support;
 mod users;
