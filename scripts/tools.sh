@@ -5,6 +5,9 @@
 CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs rustc 1.96
 WASM_BINDGEN_VERSION=0.2.130  # must equal the wasm-bindgen pinned in Cargo.toml
 BINARYEN_VERSION=132.0.0      # Debian's binaryen 108 produces WebAssembly that breaks at runtime
+SCHEMATHESIS_VERSION=4.32.5   # the projects API's contract tests, from PyPI
+# outside target/ so that `cargo clean` keeps it
+PY_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/sti-rollout/venv-schemathesis-$SCHEMATHESIS_VERSION"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
@@ -73,6 +76,17 @@ ensure_postgres() {
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   fi
   export PG_BIN
+}
+
+ensure_schemathesis() {
+  [ -x "$PY_VENV/bin/schemathesis" ] && return
+  command -v python3 >/dev/null || apt_install python3
+  # Debian's python3 makes virtualenvs only with python3-venv (it brings ensurepip)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $PY_VENV"
+  rm -rf "$PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 ensure_e2e_packages() {

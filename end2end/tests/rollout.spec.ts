@@ -71,7 +71,8 @@ async function backfill(page: Page, env: string, chunk: string, pause: string) {
     await page.getByTestId("confirm-name").fill("prod");
   }
   await page.getByTestId("confirm-yes").click();
-  await expect(page.getByTestId("run-state")).toHaveText(/queued|running/);
+  // a small environment may be done before this looks: the run's heading is what is certain
+  await expect(page.getByRole("heading", { name: /^Backfill #\d+$/ })).toBeVisible();
 }
 
 async function verifyAndFlag(page: Page, env: string) {
