@@ -37,6 +37,27 @@ pub async fn register_environments(db: &Database) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Every flag of `env`, by key.
+pub async fn flags(db: &Database, env: Environment) -> Result<Vec<(String, FlagState)>, DbError> {
+    let rows = sqlx::query(
+        "select key, case when enabled then 1 else 0 end as enabled, updated_at, updated_by
+         from flags where environment = $1 order by key",
+    )
+    .bind(env.as_str())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let flag = FlagState {
+                enabled: row.try_get::<i64, _>("enabled")? == 1,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            };
+            Ok((row.try_get("key")?, flag))
+        })
+        .collect()
+}
+
 /// The state of flag `key` in `env`, if the flag exists there.
 pub async fn flag(db: &Database, env: Environment, key: &str) -> Result<Option<FlagState>, DbError> {
     // `case` turns sqlite's 0/1 and postgres' boolean into one integer type.

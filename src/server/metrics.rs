@@ -12,7 +12,8 @@ use std::fmt::Write;
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match snapshot(&state.control).await {
         Ok(all) => {
-            let body = render(all.iter().map(|(env, m)| (env.as_str(), m)));
+            let mut body = render(all.iter().map(|(env, m)| (env.as_str(), m)));
+            body.push_str(&state.http_metrics.render());
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
         }
         Err(error) => {

@@ -2,8 +2,8 @@
 //! The router is built from this list and the access test walks it, so a new endpoint cannot
 //! escape the checks.
 
-use super::projects;
 use super::state::AppState;
+use super::{ofrep, projects};
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
 
@@ -23,7 +23,7 @@ pub enum Access {
 
 /// Whether `path` is served to API keys (and checked by its handler, not the session guard).
 pub fn by_api_key(path: &str) -> bool {
-    path == "/api/projects" || path.starts_with("/api/projects/")
+    path == "/api/projects" || path.starts_with("/api/projects/") || path.starts_with("/ofrep/")
 }
 
 /// One plain route.
@@ -57,5 +57,17 @@ pub fn plain_routes() -> Vec<PlainRoute> {
         route("/api/projects/{id}", Method::GET, ApiKey, get(projects::get_project)),
         route("/api/projects/{id}", Method::PUT, ApiKey, put(projects::replace_project)),
         route("/api/projects/{id}", Method::DELETE, ApiKey, delete(projects::delete_project)),
+        route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            Method::POST,
+            ApiKey,
+            post(ofrep::evaluate_flag).options(ofrep::preflight),
+        ),
+        route(
+            "/ofrep/v1/evaluate/flags",
+            Method::POST,
+            ApiKey,
+            post(ofrep::evaluate_flags).options(ofrep::preflight),
+        ),
     ]
 }

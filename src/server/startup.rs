@@ -66,6 +66,7 @@ impl Application {
             login_throttle: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
             d_day: config.d_day,
+            http_metrics: Default::default(),
         };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
         let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
@@ -76,6 +77,10 @@ impl Application {
         let router = super::routes::plain_routes()
             .into_iter()
             .fold(pages, |router, r| router.route(r.path, r.handler))
+            .layer(axum::middleware::from_fn_with_state(
+                state.http_metrics.clone(),
+                super::http_metrics::record,
+            ))
             .layer(axum::middleware::from_fn_with_state(state.clone(), super::auth::guard))
             .with_state(state);
         Ok(Self { listener, router, port: local.port() })

@@ -16,6 +16,8 @@ pub struct AppState {
     pub login_throttle: std::sync::Arc<super::auth::LoginThrottle>,
     /// The D-day of the config file; one set in the console or the CLI takes precedence.
     pub d_day: Option<crate::domain::timeline::Day>,
+    /// How long the applications' API requests take (`/metrics`).
+    pub http_metrics: std::sync::Arc<super::http_metrics::HttpMetrics>,
     /// Emergency contacts per environment, from the configuration.
     pub contacts: std::sync::Arc<
         std::collections::BTreeMap<

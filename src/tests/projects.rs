@@ -338,3 +338,112 @@ async fn bad_requests_get_clear_errors_and_never_a_500() {
     assert_eq!(patch.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(patch.headers().contains_key("allow"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_evaluate_the_live_flag_over_ofrep() {
+    let api = Api::start(Backend::Sqlite, 20).await;
+    let url = |path: &str| format!("{}{path}", api.app.address);
+    let evaluate = |body: &'static str| {
+        api.client
+            .post(url("/ofrep/v1/evaluate/flags/ENABLE_STI"))
+            .bearer_auth(&api.read)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let off: Value =
+        evaluate(r#"{"context": {"targetingKey": "school-42"}}"#).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (off["key"].as_str(), off["value"].as_bool(), off["variant"].as_str()),
+        (Some("ENABLE_STI"), Some(false), Some("off"))
+    );
+    assert_eq!(off["reason"], "STATIC");
+    assert_eq!(off["metadata"]["environment"], "dev");
+
+    // a switch is what the next evaluation says; no restart, no cache
+    api.flag(true).await;
+    let on = evaluate("{}").send().await.unwrap();
+    assert_eq!(on.headers()["access-control-allow-origin"], "*");
+    let on: Value = on.json().await.unwrap();
+    assert_eq!((on["value"].as_bool(), on["variant"].as_str()), (Some(true), Some("on")));
+
+    // errors as the protocol names them
+    let missing = api
+        .client
+        .post(url("/ofrep/v1/evaluate/flags/NO_SUCH_FLAG"))
+        .bearer_auth(&api.read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let missing: Value = missing.json().await.unwrap();
+    assert_eq!(
+        (missing["key"].as_str(), missing["errorCode"].as_str()),
+        (Some("NO_SUCH_FLAG"), Some("FLAG_NOT_FOUND"))
+    );
+    let bad = evaluate(r#"{"context": "school-42"}"#).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<Value>().await.unwrap()["errorCode"], "INVALID_CONTEXT");
+    let garbage = evaluate("{context").send().await.unwrap();
+    assert_eq!(garbage.json::<Value>().await.unwrap()["errorCode"], "PARSE_ERROR");
+    let anonymous = api.client.post(url("/ofrep/v1/evaluate/flags/ENABLE_STI")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // bulk: every flag, an ETag, and 304 while nothing changed
+    let bulk = |etag: Option<&str>| {
+        let mut request = api
+            .client
+            .post(url("/ofrep/v1/evaluate/flags"))
+            .bearer_auth(&api.read)
+            .json(&json!({"context": {}}));
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let first = bulk(None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["access-control-expose-headers"], "ETag");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let flags: Value = first.json().await.unwrap();
+    assert_eq!(flags["flags"][0]["key"], "ENABLE_STI");
+    assert_eq!(flags["flags"][0]["value"], true);
+    let unchanged = bulk(Some(&etag)).await.unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(unchanged.headers()["etag"].to_str().unwrap(), etag);
+    api.flag(false).await;
+    let changed = bulk(Some(&etag)).await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+
+    // a browser on another origin may ask first
+    let preflight = api
+        .client
+        .request(Method::OPTIONS, url("/ofrep/v1/evaluate/flags"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("If-None-Match"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_timed_by_route_method_and_status() {
+    let api = Api::start(Backend::Sqlite, 20).await;
+    api.get("/api/projects/3").await;
+    api.get("/api/projects/3").await;
+    api.get("/api/projects/424242").await;
+    api.write(Method::POST, "/api/projects", json!({})).await;
+    let (status, metrics) = api.app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let get = "route=\"/api/projects/{id}\",method=\"GET\",status=\"200\"";
+    assert!(metrics.contains(&format!("http_request_duration_seconds_count{{{get}}} 2")), "{metrics}");
+    assert!(metrics.contains(
+        "http_request_duration_seconds_count{route=\"/api/projects/{id}\",method=\"GET\",status=\"404\"} 1"
+    ));
+    assert!(metrics.contains(
+        "http_request_duration_seconds_count{route=\"/api/projects\",method=\"POST\",status=\"422\"} 1"
+    ));
+    assert!(metrics.contains(&format!("http_request_duration_seconds_bucket{{{get},le=\"+Inf\"}} 2")));
+}
