@@ -10,9 +10,11 @@ source scripts/tools.sh
 source scripts/pg.sh
 
 rounds=${ROUNDS:-3}
-say "building the release binary and the load generator (benches/api_load.rs)"
-cargo build --release --features ssr --bin sti-rollout --quiet
-cargo bench --features ssr --bench api_load --no-run --quiet 2>/dev/null
+say "building the release binary and the load generator (tools/api-load)"
+ensure_build_tools
+build_release
+cargo build --release --quiet --manifest-path tools/api-load/Cargo.toml
+load=tools/api-load/target/release/api-load
 
 dir=$(mktemp -d)
 port=$(pg_free_port)
@@ -22,6 +24,7 @@ printf '[demo_rows]\ndev = 10\nstaging = 10\nprod = 1000000\n' >"$dir/sti.toml"
 sti() { STI_LOG=warn target/release/sti-rollout --data-dir "$dir/data" --config "$dir/sti.toml" "$@"; }
 
 say "seeding 1M prod rows, backfilling and verifying them"
+mkdir -p "$dir/data"
 sti migrate >/dev/null
 key=$(sti apikey create --env prod --scope read 2>&1 | grep -o 'sti_prod_[0-9a-f]*')
 sti serve --addr "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
@@ -36,7 +39,7 @@ for round in $(seq "$rounds"); do
     sti flag --env prod "$state" --reason "API benchmark round $round" >/dev/null
     line=$(API_URL="http://127.0.0.1:$port" API_KEY="$key" API_IDS=1000000 \
       API_CONNECTIONS="${CONNECTIONS:-8}" API_SECONDS="${ROUND_SECONDS:-10}" \
-      cargo bench --features ssr --bench api_load --quiet 2>/dev/null | grep '^mode=')
+      "$load")
     echo "round $round: $line"
     echo "$line" >>"$results"
   done

@@ -160,6 +160,24 @@ fn legacy_values(p: &NewProject) -> (&'static str, Option<&str>, Option<i64>, Op
     }
 }
 
+/// Binds `$1`..`$8` of a create or a replace: the legacy columns of `p` and the time of the write.
+fn bind_legacy<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    p: &'q NewProject,
+    now: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let (project_type, school_name, grade, pace, goal_date) = legacy_values(p);
+    query
+        .bind(&p.title)
+        .bind(p.owner_id)
+        .bind(project_type)
+        .bind(school_name)
+        .bind(grade)
+        .bind(pace)
+        .bind(goal_date)
+        .bind(now)
+}
+
 /// Writes the subtype row of project `id` (an application write: no backfill run).
 async fn write_subtype(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -225,7 +243,6 @@ pub async fn create(db: &Database, mode: Mode, p: &NewProject) -> Result<i64, sq
 async fn try_create(db: &Database, mode: Mode, p: &NewProject) -> Result<i64, sqlx::Error> {
     let dialect = db.dialect();
     let now = now();
-    let (project_type, school_name, grade, pace, goal_date) = legacy_values(p);
     let mut tx = db.begin_write().await?;
     let sql = format!(
         "insert into projects (id, title, owner_id, project_type, school_name, grade, pace, goal_date, created_at, updated_at)
@@ -235,18 +252,7 @@ async fn try_create(db: &Database, mode: Mode, p: &NewProject) -> Result<i64, sq
         param(dialect, 8, "timestamptz"),
         param(dialect, 8, "timestamptz"),
     );
-    let id: i64 = sqlx::query(&sql)
-        .bind(&p.title)
-        .bind(p.owner_id)
-        .bind(project_type)
-        .bind(school_name)
-        .bind(grade)
-        .bind(pace)
-        .bind(goal_date)
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
+    let id: i64 = bind_legacy(sqlx::query(&sql), p, &now).fetch_one(&mut *tx).await?.try_get("id")?;
     if mode == Mode::Sti {
         write_subtype(&mut tx, dialect, id, p, &now).await?;
     }
@@ -259,7 +265,6 @@ async fn try_create(db: &Database, mode: Mode, p: &NewProject) -> Result<i64, sq
 pub async fn replace(db: &Database, mode: Mode, id: i64, p: &NewProject) -> Result<(), WriteError> {
     let dialect = db.dialect();
     let now = now();
-    let (project_type, school_name, grade, pace, goal_date) = legacy_values(p);
     let mut tx = db.begin_write().await?;
     let sql = format!(
         "update projects set title = $1, owner_id = $2, project_type = $3, school_name = $4, grade = $5,
@@ -267,18 +272,7 @@ pub async fn replace(db: &Database, mode: Mode, id: i64, p: &NewProject) -> Resu
         param(dialect, 7, "date"),
         param(dialect, 8, "timestamptz"),
     );
-    let updated = sqlx::query(&sql)
-        .bind(&p.title)
-        .bind(p.owner_id)
-        .bind(project_type)
-        .bind(school_name)
-        .bind(grade)
-        .bind(pace)
-        .bind(goal_date)
-        .bind(&now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let updated = bind_legacy(sqlx::query(&sql), p, &now).bind(id).execute(&mut *tx).await?;
     if updated.rows_affected() == 0 {
         return Err(WriteError::NotFound(id));
     }

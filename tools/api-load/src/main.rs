@@ -2,7 +2,7 @@
 //! connections for `API_SECONDS` seconds against a running console on loopback, ids drawn at
 //! random from `1..=API_IDS`, after one second of warm-up. Prints one line: the mode the API
 //! answered in, requests, requests/s, p50 and p99 latency. Any answer but 200 fails the run.
-//! `scripts/bench-api.sh` starts the console and alternates legacy and STI rounds.
+//! `scripts/bench-api.sh` builds this, starts the console and alternates legacy and STI rounds.
 
 use std::time::{Duration, Instant};
 
