@@ -47,7 +47,7 @@ print(f"  ratio page / health: {mp / mh:.1f}x   (budget: page median under 20 ms
 PY
 
 say "push latency: chunk commit → event received (staging, chunks of 1000, 100 ms apart)"
-STI_LOG=warn "$bin" --data-dir "$dir" backfill --env staging --chunk 1000 --pause-ms 100 >/dev/null &
+STI_LOG=warn "$bin" --data-dir "$dir" backfill --env staging --chunk 1000 --pause-ms 100 --override-gate "benchmark data" >/dev/null &
 runner=$!
 curl -sN -b "$jar" --max-time 60 "http://127.0.0.1:$port/events/staging" | python3 -c '
 import json, statistics, sys, time
