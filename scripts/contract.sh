@@ -28,7 +28,8 @@ sti() { STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" "$@"
 mkdir -p "$dir/data"
 sti migrate >/dev/null
 key=$(sti apikey create --env dev --scope write 2>&1 | grep -o 'sti_dev_[0-9a-f]*')
-sti serve --addr "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
+# the binary itself in the background, not through `sti`: $! must be its pid for the trap
+STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" serve --addr "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 
