@@ -81,7 +81,7 @@ fn context(body: &Bytes) -> Result<(), (&'static str, String)> {
 
 /// The caller's environment, from its API key (401 without a valid one).
 async fn environment(state: &AppState, headers: &HeaderMap) -> Result<Environment, Response> {
-    api_key(state, headers, false).await.map(|(env, _)| env).map_err(|refusal| cors(refusal.into_response()))
+    api_key(state, headers, false).await.map_err(|refusal| cors(refusal.into_response()))
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Response {

@@ -71,12 +71,9 @@ struct Caller {
     mode: Mode,
 }
 
-/// The bearer key, checked: 401 without one or with a bad one, 403 for a read key that writes.
-pub async fn api_key(
-    state: &AppState,
-    headers: &HeaderMap,
-    write: bool,
-) -> Result<(Environment, Scope), Refusal> {
+/// The bearer key's environment: 401 without a key or with a bad one, 403 for a read key that
+/// writes.
+pub async fn api_key(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Environment, Refusal> {
     let unauthorized = |why: &str| problem(StatusCode::UNAUTHORIZED, why, vec![]);
     let key = super::auth::bearer(headers)
         .ok_or_else(|| unauthorized("an API key is required: Authorization: Bearer <key>"))?;
@@ -91,11 +88,11 @@ pub async fn api_key(
             vec![],
         ));
     }
-    Ok((env, scope))
+    Ok(env)
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Caller, Refusal> {
-    let (env, _) = api_key(state, headers, write).await?;
+    let env = api_key(state, headers, write).await?;
     let target = state.targets.get(env).cloned().ok_or_else(|| {
         problem(StatusCode::SERVICE_UNAVAILABLE, format!("{env} has no database configured"), vec![])
     })?;

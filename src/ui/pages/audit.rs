@@ -40,19 +40,19 @@ fn link(suffix: &str, (env, actor, action, from, to): &Applied) -> String {
 
 #[component]
 pub fn AuditLogPage() -> impl IntoView {
-    let query = use_query_map();
-    let applied = move || -> Applied {
-        let q = query.read();
+    // read once: a new filter or page is a new request for the page
+    let (filter, page_no): (Applied, i64) = use_query_map().with_untracked(|q| {
         let get = |key: &str| q.get(key).unwrap_or_default();
-        (get("env"), get("actor"), get("action"), get("from"), get("to"))
-    };
-    let page_no = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
+        let page = q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
+        ((get("env"), get("actor"), get("action"), get("from"), get("to")), page)
+    });
+    let source = (filter.clone(), page_no);
     let entries = Resource::new(
-        move || (applied(), page_no()),
+        move || source.clone(),
         |((env, actor, action, from, to), page)| audit_log(env, actor, action, from, to, page),
     );
-    let (env, actor, action, from, to) = applied();
-    let filter = applied();
+    let (env, actor, action, from, to) = filter.clone();
+    let (csv, json) = (link(".csv", &filter), link(".json", &filter));
     let view_page = move |page: AuditPage| {
         let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
         let current = page.page;
@@ -92,8 +92,8 @@ pub fn AuditLogPage() -> impl IntoView {
                 <p class="lede">"Every change, by whom, where, from what to what, and why. Append-only."</p>
             </div>
             <div class="head-side">
-                <a class="button" data-testid="audit-csv" href=link(".csv", &applied()) download>"Export CSV"</a>
-                <a class="button" data-testid="audit-json" href=link(".json", &applied()) download>"Export JSON"</a>
+                <a class="button" data-testid="audit-csv" href=csv download>"Export CSV"</a>
+                <a class="button" data-testid="audit-json" href=json download>"Export JSON"</a>
             </div>
         </div>
         <form class="card control-row audit-filter" method="get" action="/audit">
