@@ -17,21 +17,12 @@ cargo build --release --quiet --manifest-path tools/api-load/Cargo.toml
 load=tools/api-load/target/release/api-load
 
 dir=$(mktemp -d)
-port=$(pg_free_port)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT
 printf '[demo_rows]\ndev = 10\nstaging = 10\nprod = 1000000\n' >"$dir/sti.toml"
-bin=target/release/sti-rollout
-sti() { STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" "$@"; }
-
 say "seeding 1M prod rows, backfilling and verifying them"
-mkdir -p "$dir/data"
-sti migrate >/dev/null
+start_scratch_console
 key=$(sti apikey create --env prod --scope read 2>&1 | grep -o 'sti_prod_[0-9a-f]*')
-# the binary itself in the background, not through `sti`: $! must be its pid for the trap
-STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" serve --addr "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 600); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 sti backfill --env prod --chunk 5000 --override-gate "benchmark data" >/dev/null
 sti verify --env prod >/dev/null
 

@@ -11,9 +11,7 @@ source scripts/pg.sh
 
 ensure_schemathesis
 repo=$(pwd)
-bin=target/release/sti-rollout
 dir=$(mktemp -d)
-port=$(pg_free_port)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT
 
@@ -23,15 +21,8 @@ dev = 2000
 staging = 10
 prod = 10
 TOML
-sti() { STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" "$@"; }
-
-mkdir -p "$dir/data"
-sti migrate >/dev/null
+start_scratch_console
 key=$(sti apikey create --env dev --scope write 2>&1 | grep -o 'sti_dev_[0-9a-f]*')
-# the binary itself in the background, not through `sti`: $! must be its pid for the trap
-STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" serve --addr "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 
 mode() {
   curl -fs -o /dev/null -D - -H "Authorization: Bearer $key" "http://127.0.0.1:$port/api/projects?per_page=1" \

@@ -6,6 +6,27 @@ pg_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# For scripts that test or measure a console (contract.sh, bench-api.sh): the release binary on
+# the scratch folder $dir, configured by $dir/sti.toml, on a free port. Sets `port` and `server`
+# (the binary's own pid, for the caller's exit trap), defines `sti` (the CLI on the same data),
+# and returns once /health answers.
+start_scratch_console() {
+  bin=target/release/sti-rollout
+  port=$(pg_free_port)
+  sti() { STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" "$@"; }
+  mkdir -p "$dir/data"
+  STI_LOG=warn "$bin" --data-dir "$dir/data" --config "$dir/sti.toml" serve --addr "127.0.0.1:$port" \
+    >"$dir/serve.log" 2>&1 &
+  server=$!
+  for _ in $(seq 900); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null && return 0
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the console did not start: $(tail -n 3 "$dir/serve.log")" >&2
+  return 1
+}
+
 pg_as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
     su postgres -s /bin/sh -c "$*"
