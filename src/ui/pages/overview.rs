@@ -15,13 +15,27 @@ use leptos_meta::Title;
 /// The overview page: a summary line and one panel per environment, refreshable in place.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    // who is signed in is read here, on the server, and handed to the live part: the browser
-    // need not ask again
-    let me = Resource::new(|| (), |_| crate::api::access::whoami());
-    let live = |me: crate::domain::access::Me| view! { <OverviewLive role=me.role/> };
+    // the island is not nested in a view that waits for a resource: such a view renders its
+    // children again when the resource resolves, and every render of the island fetched the
+    // overview (each environment's row counts) once more
     view! {
         <Title text="Overview"/>
-        <AsyncView resource=me view=live/>
+        <OverviewLive role=signed_in_role()/>
+    }
+}
+
+/// Who is signed in, from the request the session guard let through (pages are rendered on the
+/// server only; the browser gets the role as the island's prop and never asks).
+fn signed_in_role() -> Role {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::server::auth::CurrentUser>().map(|u| u.role))
+            .unwrap_or(Role::Viewer)
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        Role::Viewer
     }
 }
 
