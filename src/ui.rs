@@ -3,6 +3,8 @@
 pub mod app;
 pub mod charts;
 pub mod components;
+#[cfg(feature = "hydrate")]
+pub mod events;
 pub mod pages;
 
 use leptos::prelude::*;

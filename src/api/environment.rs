@@ -83,12 +83,17 @@ pub(super) mod server {
 pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnError> {
     use crate::domain::access::Role;
     let user = super::require(Role::Viewer).await?;
-    let (env, control, _) = server::environment(&env)?;
+    let (env, control, target) = server::environment(&env)?;
     let live = crate::db::live::read(&control, env)
         .await
         .map_err(|e| server::db_error("the control database", e))?;
     let contacts = super::app_state()?.contacts.get(&env).cloned().unwrap_or_default();
-    Ok(EnvironmentPage { live, contacts, role: user.role })
+    // a target database that cannot be read costs the page its rejected rows, not the page
+    let dead_letters = crate::engine::dead_letters::page(&target, None, None, 1).await.map_err(|error| {
+        tracing::error!(environment = %env, %error, "cannot read rejected rows");
+        format!("{env}: {error}")
+    });
+    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters })
 }
 
 /// A page of rejected rows, optionally of one reason.

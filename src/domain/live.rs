@@ -219,6 +219,9 @@ pub struct EnvironmentPage {
     pub contacts: Vec<Contact>,
     /// The signed-in user's role: the page offers what it allows.
     pub role: Role,
+    /// The first page of rejected rows (the page reads later ones itself), or why the target
+    /// database could not say.
+    pub dead_letters: Result<DeadLetterPage, String>,
 }
 
 /// One rejected legacy row.

@@ -116,7 +116,13 @@ async fn an_operator_runs_the_whole_cycle_from_the_console(backend: Backend) {
         "operator controls"
     );
 
-    // rejected rows: paged, filtered, exported
+    // rejected rows: the first page comes with the page, later ones are read on demand
+    assert_eq!(testid_text(&html, "dead-letters-page"), "page 1 of 1 · 10 rows");
+    assert_eq!(html.matches("<code>").count(), 10, "ten rejected rows in the server-rendered table");
+    assert!(
+        html.contains("__RESOLVED_RESOURCES=[];") && !html.contains("__RESOLVED_RESOURCES["),
+        "the island's props carry the page's data; no resource is serialized beside them"
+    );
     let (status, body) = call(&app, &app.client, "dead_letters", "env=dev&page=1").await;
     assert_eq!(status, 200, "{body}");
     let page: DeadLetterPage = serde_json::from_str(&body).unwrap();
@@ -492,6 +498,23 @@ async fn the_environment_page_lists_its_emergency_contacts_from_the_configuratio
     assert!(ana < bo, "in escalation order");
     let (_, dev) = app.get("/env/dev").await;
     assert!(dev.contains("None configured for this environment"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_page_shows_its_run_when_its_rejected_rows_cannot_be_read() {
+    use sti_rollout::domain::environment::Environment;
+    let (config, _dir) = config(Backend::Sqlite, [10, 10, 10]).await;
+    let app = TestApp::start(&config).await;
+    let (_, html) = app.get("/env/dev").await;
+    assert!(html.contains(r#"data-testid="dead-letters-empty""#), "no rejected rows yet");
+
+    let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+    sqlx::query("drop table sti_backfill_dead_letters").execute(dev.pool()).await.unwrap();
+    let (status, html) = app.get("/env/dev").await;
+    assert_eq!(status, 200, "the page is served: {html}");
+    assert!(html.contains(r#"data-testid="flag""#) && html.contains(r#"data-testid="contacts""#));
+    assert!(!html.contains(r#"data-testid="dead-letters""#), "no rejected rows shown");
+    assert!(html.contains("Could not load this view.") && html.contains("dev: "), "the card says why");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use crate::domain::phases::{Phase, PhaseStatus};
 use crate::domain::reports::{DryRunReport, RollbackPlan};
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::charts::{self, RunChart};
-use crate::ui::components::async_view::AsyncView;
+use crate::ui::components::async_view::{AsyncView, ErrorNotice};
 use crate::ui::erase;
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -105,13 +105,14 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             <RunCharts live/>
         </section>
     });
+    let dead_letters = page.dead_letters;
     let checks = erase(view! {
         <div class="two-col">
             <section class="card" aria-labelledby="verify-heading">
                 <VerificationCard env live operator flash/>
             </section>
             <section class="card" aria-labelledby="dead-heading">
-                <DeadLetters env live/>
+                <DeadLetters env live first=dead_letters/>
             </section>
         </div>
     });
@@ -157,27 +158,15 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
 /// browser reconnects by itself when it drops.
 #[cfg(feature = "hydrate")]
 fn subscribe(env: Environment, live: RwSignal<LiveView>, connection: RwSignal<Connection>) {
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
-    let Ok(source) = web_sys::EventSource::new(&format!("/events/{env}")) else {
-        connection.set(Connection::Reconnecting);
-        return;
-    };
-    let on_live = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        if let Some(view) =
-            event.data().as_string().and_then(|text| serde_json::from_str::<LiveView>(&text).ok())
-        {
+    let on_live = move |text: String| {
+        if let Ok(view) = serde_json::from_str::<LiveView>(&text) {
             live.set(view);
             connection.set(Connection::Live);
         }
-    });
-    let on_open = Closure::<dyn FnMut()>::new(move || connection.set(Connection::Live));
-    let on_error = Closure::<dyn FnMut()>::new(move || connection.set(Connection::Reconnecting));
-    let _ = source.add_event_listener_with_callback("live", on_live.as_ref().unchecked_ref());
-    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    let kept = send_wrapper::SendWrapper::new((source, on_live, on_open, on_error));
-    on_cleanup(move || kept.0.close());
+    };
+    let on_state =
+        move |up: bool| connection.set(if up { Connection::Live } else { Connection::Reconnecting });
+    crate::ui::events::listen(&format!("/events/{env}"), "live", on_live, on_state);
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -628,16 +617,34 @@ fn VerificationCard(
     }
 }
 
+/// The rejected rows, a page at a time, filterable by reason. The first page comes with the
+/// page's props; later ones are read when the filter, the page or the run changes. (Not a
+/// resource: one created in the island would be serialized into the page again for each render
+/// of the view the island sits in.)
 #[component]
-fn DeadLetters(env: Environment, live: RwSignal<LiveView>) -> impl IntoView {
+fn DeadLetters(
+    env: Environment,
+    live: RwSignal<LiveView>,
+    first: Result<crate::domain::live::DeadLetterPage, String>,
+) -> impl IntoView {
     let reason = RwSignal::new(String::new());
     let page_no = RwSignal::new(1_i64);
+    let shown = RwSignal::new(first);
     // refetched when a run starts, ends or rejects more rows
     let run_key = Memo::new(move |_| live.with(|l| l.run.as_ref().map(|r| (r.id, r.state, r.errors))));
-    let rows = Resource::new(
-        move || (reason.get(), page_no.get(), run_key.get()),
-        move |(reason, page, _)| dead_letters(env.to_string(), Some(reason), page),
-    );
+    Effect::new(move |previous: Option<()>| {
+        let key = (reason.get(), page_no.get(), run_key.get());
+        if previous.is_none() {
+            return; // what the page came with is current
+        }
+        leptos::task::spawn_local(async move {
+            let result = dead_letters(env.to_string(), Some(key.0.clone()), key.1).await;
+            // an answer to a question no longer asked is dropped
+            if (reason.get_untracked(), page_no.get_untracked(), run_key.get_untracked()) == key {
+                shown.set(result.map_err(|e| e.to_string()));
+            }
+        });
+    });
     let csv = move || {
         let r = reason.get();
         if r.is_empty() {
@@ -651,46 +658,56 @@ fn DeadLetters(env: Environment, live: RwSignal<LiveView>) -> impl IntoView {
             <h2 id="dead-heading">"Rejected rows"</h2>
             <a class="button" href=csv download data-testid="dead-letters-csv">"Export CSV"</a>
         </div>
-        <AsyncView resource=rows view=move |page: crate::domain::live::DeadLetterPage| {
-            let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
-            let current = page.page;
-            let total: i64 = page.reasons.iter().map(|(_, n)| n).sum();
-            let chosen = reason.get_untracked();
-            view! {
-                <label class="filter">"Reason "
-                    <select data-testid="reason-filter" on:change=move |e| { reason.set(event_target_value(&e)); page_no.set(1); }>
-                        <option value="" selected=chosen.is_empty()>{format!("all ({})", format_count(total))}</option>
-                        {page.reasons.into_iter().map(|(r, n)| {
-                            let selected = r == chosen;
-                            view! { <option value=r.clone() selected=selected>{format!("{r} ({})", format_count(n))}</option> }
+        {move || match shown.get() {
+            Err(message) => Either::Left(view! { <ErrorNotice message/> }),
+            Ok(page) => Either::Right(dead_letter_table(page, reason, page_no)),
+        }}
+    }
+}
+
+/// One page of rejected rows with its filter and pager.
+fn dead_letter_table(
+    page: crate::domain::live::DeadLetterPage,
+    reason: RwSignal<String>,
+    page_no: RwSignal<i64>,
+) -> impl IntoView {
+    let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
+    let current = page.page;
+    let total: i64 = page.reasons.iter().map(|(_, n)| n).sum();
+    let chosen = reason.get_untracked();
+    view! {
+        <label class="filter">"Reason "
+            <select data-testid="reason-filter" on:change=move |e| { reason.set(event_target_value(&e)); page_no.set(1); }>
+                <option value="" selected=chosen.is_empty()>{format!("all ({})", format_count(total))}</option>
+                {page.reasons.into_iter().map(|(r, n)| {
+                    let selected = r == chosen;
+                    view! { <option value=r.clone() selected=selected>{format!("{r} ({})", format_count(n))}</option> }
+                }).collect_view()}
+            </select>
+        </label>
+        {if page.rows.is_empty() {
+            Either::Left(view! { <p class="empty" data-testid="dead-letters-empty">"No rejected rows."</p> })
+        } else {
+            Either::Right(view! {
+                <table class="table" data-testid="dead-letters">
+                    <thead><tr><th>"Project id"</th><th>"Reason"</th><th>"Run"</th></tr></thead>
+                    <tbody>
+                        {page.rows.into_iter().map(|d| view! {
+                            <tr><td>{d.project_id}</td><td><code>{d.reason}</code></td><td>{format!("#{}", d.run_id)}</td></tr>
                         }).collect_view()}
-                    </select>
-                </label>
-                {if page.rows.is_empty() {
-                    Either::Left(view! { <p class="empty" data-testid="dead-letters-empty">"No rejected rows."</p> })
-                } else {
-                    Either::Right(view! {
-                        <table class="table" data-testid="dead-letters">
-                            <thead><tr><th>"Project id"</th><th>"Reason"</th><th>"Run"</th></tr></thead>
-                            <tbody>
-                                {page.rows.into_iter().map(|d| view! {
-                                    <tr><td>{d.project_id}</td><td><code>{d.reason}</code></td><td>{format!("#{}", d.run_id)}</td></tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    })
-                }}
-                <div class="pager">
-                    {(pages > 1).then(|| view! {
-                        <button class="button" disabled={current <= 1} on:click=move |_| page_no.update(|p| *p = (*p - 1).max(1))>"Previous"</button>
-                    })}
-                    <span data-testid="dead-letters-page">{format!("page {current} of {pages} · {} rows", format_count(page.total))}</span>
-                    {(pages > 1).then(|| view! {
-                        <button class="button" disabled={current >= pages} on:click=move |_| page_no.update(|p| *p += 1)>"Next"</button>
-                    })}
-                </div>
-            }
-        }/>
+                    </tbody>
+                </table>
+            })
+        }}
+        <div class="pager">
+            {(pages > 1).then(|| view! {
+                <button class="button" disabled={current <= 1} on:click=move |_| page_no.update(|p| *p = (*p - 1).max(1))>"Previous"</button>
+            })}
+            <span data-testid="dead-letters-page">{format!("page {current} of {pages} · {} rows", format_count(page.total))}</span>
+            {(pages > 1).then(|| view! {
+                <button class="button" disabled={current >= pages} on:click=move |_| page_no.update(|p| *p += 1)>"Next"</button>
+            })}
+        </div>
     }
 }
 

@@ -201,15 +201,7 @@ fn StopAll() -> impl IntoView {
 /// a verification, a flag, a sign-off, the D-day — from this console or the CLI.
 #[cfg(feature = "hydrate")]
 fn follow_changes(refreshes: RwSignal<u32>) {
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
-    let Ok(source) = web_sys::EventSource::new("/events") else { return };
-    let on_changed = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
-        refreshes.update(|n| *n += 1)
-    });
-    let _ = source.add_event_listener_with_callback("changed", on_changed.as_ref().unchecked_ref());
-    let kept = send_wrapper::SendWrapper::new((source, on_changed));
-    on_cleanup(move || kept.0.close());
+    crate::ui::events::listen("/events", "changed", move |_| refreshes.update(|n| *n += 1), |_| {});
 }
 
 #[cfg(not(feature = "hydrate"))]
