@@ -35,6 +35,16 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
   await expect(page.getByTestId("history")).toContainText("user:admin");
   await expect(page.getByTestId("dead-letters-page")).toContainText("50 rows");
+  // rejected rows: paged and filtered in place
+  const rejected = page.locator("section[aria-labelledby=dead-heading]");
+  await expect(rejected.getByTestId("dead-letters-page")).toHaveText("page 1 of 4 · 50 rows");
+  await rejected.getByRole("button", { name: "Next" }).click();
+  await expect(rejected.getByTestId("dead-letters-page")).toHaveText("page 2 of 4 · 50 rows");
+  await rejected.getByTestId("reason-filter").selectOption("ambiguous");
+  await expect(rejected.getByTestId("dead-letters-page")).toHaveText("page 1 of 1 · 10 rows");
+  await expect(rejected.getByTestId("dead-letters").locator("tbody tr")).toHaveCount(10);
+  await expect(rejected.getByTestId("dead-letters")).not.toContainText("unknown_pace");
+  await expect(rejected.getByTestId("dead-letters-csv")).toHaveAttribute("href", "/env/dev/dead-letters.csv?reason=ambiguous");
 
   await page.getByTestId("verify").click();
   await expect(page.getByTestId("verification")).toContainText("matches");
