@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks the console (not a test): with a finished 1M-row prod backfill in the ledger,
-# - the server-rendered environment page, median of N requests, against GET /health measured in
+# - the server-rendered environment page and overview, median of N requests, against GET /health measured in
 #   the same run (the floor: one HTTP round trip through the same router and session guard);
 # - how long a committed chunk takes to reach a subscriber of the pushed updates: for a live run,
 #   the time from the run's commit (its updated_at) to the event's arrival, median and maximum.
@@ -33,17 +33,31 @@ curl -fs -c "$jar" -o /dev/null -d "username=admin" --data-urlencode "password=$
 times() { # url → one time_total per line, in ms
   for _ in $(seq "$N"); do curl -fs -b "$jar" -o /dev/null -w '%{time_total}\n' "$1"; done
 }
-say "environment page vs /health, $N requests each"
+say "environment page and overview vs /health, $N requests each"
 page=$(times "http://127.0.0.1:$port/env/prod")
+overview=$(times "http://127.0.0.1:$port/")
 health=$(times "http://127.0.0.1:$port/health")
-python3 - "$page" "$health" <<'PY'
+python3 - "$page" "$overview" "$health" <<'PY'
 import statistics, sys
-page = [float(x) * 1000 for x in sys.argv[1].split()]
-health = [float(x) * 1000 for x in sys.argv[2].split()]
-mp, mh = statistics.median(page), statistics.median(health)
-print(f"  /env/prod (1M-row run, 1000 chunks in the ledger): median {mp:.2f} ms, p90 {statistics.quantiles(page, n=10)[-1]:.2f} ms")
+page, overview, health = ([float(x) * 1000 for x in arg.split()] for arg in sys.argv[1:4])
+mp, mo, mh = statistics.median(page), statistics.median(overview), statistics.median(health)
+p90 = lambda xs: statistics.quantiles(xs, n=10)[-1]
+print(f"  /env/prod (1M-row run, 1000 chunks in the ledger): median {mp:.2f} ms, p90 {p90(page):.2f} ms")
+print(f"  / (overview, counts every table; prod 1M + 1M):   median {mo:.2f} ms, p90 {p90(overview):.2f} ms")
 print(f"  /health:                                          median {mh:.2f} ms")
 print(f"  ratio page / health: {mp / mh:.1f}x   (budget: page median under 20 ms)")
+print(f"  ratio overview / health: {mo / mh:.1f}x")
+PY
+
+say "overview with 8 viewers at once (as after a change event), $N requests"
+t0=$(date +%s.%N)
+together=$(seq "$N" | xargs -P8 -I{} curl -fs -b "$jar" -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/")
+t1=$(date +%s.%N)
+python3 - "$together" "$t0" "$t1" <<'PY'
+import statistics, sys
+times = [float(x) * 1000 for x in sys.argv[1].split()]
+wall = float(sys.argv[3]) - float(sys.argv[2])
+print(f"  / with 8 at once: median {statistics.median(times):.2f} ms, p90 {statistics.quantiles(times, n=10)[-1]:.2f} ms, {len(times) / wall:.1f} pages/s")
 PY
 
 say "push latency: chunk commit → event received (staging, chunks of 1000, 100 ms apart)"

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod checklist;
 pub mod control;
+pub mod joined_read;
 pub mod live;
 pub mod overview;
 pub mod pool;

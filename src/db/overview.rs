@@ -1,33 +1,56 @@
 //! Reading what the overview page shows: counts from each target database, flags from control.
 
 use super::control::{self, ENABLE_STI};
+use super::joined_read::JoinedRead;
 use super::pool::Database;
 use super::target;
 use crate::domain::environment::Environment;
-use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary};
+use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary, TableCounts};
 use crate::domain::timeline::Day;
 use sqlx::Row;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A target database that does not answer within this time is shown as unreachable.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The target database of every environment.
+/// The target database of every environment, with its row counts shared between the viewers
+/// who ask at the same moment.
 #[derive(Clone, Debug, Default)]
-pub struct Targets(BTreeMap<Environment, Database>);
+pub struct Targets(Arc<BTreeMap<Environment, Target>>);
+
+#[derive(Debug)]
+struct Target {
+    db: Database,
+    counts: JoinedRead<Result<TableCounts, String>>,
+}
 
 impl Targets {
-    pub fn new(targets: BTreeMap<Environment, Database>) -> Self {
-        Self(targets)
+    pub fn new(databases: BTreeMap<Environment, Database>) -> Self {
+        let targets =
+            databases.into_iter().map(|(env, db)| (env, Target { db, counts: JoinedRead::default() }));
+        Self(Arc::new(targets.collect()))
     }
 
     pub fn get(&self, env: Environment) -> Option<&Database> {
-        self.0.get(&env)
+        self.0.get(&env).map(|target| &target.db)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Environment, &Database)> {
-        self.0.iter().map(|(env, db)| (*env, db))
+        self.0.iter().map(|(env, target)| (*env, &target.db))
+    }
+}
+
+/// Counts `db`'s tables within [`READ_TIMEOUT`]; a failure is logged and said in words.
+async fn count(env: Environment, db: &Database) -> Result<TableCounts, String> {
+    match tokio::time::timeout(READ_TIMEOUT, target::table_counts(db)).await {
+        Ok(Ok(counts)) => Ok(counts),
+        Ok(Err(e)) => {
+            tracing::warn!(environment = %env, error = %e, "cannot read target database");
+            Err("the database could not be read; the server log has the cause".to_owned())
+        }
+        Err(_) => Err(format!("the database did not answer within {} s", READ_TIMEOUT.as_secs())),
     }
 }
 
@@ -35,15 +58,10 @@ impl Targets {
 /// that environment's panel; the others are still shown.
 pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> Overview {
     let mut environments = Vec::new();
-    for (env, db) in targets.iter() {
-        let counts = match tokio::time::timeout(READ_TIMEOUT, target::table_counts(db)).await {
-            Ok(Ok(counts)) => Ok(counts),
-            Ok(Err(e)) => {
-                tracing::warn!(environment = %env, error = %e, "cannot read target database");
-                Err("the database could not be read; the server log has the cause".to_owned())
-            }
-            Err(_) => Err(format!("the database did not answer within {} s", READ_TIMEOUT.as_secs())),
-        };
+    for (&env, target) in targets.0.iter() {
+        let db = &target.db;
+        // viewers woken by the same change share one count
+        let counts = target.counts.read(|| count(env, db)).await;
         let enable_sti = match control::flag(control, env, ENABLE_STI).await {
             Ok(flag) => flag,
             Err(e) => {
