@@ -70,13 +70,10 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// In front of every route: rejects cross-origin state changes, lets public paths through,
-/// and requires a live session (or the metrics token on `/metrics`) for everything else.
+/// In front of every route but the applications' (`Access::ApiKey`, whose handlers check the
+/// key): rejects cross-origin state changes, lets public paths through, and requires a live
+/// session (or the metrics token on `/metrics`) for everything else.
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if super::routes::by_api_key(req.uri().path()) {
-        // no cookies there: the handler checks the API key, and a cross-site caller gains nothing
-        return next.run(req).await;
-    }
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && is_cross_origin(req.headers()) {
         return (StatusCode::FORBIDDEN, "cross-origin requests may not change anything\n").into_response();

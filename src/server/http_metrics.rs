@@ -65,10 +65,10 @@ impl HttpMetrics {
     }
 }
 
-/// Times the applications' API requests (`/api/projects…`, `/ofrep/…`); others pass untimed.
+/// Times a request by its matched route; layered on the applications' routes only
+/// (`/api/projects…`, `/ofrep/…`).
 pub async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let Some(route) = route.filter(|r| super::routes::by_api_key(r)) else {
+    let Some(route) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
         return next.run(request).await;
     };
     let method = request.method().as_str().to_owned();

@@ -3,6 +3,7 @@
 
 use super::config::Config;
 use super::render::RenderPool;
+use super::routes::Access;
 use super::state::AppState;
 use crate::db::control::{self, SeedRecord};
 use crate::db::overview::Targets;
@@ -11,6 +12,7 @@ use crate::db::{target, Database, DbError, Schema};
 use crate::domain::environment::Environment;
 use crate::domain::overview::format_count;
 use crate::ui::app::{shell, App};
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
@@ -74,14 +76,19 @@ impl Application {
             .leptos_routes_with_context(&state, page_routes(), || {}, move || shell(leptos_options.clone()))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .layer(axum::middleware::from_fn_with_state(renders, super::render::isolate));
-        let router = super::routes::plain_routes()
+        let (by_key, by_session): (Vec<_>, Vec<_>) =
+            super::routes::plain_routes().into_iter().partition(|r| r.access == Access::ApiKey);
+        // the applications' routes check their API key themselves and are timed by route
+        let applications = by_key
+            .into_iter()
+            .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+            .route_layer(from_fn_with_state(state.http_metrics.clone(), super::http_metrics::record));
+        // the session guard stands in front of everything else, the pages' fallback included
+        let router = by_session
             .into_iter()
             .fold(pages, |router, r| router.route(r.path, r.handler))
-            .layer(axum::middleware::from_fn_with_state(
-                state.http_metrics.clone(),
-                super::http_metrics::record,
-            ))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), super::auth::guard))
+            .layer(from_fn_with_state(state.clone(), super::auth::guard))
+            .merge(applications)
             .with_state(state);
         Ok(Self { listener, router, port: local.port() })
     }
