@@ -3,6 +3,7 @@
 use super::pool::{Database, DbError};
 use crate::domain::environment::Environment;
 use crate::domain::overview::FlagState;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The flag that switches an environment's application to the split tables.
@@ -46,16 +47,7 @@ pub async fn flags(db: &Database, env: Environment) -> Result<Vec<(String, FlagS
     .bind(env.as_str())
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| {
-            let flag = FlagState {
-                enabled: row.try_get::<i64, _>("enabled")? == 1,
-                updated_at: row.try_get("updated_at")?,
-                updated_by: row.try_get("updated_by")?,
-            };
-            Ok((row.try_get("key")?, flag))
-        })
-        .collect()
+    rows.iter().map(|row| Ok((row.try_get("key")?, flag_state(row)?))).collect()
 }
 
 /// The state of flag `key` in `env`, if the flag exists there.
@@ -69,14 +61,16 @@ pub async fn flag(db: &Database, env: Environment, key: &str) -> Result<Option<F
     .bind(key)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| {
-        Ok(FlagState {
-            enabled: row.try_get::<i64, _>("enabled")? == 1,
-            updated_at: row.try_get("updated_at")?,
-            updated_by: row.try_get("updated_by")?,
-        })
+    Ok(row.as_ref().map(flag_state).transpose()?)
+}
+
+/// A flag's state from a row of `enabled` (0 or 1), `updated_at` and `updated_by`.
+fn flag_state(row: &AnyRow) -> Result<FlagState, sqlx::Error> {
+    Ok(FlagState {
+        enabled: row.try_get::<i64, _>("enabled")? == 1,
+        updated_at: row.try_get("updated_at")?,
+        updated_by: row.try_get("updated_by")?,
     })
-    .transpose()
 }
 
 /// Sets flag `key` in `env` as `by`; returns whether it was on before. The flag must exist.
