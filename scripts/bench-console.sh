@@ -8,12 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+source scripts/pg.sh
 N="${1:-200}"
 
 ensure_build_tools
 build_release
 dir="$(mktemp -d)"
-port=3931
+port=$(pg_free_port)
 bin=target/release/sti-rollout
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT

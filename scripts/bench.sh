@@ -8,8 +8,10 @@ source scripts/tools.sh
 source scripts/pg.sh
 
 ensure_postgres
-say "building the release binary"
-cargo build --release --features ssr --bin sti-rollout --quiet
+ensure_build_tools
+# the same build as every script: a plain `cargo build` used to leave a binary whose pages load
+# a WebAssembly file that is not there (.cargo/config.toml now names it for every build)
+build_release
 
 # the reference machine's PostgreSQL settings (shared/reference/backfill-baseline.md), durable
 PG_SETTINGS="-c shared_buffers=1GB -c max_wal_size=4GB -c checkpoint_timeout=30min"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy for the server and the browser builds, unit and integration
 # tests against SQLite and a throwaway PostgreSQL, Playwright end-to-end tests in Chromium against
-# a release build, and schemathesis contract tests of the projects API in both modes. Installs what is missing; stops the PostgreSQL it started, always.
+# a release build, and schemathesis contract tests of the projects API in both modes. First, the
+# installer test (seconds). Installs what is missing; stops the PostgreSQL it started, always.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -14,17 +15,43 @@ started=$SECONDS
 step() {
   local title=$1 t=$SECONDS
   shift
+  STEP=$title # the ERR trap of tools.sh names it when a command fails
   say "$title"
-  "$@"
+  must "$@"
   say "$title: ok ($((SECONDS - t)) s)"
+  STEP=
+}
+
+# The suite must pass while the console from scripts/run.sh serves on its default port, so this
+# run holds 127.0.0.1:3000 itself (unless something already does): a test that uses it fails.
+hold_default_port() {
+  python3 -c '
+import socket, sys, time
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 3000))
+    s.listen()
+except OSError:
+    sys.exit(0)  # already held, by a running console perhaps: just as good
+print("holding 127.0.0.1:3000 for this run: no test may use it", file=sys.stderr, flush=True)
+time.sleep(86400)
+' &
+  port_holder=$!
+}
+port_holder=""
+cleanup() {
+  pg_stop
+  if [ -n "$port_holder" ]; then kill "$port_holder" 2>/dev/null || true; fi
 }
 
 e2e() {
-  local port
-  port=$(pg_free_port)
   rm -rf target/e2e-data
-  (cd end2end && E2E_PORT=$port E2E_ROLLOUT_PORT=$(pg_free_port) npx playwright test)
+  pushd end2end >/dev/null
+  E2E_PORT=$(pg_free_port) E2E_ROLLOUT_PORT=$(pg_free_port) npx playwright test
+  popd >/dev/null
 }
+
+step "installer test (every install step against stubs)" bash scripts/installer-test.sh
 
 ensure_build_tools
 ensure_chromium
@@ -36,7 +63,8 @@ step "formatting" cargo fmt --all -- --check
 step "clippy, server build" cargo clippy --all-targets --features ssr -- -D warnings
 step "clippy, browser build" cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
-trap pg_stop EXIT
+trap cleanup EXIT
+hold_default_port
 pg_start
 step "unit and integration tests, SQLite and PostgreSQL" cargo test --features ssr
 pg_stop

@@ -8,6 +8,7 @@
 
 mod access;
 mod api_keys;
+mod assets;
 mod cli_errors;
 mod console;
 mod demo_data;

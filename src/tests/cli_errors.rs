@@ -10,7 +10,11 @@ fn serve_fails(extra_args: &[&str], vars: &[(&str, &str)]) -> String {
     let mut vars: BTreeMap<String, String> =
         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     vars.entry("STI_DATA_DIR".into()).or_insert(data_dir);
+    // never the default 127.0.0.1:3000: the console a user runs may hold it
     let mut args = vec!["serve"];
+    if !extra_args.contains(&"--addr") {
+        args.extend(["--addr", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra_args);
     let output = cli(&args, &vars);
     let stderr = stderr(&output);

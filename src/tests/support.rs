@@ -153,9 +153,16 @@ pub fn testid_text(html: &str, id: &str) -> String {
 /// Runs the `sti-rollout` binary with `vars` set and nothing else inherited from configuration.
 pub fn cli(args: &[&str], vars: &BTreeMap<String, String>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
-    for var in
-        ["STI_CONFIG", "STI_DATA_DIR", "STI_CONTROL_URL", "STI_DEV_URL", "STI_STAGING_URL", "STI_PROD_URL"]
-    {
+    for var in [
+        "STI_CONFIG",
+        "STI_DATA_DIR",
+        "STI_CONTROL_URL",
+        "STI_DEV_URL",
+        "STI_STAGING_URL",
+        "STI_PROD_URL",
+        "STI_ADDR",
+        "LEPTOS_SITE_ADDR",
+    ] {
         command.env_remove(var);
     }
     command.args(args).envs(vars).env("STI_LOG", "warn").output().unwrap()
