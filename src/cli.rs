@@ -75,6 +75,9 @@ pub enum Command {
         /// Start a new run after this legacy id (the legacy script took an offset instead).
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         resume_from: Option<i64>,
+        /// After a failed run, start over from the first id instead of after its checkpoint.
+        #[arg(long, conflicts_with = "resume_from")]
+        restart: bool,
         /// Pause between chunks, in milliseconds.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=MAX_PAUSE_MS))]
         pause_ms: i64,
@@ -98,6 +101,9 @@ pub enum Command {
         /// Ids per chunk.
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=MAX_CHUNK))]
         chunk: i64,
+        /// After a failed rollback, start over from the first id instead of after its checkpoint.
+        #[arg(long)]
+        restart: bool,
         #[command(flatten)]
         common: RunFlags,
     },
@@ -344,6 +350,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             chunk,
             dry_run,
             resume_from,
+            restart,
             pause_ms,
             target_chunk_ms,
             override_gate,
@@ -355,7 +362,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             let options = backfill::RunOptions {
                 env,
                 pacing,
-                resume_from,
+                resume_from: if restart { Some(0) } else { resume_from },
                 lease_ms: common.lease_seconds * 1000,
                 json: common.json,
                 override_gate,
@@ -366,7 +373,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                 backfill::backfill(&control, &target, options).await
             }
         }
-        Some(Command::Rollback { env, dry_run, chunk, common }) => {
+        Some(Command::Rollback { env, dry_run, chunk, restart, common }) => {
             let pacing =
                 Pacing::parse(chunk, 0, None).map_err(|e| CliError::Engine { env, source: e.into() })?;
             let (control, target) = open_control_and_target(&config, env).await?;
@@ -376,7 +383,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                 let options = backfill::RunOptions {
                     env,
                     pacing,
-                    resume_from: None,
+                    resume_from: restart.then_some(0),
                     lease_ms: common.lease_seconds * 1000,
                     json: common.json,
                     override_gate: None,

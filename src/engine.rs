@@ -7,6 +7,7 @@ pub mod backfill;
 pub mod classify;
 pub mod dead_letters;
 pub mod dry_run;
+pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod operate;

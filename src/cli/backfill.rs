@@ -35,6 +35,26 @@ fn start(options: &RunOptions) -> Start {
     }
 }
 
+/// Says where a run starts when it is not at the beginning: a take-over (which keeps the run's
+/// own pacing), or a new run after a failed one's checkpoint.
+fn announce(env: Environment, run: &RunRecord, options: &RunOptions) {
+    let resume_from = options.resume_from;
+    if run.checkpoint > run.low_id {
+        eprintln!("{env}: resuming run #{} after id {}", run.id, run.checkpoint);
+        if run.pacing != options.pacing {
+            eprintln!(
+                "{env}: run #{} keeps its pacing (chunks of {}, {} ms apart); change it with `sti-rollout control --env {env} pace`",
+                run.id, run.pacing.chunk_size, run.pacing.pause_ms
+            );
+        }
+    } else if resume_from.is_none() && run.low_id > 0 {
+        eprintln!(
+            "{env}: run #{} continues after id {}, where the failed run before it stopped (--restart for the whole range)",
+            run.id, run.low_id
+        );
+    }
+}
+
 pub async fn backfill(control: &Database, target: &Database, options: RunOptions) -> Result<(), CliError> {
     let env = options.env;
     let engine_error = |source| CliError::Engine { env, source };
@@ -48,9 +68,7 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
     )
     .await
     .map_err(engine_error)?;
-    if held.run.checkpoint > held.run.low_id {
-        eprintln!("{env}: resuming run #{} after id {}", held.run.id, held.run.checkpoint);
-    }
+    announce(env, &held.run, &options);
     let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.update(run.checkpoint, run.high_id, run.rows_read);
@@ -130,6 +148,7 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
     let held = operate::begin(control, target, RunKind::Rollback, &start(&options), None)
         .await
         .map_err(engine_error)?;
+    announce(env, &held.run, &options);
     let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.update(run.checkpoint, run.high_id, run.created());

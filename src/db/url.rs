@@ -71,6 +71,44 @@ impl DatabaseUrl {
     }
 }
 
+impl DatabaseUrl {
+    /// Which database this names, whatever the spelling: a SQLite file's absolute path, or a
+    /// PostgreSQL server's host, port (5432 when not given) and database, without the user,
+    /// password or parameters. Two URLs with one identity are one database.
+    pub fn identity(&self) -> String {
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let path = self.0.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+                // lexically: `a/./b` and `a/x/../b` are `a/b` (the file may not exist yet)
+                let mut normal = std::path::PathBuf::new();
+                for part in absolute.components() {
+                    match part {
+                        std::path::Component::ParentDir => {
+                            normal.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => normal.push(other),
+                    }
+                }
+                format!("sqlite:{}", normal.display())
+            }
+            Dialect::Postgres => {
+                let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+                let rest = rest.split('?').next().unwrap_or(rest);
+                let (host_port, db) = rest.split_once('/').unwrap_or((rest, ""));
+                let (host, port) = match host_port.rsplit_once(':') {
+                    Some((host, port)) if !port.contains(']') => (host, port),
+                    _ => (host_port, "5432"),
+                };
+                format!("postgres://{}:{port}/{db}", host.to_ascii_lowercase())
+            }
+        }
+    }
+}
+
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact(&self.0))
@@ -128,6 +166,19 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://app:***@db.internal:5432/prod?sslmode=require");
         assert_eq!(url.describe(), "PostgreSQL · db.internal:5432/prod");
         assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn two_spellings_of_one_database_have_one_identity() {
+        let id = |raw: &str| DatabaseUrl::parse(raw).unwrap().identity();
+        assert_eq!(
+            id("postgres://a:x@DB.internal/app"),
+            id("postgresql://b@db.internal:5432/app?sslmode=require")
+        );
+        assert_ne!(id("postgres://db.internal/app"), id("postgres://db.internal/app2"));
+        assert_ne!(id("postgres://db.internal:5433/app"), id("postgres://db.internal/app"));
+        assert_eq!(id("sqlite:data/dev.db"), id("sqlite://data/./x/../dev.db"));
+        assert_ne!(id("sqlite:data/dev.db"), id("sqlite:data/staging.db"));
     }
 
     #[test]

@@ -96,21 +96,32 @@ pub fn derive(facts: &Facts) -> Vec<(Phase, PhaseStatus)> {
     let last_backfill = backfills().next_back();
     let completed_at =
         backfills().filter(|r| r.state == RunState::Completed).filter_map(|r| r.finished_at).max();
-    let rolled_back = facts
-        .runs
-        .iter()
-        .filter(|r| r.kind == RunKind::Rollback && r.state == RunState::Completed)
-        .filter_map(|r| r.finished_at)
-        .any(|at| completed_at.is_none_or(|done| at > done));
+    // Any rollback newer than the last completed backfill undoes it, whether it completed or
+    // not: a rollback stopped part-way has deleted some rows. The target numbers runs in order.
+    let last_completed = backfills().filter(|r| r.state == RunState::Completed).map(|r| r.id).max();
+    let rollbacks_since = || {
+        facts
+            .runs
+            .iter()
+            .filter(move |r| r.kind == RunKind::Rollback && last_completed.is_none_or(|done| r.id > done))
+    };
+    let undoing = rollbacks_since().find(|r| !r.state.is_final());
+    let rolled_back = rollbacks_since().any(|r| r.state == RunState::Completed);
+    let part_way = rollbacks_since().next_back();
 
     let dry_run = if facts.last_dry_run_at.is_some() || completed_at.is_some() { Done } else { Pending };
 
-    let backfill = match last_backfill {
-        Some(run) if !run.state.is_final() => Active,
+    let backfill = match (last_backfill, undoing, part_way) {
+        (Some(run), _, _) if !run.state.is_final() => Active,
+        (_, Some(rollback), _) => Blocked(format!("rollback run #{} is {}", rollback.id, rollback.state)),
         _ if rolled_back => RolledBack,
-        None => Pending,
-        Some(_) if completed_at.is_some() => Done,
-        Some(run) => Blocked(match &run.error {
+        (_, _, Some(rollback)) => {
+            let how = if rollback.state == RunState::Cancelled { "was cancelled" } else { "failed" };
+            Blocked(format!("rollback run #{} {how} part-way: finish it, or backfill again", rollback.id))
+        }
+        (None, _, _) => Pending,
+        (Some(_), _, _) if completed_at.is_some() => Done,
+        (Some(run), _, _) => Blocked(match &run.error {
             Some(error) => format!("run #{} {}: {error}", run.id, run.state),
             None => format!("run #{} was {}; start a new one", run.id, run.state),
         }),
@@ -185,12 +196,19 @@ pub fn backfill_gate(env: Environment, before: &[(Phase, PhaseStatus)]) -> Resul
     }
 }
 
-/// Whether `ENABLE_STI` may be turned on in `env`, given its phases: it must be verified.
+/// Whether `ENABLE_STI` may be turned on in `env`, given its phases: it must be verified, which
+/// it is not while any run is active there or after a rollback newer than its last backfill.
 pub fn flag_gate(env: Environment, phases: &[(Phase, PhaseStatus)]) -> Result<(), String> {
-    if phases.iter().any(|(p, s)| *p == Phase::Verify && s.is_done()) {
-        Ok(())
-    } else {
-        Err(format!("{env} must be backfilled and verified first"))
+    let status = |phase: Phase| phases.iter().find(|(p, _)| *p == phase).map(|(_, s)| s);
+    if status(Phase::Verify).is_some_and(PhaseStatus::is_done) {
+        return Ok(());
+    }
+    match status(Phase::Backfill) {
+        Some(PhaseStatus::Active) => Err(format!("a backfill is running in {env}")),
+        Some(PhaseStatus::Blocked(reason)) => {
+            Err(format!("{env} must be backfilled and verified first ({reason})"))
+        }
+        _ => Err(format!("{env} must be backfilled and verified first")),
     }
 }
 
@@ -383,6 +401,35 @@ mod tests {
         facts.runs[2] = run(3, RunKind::Backfill, RunState::Completed, Some(400));
         assert_eq!(status(&facts, Phase::Backfill), Done);
         assert_eq!(status(&facts, Phase::Verify), Pending, "the old verification predates the new backfill");
+    }
+
+    #[test]
+    fn a_rollback_that_did_not_complete_still_undoes_the_backfill_and_closes_the_flag_gate() {
+        for (state, reason) in [
+            (RunState::Running, "rollback run #2 is running"),
+            (RunState::Paused, "rollback run #2 is paused"),
+            (RunState::Failed, "rollback run #2 failed part-way: finish it, or backfill again"),
+            (RunState::Cancelled, "rollback run #2 was cancelled part-way: finish it, or backfill again"),
+        ] {
+            let mut facts = backfilled();
+            facts.last_verification = Some((true, 150, 0));
+            assert_eq!(flag_gate(Environment::Dev, &derive(&facts)), Ok(()));
+            facts.runs.push(run(2, RunKind::Rollback, state, state.is_final().then_some(300)));
+            assert_eq!(status(&facts, Phase::Backfill), Blocked(reason.into()), "a {state} rollback");
+            assert_eq!(status(&facts, Phase::Verify), Pending, "a {state} rollback");
+            assert_eq!(
+                flag_gate(Environment::Dev, &derive(&facts)),
+                Err(format!("dev must be backfilled and verified first ({reason})"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_flag_gate_is_closed_while_a_backfill_runs() {
+        let mut facts = backfilled();
+        facts.last_verification = Some((true, 150, 0));
+        facts.runs.push(run(2, RunKind::Backfill, RunState::Running, None));
+        assert_eq!(flag_gate(Environment::Dev, &derive(&facts)), Err("a backfill is running in dev".into()));
     }
 
     #[test]

@@ -120,7 +120,7 @@ async fn copy_chunk_postgres(
 }
 
 /// SQLite (in-process, no round trips): primary-key range counts, one insert per subtype, and
-/// the dead-letter insert only when some row was neither present nor created.
+/// the dead-letter insert.
 async fn copy_chunk_sqlite(
     tx: &mut Tx<'_>,
     run_id: i64,
@@ -152,19 +152,16 @@ async fn copy_chunk_sqlite(
     }
     let [school_created, self_study_created] = created;
 
-    // whatever is neither present nor created was rejected: only then is there a dead letter
-    let errors = if rows_read > school_present + self_study_present + school_created + self_study_created {
-        sqlx::query(&insert_dead_letters_from(&rows, "$3", "$4"))
-            .bind(from)
-            .bind(to)
-            .bind(run_id)
-            .bind(now_ms())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64
-    } else {
-        0
-    };
+    // always, as on PostgreSQL: a row can be rejected and still be counted present (its
+    // subtype row predates a change that made it dirty), so the counts cannot tell
+    let errors = sqlx::query(&insert_dead_letters_from(&rows, "$3", "$4"))
+        .bind(from)
+        .bind(to)
+        .bind(run_id)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected() as i64;
     Ok(ChunkCounts {
         rows_read,
         school_present,
@@ -236,7 +233,8 @@ pub struct Start {
     pub env: Environment,
     pub started_by: String,
     pub pacing: Pacing,
-    /// Start after this key instead of at the beginning (a new run).
+    /// Start a new run after this key (`Some(0)`: the whole range). `None`: take over the active
+    /// run, else continue a failed run from its checkpoint, else start at the beginning.
     pub resume_from: Option<i64>,
     pub lease_ms: i64,
 }
@@ -255,11 +253,20 @@ pub async fn begin_run(db: &Database, kind: RunKind, start: &Start, high: i64) -
             return runs::take_over(db, active.id, &owner, start.lease_ms).await;
         }
     }
-    let low = match start.resume_from {
+    let (low, high) = match start.resume_from {
         Some(from) if from < 0 => return Err(EngineError::NegativeResume(from)),
         Some(from) if from > high => return Err(EngineError::ResumeBeyondEnd { given: from, last: high }),
-        Some(from) => from,
-        None => 0,
+        Some(from) => (from, high),
+        // what a failed run committed stays committed: go on after it, over its range and
+        // whatever was added since
+        None => match runs::latest(db, kind).await? {
+            Some(failed) if failed.state == RunState::Failed => {
+                tracing::info!(environment = %start.env, failed_run = failed.id, checkpoint = failed.checkpoint,
+                    "continuing after the failed run's checkpoint");
+                (failed.checkpoint, high.max(failed.high_id))
+            }
+            _ => (super::keys::start_before(db, super::keys::walked_by(kind)).await?, high),
+        },
     };
     let new = NewRun {
         kind,
@@ -312,11 +319,78 @@ pub(super) async fn drive(
     drive_in_span(db, control, env, held, step, observer).instrument(span).await
 }
 
+/// The loop, and the run's end when it stops on an error: whatever failed — a chunk, reading
+/// the run, renewing its lease, clearing a request — the run is marked failed, or, when even
+/// that cannot be written, left to its lease with the log saying so.
 async fn drive_in_span(
     db: &Database,
     control: Option<&Database>,
     env: Environment,
     mut held: Held,
+    step: Step,
+    observer: &mut Observer<'_>,
+) -> Result<runs::RunRecord, EngineError> {
+    match drive_loop(db, control, env, &mut held, step, observer).await {
+        Ok(run) => Ok(run),
+        Err(EngineError::LeaseLost { run_id }) => Err(EngineError::LeaseLost { run_id }),
+        Err(error) => {
+            end_as_failed(db, control, env, &mut held, &error, observer).await;
+            Err(error)
+        }
+    }
+}
+
+/// Marks the run failed with `error` as its reason. The error may be the connection itself,
+/// so the write is tried a few times, about three seconds in all; a runner that lost its lease
+/// writes nothing.
+async fn end_as_failed(
+    db: &Database,
+    control: Option<&Database>,
+    env: Environment,
+    held: &mut Held,
+    error: &EngineError,
+    observer: &mut Observer<'_>,
+) {
+    let message = error.to_string();
+    let mut last = None;
+    for attempt in 0..4_u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        // held in memory is a state that was written (every non-final state may fail), and the
+        // write is fenced by the token
+        if held.run.state.is_final() {
+            return;
+        }
+        match held.transition(db, RunState::Failed, Some(&message)).await {
+            Ok(()) => {
+                tracing::error!(%error, "the run failed and is marked failed; the next run continues after its checkpoint");
+                mirror::record(control, env, &held.run).await;
+                observer(&held.run, None);
+                return;
+            }
+            Err(EngineError::LeaseLost { .. }) => {
+                tracing::error!(%error, "the run stopped; another runner holds it now, so it is theirs to end");
+                return;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map(|e| e.to_string()).unwrap_or_default();
+    tracing::error!(
+        %error,
+        cannot_mark_failed = %why,
+        lease_seconds = held.lease_ms / 1000,
+        "the run stopped but could not be marked failed: it stays active until its lease expires, then the console \
+         shows its runner gone and offers to take it over"
+    );
+}
+
+async fn drive_loop(
+    db: &Database,
+    control: Option<&Database>,
+    env: Environment,
+    held: &mut Held,
     step: Step,
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
@@ -343,19 +417,19 @@ async fn drive_in_span(
             if to != held.run.state {
                 held.transition(db, to, None).await?;
             } else {
-                clear_request(db, &held).await?;
+                clear_request(db, held).await?;
             }
             tracing::info!(request = request.as_str(), state = %held.run.state, "operator request applied");
             mirror::record(control, env, &held.run).await;
             observer(&held.run, None);
             if held.run.state.is_final() {
-                return Ok(held.run);
+                return Ok(held.run.clone());
             }
             continue;
         }
         if held.run.state == RunState::Paused {
             if last_renewal.elapsed() >= renew_every {
-                keep_alive(db, control, env, &mut held).await?;
+                keep_alive(db, control, env, held).await?;
                 last_renewal = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -365,37 +439,28 @@ async fn drive_in_span(
             held.transition(db, RunState::Completed, None).await?;
             mirror::record(control, env, &held.run).await;
             observer(&held.run, None);
-            return Ok(held.run);
+            return Ok(held.run.clone());
+        }
+        if held.run.kind == RunKind::Rollback {
+            // the gate refuses the flag while this run is active; this catches a flag set around
+            // it (by an override, or straight in the control database) before the next delete.
+            // The flag lives in the control database, so it cannot be read in the chunk's own
+            // transaction on the target.
+            if let Some(control) = control {
+                super::rollback::ensure_flag_off(control, env).await?;
+            }
         }
         let from = held.run.checkpoint;
-        let to = from.saturating_add(chunk_size).min(held.run.high_id);
-        match step(db, &held, from, to).await {
-            Ok(chunk) => {
-                tracing::debug!(
-                    chunk = chunk.chunk_no,
-                    from,
-                    to,
-                    duration_ms = chunk.duration_ms,
-                    "chunk committed"
-                );
-                let pacing = Pacing { chunk_size, ..held.run.pacing };
-                chunk_size = pacing.next_chunk_size(chunk.duration_ms.max(0) as u64);
-                held.refresh(db).await?;
-                mirror::record(control, env, &held.run).await;
-                mirror::record_chunk(control, env, &held.run, &chunk).await;
-                observer(&held.run, Some(&chunk));
-            }
-            Err(EngineError::LeaseLost { run_id }) => return Err(EngineError::LeaseLost { run_id }),
-            Err(error) => {
-                tracing::error!(%error, "chunk failed; the run is marked failed and can be resumed as a new run");
-                let message = error.to_string();
-                if held.transition(db, RunState::Failed, Some(&message)).await.is_ok() {
-                    mirror::record(control, env, &held.run).await;
-                    observer(&held.run, None);
-                }
-                return Err(error);
-            }
-        }
+        let walked = super::keys::walked_by(held.run.kind);
+        let to = super::keys::chunk_end(db, walked, from, chunk_size, held.run.high_id).await?;
+        let chunk = step(db, held, from, to).await?;
+        tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");
+        let pacing = Pacing { chunk_size, ..held.run.pacing };
+        chunk_size = pacing.next_chunk_size(chunk.duration_ms.max(0) as u64);
+        held.refresh(db).await?;
+        mirror::record(control, env, &held.run).await;
+        mirror::record_chunk(control, env, &held.run, &chunk).await;
+        observer(&held.run, Some(&chunk));
         // the pause between chunks may outlast the lease (60 s against 30 s): renew on the way
         let mut left = Duration::from_millis(held.run.pacing.pause_ms.max(0) as u64);
         while !left.is_zero() {
@@ -403,7 +468,7 @@ async fn drive_in_span(
             tokio::time::sleep(step).await;
             left -= step;
             if !left.is_zero() {
-                keep_alive(db, control, env, &mut held).await?;
+                keep_alive(db, control, env, held).await?;
             }
         }
         last_renewal = Instant::now();
@@ -424,11 +489,17 @@ async fn keep_alive(
     Ok(())
 }
 
+/// Clears the request the runner read and acted on, and only that one: a request written since
+/// (a cancel after a pause, the emergency stop's) stays for the next turn of the loop.
 async fn clear_request(db: &Database, held: &Held) -> Result<(), EngineError> {
-    sqlx::query("update sti_backfill_runs set requested = null where id = $1 and fencing_token = $2")
-        .bind(held.run.id)
-        .bind(held.token)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "update sti_backfill_runs set requested = null
+         where id = $1 and fencing_token = $2 and requested = $3",
+    )
+    .bind(held.run.id)
+    .bind(held.token)
+    .bind(held.run.requested.map(RunRequest::as_str))
+    .execute(db.pool())
+    .await?;
     Ok(())
 }

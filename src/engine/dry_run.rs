@@ -33,7 +33,7 @@ pub async fn dry_run(
         Some(from) if from < 0 => return Err(EngineError::NegativeResume(from)),
         Some(from) if from > high => return Err(EngineError::ResumeBeyondEnd { given: from, last: high }),
         Some(from) => from,
-        None => 0,
+        None => super::keys::start_before(db, &[super::keys::LEGACY]).await?,
     };
     // rows already in a subtype table are skipped, exactly as a live run counts them; only the
     // others need identifying. The anti-joins repeat the chunk's bounds so that PostgreSQL scans
@@ -66,7 +66,7 @@ pub async fn dry_run(
     };
     let mut from = low;
     while from < high {
-        let to = from.saturating_add(chunk_size).min(high);
+        let to = super::keys::chunk_end(db, &[super::keys::LEGACY], from, chunk_size, high).await?;
         let present = sqlx::query(present_sql).bind(from).bind(to).fetch_one(db.pool()).await?;
         report.would_skip.school += present.try_get::<i64, _>("school")?;
         report.would_skip.self_study += present.try_get::<i64, _>("self_study")?;

@@ -69,11 +69,14 @@ impl RunRecord {
                 None => None,
             },
             started_by: text("started_by")?,
-            pacing: Pacing {
-                chunk_size: row.try_get("chunk_size")?,
-                pause_ms: row.try_get("pause_ms")?,
-                target_chunk_ms: row.try_get("target_chunk_ms")?,
-            },
+            // validated as it is read back: a chunk size of 0 written by hand made a run that
+            // never moved on
+            pacing: Pacing::parse(
+                row.try_get("chunk_size")?,
+                row.try_get("pause_ms")?,
+                row.try_get("target_chunk_ms")?,
+            )
+            .map_err(|e| EngineError::Corrupt(format!("run has a pacing that is not valid: {e}")))?,
             low_id: row.try_get("low_id")?,
             high_id: row.try_get("high_id")?,
             checkpoint: row.try_get("checkpoint")?,
@@ -208,6 +211,17 @@ pub async fn active(db: &Database) -> Result<Option<RunRecord>, EngineError> {
     row.as_ref().map(RunRecord::from_row).transpose()
 }
 
+/// The newest run of `kind`, if any.
+pub async fn latest(db: &Database, kind: RunKind) -> Result<Option<RunRecord>, EngineError> {
+    let row = sqlx::query(&format!(
+        "select {COLUMNS} from sti_backfill_runs where kind = $1 order by id desc limit 1"
+    ))
+    .bind(kind.as_str())
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(RunRecord::from_row).transpose()
+}
+
 /// The newest runs first.
 pub async fn list(db: &Database, limit: i64) -> Result<Vec<RunRecord>, EngineError> {
     let rows = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs order by id desc limit $1"))
@@ -250,7 +264,9 @@ pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<Ru
 }
 
 impl Held {
-    /// Moves the run to `to` under the lease; final states free the active slot.
+    /// Moves the run to `to` under the lease; final states free the active slot. Clears the
+    /// request this runner last read (`self.run.requested`) and no other: one written since
+    /// stays, to be acted on next.
     pub async fn transition(
         &mut self,
         db: &Database,
@@ -262,7 +278,8 @@ impl Held {
         let finished = to.is_final();
         let updated = sqlx::query(
             "update sti_backfill_runs
-             set state = $1, requested = null, error = coalesce($2, error), updated_at = $3,
+             set state = $1, requested = case when requested = $8 then null else requested end,
+                 error = coalesce($2, error), updated_at = $3,
                  active_slot = case when $4 = 1 then null else 1 end,
                  finished_at = case when $4 = 1 then $3 else null end,
                  lease_expires_at = case when $4 = 1 then null else $5 end
@@ -275,12 +292,28 @@ impl Held {
         .bind(now + self.lease_ms)
         .bind(self.run.id)
         .bind(self.token)
+        .bind(self.run.requested.map(RunRequest::as_str))
         .execute(db.pool())
         .await?;
         if updated.rows_affected() == 0 {
             return Err(EngineError::LeaseLost { run_id: self.run.id });
         }
-        self.run = get(db, self.run.id).await?;
+        match get(db, self.run.id).await {
+            Ok(run) => self.run = run,
+            // written all the same: a row that cannot be read back (corrupt pacing, a dropped
+            // connection) must not make a written end look unwritten
+            Err(read_error) => {
+                tracing::warn!(%read_error, run_id = self.run.id, "the run's new state was written but could not be read back");
+                self.run.state = to;
+                self.run.requested = None;
+                self.run.error = error.map(str::to_owned).or(self.run.error.take());
+                self.run.updated_at = now;
+                if finished {
+                    self.run.finished_at = Some(now);
+                    self.run.lease_expires_at = None;
+                }
+            }
+        }
         Ok(())
     }
 

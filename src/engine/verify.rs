@@ -4,15 +4,17 @@
 //! control database: a phase cannot count as verified without it.
 
 use super::classify::{classified, NORMALISED_PACE};
+use super::keys;
 use super::{now_ms, EngineError};
 use crate::db::Database;
 use crate::domain::environment::Environment;
+use crate::domain::study_type::{identify, normalised_pace, LegacyFields, StudyType};
 use serde::Serialize;
 use sqlx::Row;
 use std::time::Instant;
 
-/// Ids compared per range.
-pub const RANGE_SPAN: i64 = 10_000;
+/// Rows (of each table) compared per range.
+pub const RANGE_ROWS: i64 = 10_000;
 /// At most this many mismatching ids are reported (and stored).
 pub const MAX_REPORTED_IDS: usize = 1000;
 
@@ -66,11 +68,13 @@ pub async fn verify(
                 (select count(*) from self_study_projects where project_id > $1 and project_id <= $2) as self_study_rows
          from {rows} c"
     );
-    let school = "select id, school_name, grade";
-    let school_rows = "select project_id, school_name, grade from school_projects where project_id > $1 and project_id <= $2";
-    let self_study = format!("select id, {NORMALISED_PACE}, goal_date");
-    let self_study_rows =
-        "select project_id, pace, goal_date from self_study_projects where project_id > $1 and project_id <= $2";
+    // every copied column
+    let school = "select id, school_name, grade, created_at";
+    let school_rows = "select project_id, school_name, grade, created_at from school_projects
+        where project_id > $1 and project_id <= $2";
+    let self_study = format!("select id, {NORMALISED_PACE}, goal_date, created_at");
+    let self_study_rows = "select project_id, pace, goal_date, created_at from self_study_projects
+        where project_id > $1 and project_id <= $2";
     let diff_sql = format!(
         "select id from ({school} from {rows} c where verdict = 'school' except {school_rows}) a
          union select project_id from ({school_rows} except {school} from {rows} c where verdict = 'school') b
@@ -90,15 +94,22 @@ pub async fn verify(
         mismatched_ids: Vec::new(),
         duration_ms: 0,
     };
-    let mut from = 0;
+    let walked = [keys::LEGACY, keys::SCHOOL, keys::SELF_STUDY];
+    let mut from = keys::start_before(db, &walked).await?;
     while from < high {
-        let to = from.saturating_add(RANGE_SPAN).min(high);
+        let to = keys::chunk_end(db, &walked, from, RANGE_ROWS, high).await?;
         let counts = sqlx::query(&counts_sql).bind(from).bind(to).fetch_one(db.pool()).await?;
         let legacy_school: i64 = counts.try_get("legacy_school")?;
         let legacy_self_study: i64 = counts.try_get("legacy_self_study")?;
         let school_count: i64 = counts.try_get("school_rows")?;
         let self_study_count: i64 = counts.try_get("self_study_rows")?;
-        let ids: Vec<i64> = sqlx::query_scalar(&diff_sql).bind(from).bind(to).fetch_all(db.pool()).await?;
+        let mut ids: Vec<i64> =
+            sqlx::query_scalar(&diff_sql).bind(from).bind(to).fetch_all(db.pool()).await?;
+        for id in oracle_disagrees(db, from, to).await? {
+            if let Err(at) = ids.binary_search(&id) {
+                ids.insert(at, id);
+            }
+        }
         report.ranges += 1;
         report.legacy_school += legacy_school;
         report.legacy_self_study += legacy_self_study;
@@ -126,6 +137,112 @@ pub async fn verify(
     Ok(report)
 }
 
+/// Legacy rows per range that the Rust rule checks on its own: the first and the last few.
+pub const SAMPLE_ROWS: i64 = 8;
+
+/// A sampled legacy row and what the subtype tables hold for it (dates and times as text).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Sampled {
+    id: i64,
+    project_type: Option<String>,
+    school_name: Option<String>,
+    grade: Option<i64>,
+    pace: Option<String>,
+    goal_date: Option<String>,
+    created_at: String,
+    /// `school_projects`' school name, grade and created_at, when it has the row.
+    school: Option<(String, Option<i64>, String)>,
+    /// `self_study_projects`' pace, goal date and created_at, when it has the row.
+    self_study: Option<(Option<String>, Option<String>, String)>,
+}
+
+/// Whether the subtype tables hold what `domain::study_type::identify` — not the SQL twin that
+/// both the copy and the comparison above use — says a legacy row becomes.
+fn agrees(row: &Sampled) -> bool {
+    let fields = LegacyFields {
+        project_type: row.project_type.as_deref(),
+        school_name: row.school_name.as_deref(),
+        grade: row.grade,
+        pace: row.pace.as_deref(),
+    };
+    match identify(&fields) {
+        Ok(StudyType::School) => {
+            row.self_study.is_none()
+                && row.school.as_ref().is_some_and(|(name, grade, created)| {
+                    Some(name) == row.school_name.as_ref()
+                        && *grade == row.grade
+                        && *created == row.created_at
+                })
+        }
+        Ok(StudyType::SelfStudy) => {
+            row.school.is_none()
+                && row.self_study.as_ref().is_some_and(|(pace, goal, created)| {
+                    pace.as_deref() == normalised_pace(row.pace.as_deref())
+                        && *goal == row.goal_date
+                        && *created == row.created_at
+                })
+        }
+        Err(_) => row.school.is_none() && row.self_study.is_none(),
+    }
+}
+
+/// The sampled ids of `(from, to]` whose subtype rows the Rust rule disagrees with.
+async fn oracle_disagrees(db: &Database, from: i64, to: i64) -> Result<Vec<i64>, EngineError> {
+    let sample = |order: &str| {
+        format!(
+            "select p.id, p.project_type, p.school_name, cast(p.grade as bigint) as grade, p.pace,
+                    cast(p.goal_date as text) as goal_date, cast(p.created_at as text) as created_at,
+                    case when s.project_id is null then 0 else 1 end as in_school, s.school_name as s_school_name,
+                    cast(s.grade as bigint) as s_grade, cast(s.created_at as text) as s_created_at,
+                    case when t.project_id is null then 0 else 1 end as in_self_study, t.pace as t_pace,
+                    cast(t.goal_date as text) as t_goal_date, cast(t.created_at as text) as t_created_at
+             from (select id, project_type, school_name, grade, pace, goal_date, created_at from projects
+                   where id > $1 and id <= $2 order by id {order} limit $3) p
+             left join school_projects s on s.project_id = p.id
+             left join self_study_projects t on t.project_id = p.id"
+        )
+    };
+    let mut disagree = Vec::new();
+    for order in ["asc", "desc"] {
+        let rows =
+            sqlx::query(&sample(order)).bind(from).bind(to).bind(SAMPLE_ROWS).fetch_all(db.pool()).await?;
+        for row in rows {
+            let in_school: i64 = row.try_get("in_school")?;
+            let in_self_study: i64 = row.try_get("in_self_study")?;
+            let sampled = Sampled {
+                id: row.try_get("id")?,
+                project_type: row.try_get("project_type")?,
+                school_name: row.try_get("school_name")?,
+                grade: row.try_get("grade")?,
+                pace: row.try_get("pace")?,
+                goal_date: row.try_get("goal_date")?,
+                created_at: row.try_get("created_at")?,
+                school: match in_school {
+                    0 => None,
+                    _ => Some((
+                        row.try_get("s_school_name")?,
+                        row.try_get("s_grade")?,
+                        row.try_get("s_created_at")?,
+                    )),
+                },
+                self_study: match in_self_study {
+                    0 => None,
+                    _ => Some((
+                        row.try_get("t_pace")?,
+                        row.try_get("t_goal_date")?,
+                        row.try_get("t_created_at")?,
+                    )),
+                },
+            };
+            if !agrees(&sampled) && !disagree.contains(&sampled.id) {
+                disagree.push(sampled.id);
+            }
+        }
+    }
+    disagree.sort_unstable();
+    Ok(disagree)
+}
+
 async fn store(control: Option<&Database>, report: &VerifyReport) -> Result<(), EngineError> {
     let Some(control) = control else { return Ok(()) };
     let ids = serde_json::to_string(&report.mismatched_ids).unwrap_or_else(|_| "[]".into());
@@ -148,4 +265,55 @@ async fn store(control: Option<&Database>, report: &VerifyReport) -> Result<(), 
     .execute(control.pool())
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn school_row() -> Sampled {
+        Sampled {
+            id: 7,
+            project_type: Some("School".into()),
+            school_name: Some("Hill High".into()),
+            grade: Some(9),
+            created_at: "2024-01-01".into(),
+            school: Some(("Hill High".into(), Some(9), "2024-01-01".into())),
+            ..Sampled::default()
+        }
+    }
+
+    #[test]
+    fn the_oracle_accepts_a_faithful_copy_and_names_every_difference() {
+        assert!(agrees(&school_row()));
+        let mut other_grade = school_row();
+        other_grade.school = Some(("Hill High".into(), Some(8), "2024-01-01".into()));
+        assert!(!agrees(&other_grade));
+        let mut other_time = school_row();
+        other_time.school = Some(("Hill High".into(), Some(9), "2023-12-31".into()));
+        assert!(!agrees(&other_time), "created_at is a copied column");
+        let mut in_both = school_row();
+        in_both.self_study = Some((None, None, "2024-01-01".into()));
+        assert!(!agrees(&in_both));
+        let mut missing = school_row();
+        missing.school = None;
+        assert!(!agrees(&missing));
+    }
+
+    #[test]
+    fn the_oracle_wants_a_rejected_row_in_neither_table_and_a_pace_normalised() {
+        let mut dirty = school_row();
+        dirty.school_name = None;
+        assert!(!agrees(&dirty), "a school row without a school name is copied");
+        dirty.school = None;
+        assert!(agrees(&dirty));
+        let self_study = Sampled {
+            project_type: Some("self-study".into()),
+            pace: Some(" Relaxed ".into()),
+            created_at: "t".into(),
+            self_study: Some((Some("relaxed".into()), None, "t".into())),
+            ..Sampled::default()
+        };
+        assert!(agrees(&self_study));
+    }
 }

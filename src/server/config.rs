@@ -54,6 +54,11 @@ pub enum ConfigError {
     UnknownEnvironment { path: PathBuf, name: String },
     #[error("config file {path}: demo_rows for {env} must be between 1 and 50000000, not {rows}")]
     DemoRows { path: PathBuf, env: Environment, rows: i64 },
+    #[error(
+        "{first} and {second} name the same target database ({database}): each environment needs its own, \
+         or a rollback in one deletes the other's rows"
+    )]
+    SharedTarget { first: Environment, second: Environment, database: String },
 }
 
 /// The config file's shape.
@@ -130,7 +135,25 @@ impl Config {
                 *target = Target { url: parse_url(url, &var)?, demo_rows: None };
             }
         }
+        config.refuse_shared_targets()?;
         Ok(config)
+    }
+
+    /// Two environments never share a target database (by what their URLs name).
+    fn refuse_shared_targets(&self) -> Result<(), ConfigError> {
+        let targets: Vec<_> = self.targets.iter().collect();
+        for (i, (first, a)) in targets.iter().enumerate() {
+            for (second, b) in &targets[i + 1..] {
+                if a.url.identity() == b.url.identity() {
+                    return Err(ConfigError::SharedTarget {
+                        first: **first,
+                        second: **second,
+                        database: a.url.describe(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {

@@ -12,6 +12,7 @@ mod assets;
 mod cli_errors;
 mod console;
 mod demo_data;
+mod engine_defects;
 mod engine_runs;
 mod identification;
 mod overview;

@@ -74,3 +74,24 @@ fn a_broken_config_file_is_named() {
     let line = serve_fails(&[], &[("STI_CONFIG", path.as_str())]);
     assert!(line.starts_with(&format!("error: config file {path} is not valid: ")), "{line}");
 }
+
+#[test]
+fn two_environments_naming_one_target_database_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data").display().to_string();
+    let shared = format!("sqlite:{}/shared.db", dir.path().display());
+    let respelled = format!("sqlite://{}/./shared.db", dir.path().display());
+    let vars: BTreeMap<String, String> = [
+        ("STI_DATA_DIR", data_dir.as_str()),
+        ("STI_DEV_URL", shared.as_str()),
+        ("STI_STAGING_URL", respelled.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let output = cli(&["migrate"], &vars);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: dev and staging name the same target database (SQLite · "), "{stderr}");
+    assert!(!dir.path().join("shared.db").exists(), "nothing was touched");
+}

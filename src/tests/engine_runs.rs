@@ -16,17 +16,17 @@ use sti_rollout::engine::{dry_run, rollback, runs, verify, EngineError};
 use sti_rollout::server::config::Config;
 use tempfile::TempDir;
 
-const DEV: Environment = Environment::Dev;
+pub(crate) const DEV: Environment = Environment::Dev;
 
-struct Fixture {
-    config: Config,
+pub(crate) struct Fixture {
+    pub(crate) config: Config,
     _dir: TempDir,
-    control: Database,
-    target: Database,
+    pub(crate) control: Database,
+    pub(crate) target: Database,
 }
 
 /// Fresh databases with `rows` demo legacy rows in dev.
-async fn fixture(backend: Backend, rows: i64) -> Fixture {
+pub(crate) async fn fixture(backend: Backend, rows: i64) -> Fixture {
     let (config, dir) = config(backend, [1, 1, 1]).await;
     std::fs::create_dir_all(&config.data_dir).unwrap();
     let control = open(&config.control, Schema::Control).await;
@@ -36,7 +36,7 @@ async fn fixture(backend: Backend, rows: i64) -> Fixture {
     Fixture { config, _dir: dir, control, target }
 }
 
-fn start(chunk: i64, lease_ms: i64) -> Start {
+pub(crate) fn start(chunk: i64, lease_ms: i64) -> Start {
     Start {
         env: DEV,
         started_by: "test".into(),
@@ -46,12 +46,12 @@ fn start(chunk: i64, lease_ms: i64) -> Start {
     }
 }
 
-async fn run_backfill(f: &Fixture, chunk: i64) -> runs::RunRecord {
+pub(crate) async fn run_backfill(f: &Fixture, chunk: i64) -> runs::RunRecord {
     let held = backfill::begin(&f.target, &start(chunk, 30_000)).await.unwrap();
     backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap()
 }
 
-async fn count(db: &Database, sql: &str) -> i64 {
+pub(crate) async fn count(db: &Database, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
 }
 
@@ -348,7 +348,7 @@ async fn postgres_verify_catches_rows_changed_behind_the_engines_back() {
 }
 
 /// Waits until the dev run's checkpoint passes `id`.
-async fn wait_for_checkpoint(db: &Database, id: i64) {
+pub(crate) async fn wait_for_checkpoint(db: &Database, id: i64) {
     for _ in 0..3000 {
         let checkpoint: Option<i64> =
             sqlx::query_scalar("select max(checkpoint) from sti_backfill_runs where active_slot = 1")

@@ -1,0 +1,70 @@
+//! Chunk and range boundaries from the keys themselves. The end of the next chunk is the n-th
+//! key after its start, never `start + n`: the cost of a run, a dry-run or a verification
+//! follows its rows, not the span of its keys (1 000 rows and one id of 10^12 are 1 001 rows in
+//! a few chunks, not 10^12 / n chunks of nothing).
+
+use super::EngineError;
+use crate::db::Database;
+use crate::domain::run::RunKind;
+use sqlx::Row;
+
+/// A table and its integer key column.
+#[derive(Clone, Copy, Debug)]
+pub struct Keyed {
+    table: &'static str,
+    key: &'static str,
+}
+
+pub const LEGACY: Keyed = Keyed { table: "projects", key: "id" };
+pub const SCHOOL: Keyed = Keyed { table: "school_projects", key: "project_id" };
+pub const SELF_STUDY: Keyed = Keyed { table: "self_study_projects", key: "project_id" };
+
+/// What a run of `kind` walks: a backfill the legacy rows, a rollback the subtype rows.
+pub fn walked_by(kind: RunKind) -> &'static [Keyed] {
+    match kind {
+        RunKind::Backfill => &[LEGACY],
+        RunKind::Rollback => &[SCHOOL, SELF_STUDY],
+    }
+}
+
+/// The inclusive end of the chunk that starts after `from`: the smallest n-th key after `from`
+/// of the tables that have n keys left (`high` when none has), so that `(from, end]` holds at
+/// most `n` keys of every table, and exactly n of one unless it is the last chunk.
+/// Each table costs one index range scan of at most `n` keys.
+pub async fn chunk_end(
+    db: &Database,
+    tables: &[Keyed],
+    from: i64,
+    n: i64,
+    high: i64,
+) -> Result<i64, EngineError> {
+    let mut end = high;
+    for Keyed { table, key } in tables {
+        let sql = format!(
+            "select cast(max(k) as bigint) as nth, count(*) as keys from (
+                select {key} as k from {table} where {key} > $1 and {key} <= $2 order by {key} limit $3) keys"
+        );
+        let row = sqlx::query(&sql).bind(from).bind(high).bind(n).fetch_one(db.pool()).await?;
+        let (nth, keys): (Option<i64>, i64) = (row.try_get("nth")?, row.try_get("keys")?);
+        // a table with fewer than n keys left fits in any chunk: it does not decide the end
+        if let Some(nth) = nth.filter(|_| keys >= n) {
+            end = end.min(nth);
+        }
+    }
+    Ok(end)
+}
+
+/// The exclusive lower bound that covers every key of `tables`: 0, or one below the smallest
+/// key when there are keys of 0 or less (legacy ids are not always positive).
+pub async fn start_before(db: &Database, tables: &[Keyed]) -> Result<i64, EngineError> {
+    let mut start = 0_i64;
+    for Keyed { table, key } in tables {
+        let sql = format!("select cast(min({key}) as bigint) from {table}");
+        let least: Option<i64> = sqlx::query_scalar(&sql).fetch_one(db.pool()).await?;
+        if let Some(least) = least.filter(|k| *k <= 0) {
+            // i64::MIN itself stays out of reach: an exclusive bound has nothing below it
+            start = start.min(least.saturating_sub(1));
+        }
+    }
+    Ok(start)
+}
