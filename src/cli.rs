@@ -4,6 +4,7 @@ mod api_keys;
 mod backfill;
 mod bench;
 mod checklist;
+mod migrate;
 mod progress;
 mod users;
 
@@ -15,7 +16,7 @@ use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS};
 use crate::engine::runs::DEFAULT_LEASE_MS;
 use crate::engine::EngineError;
 use crate::server::config::{Config, ConfigError};
-use crate::server::startup::{open_databases, seed_with_progress, Application, StartupError};
+use crate::server::startup::{seed_with_progress, Application, StartupError};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,8 +57,20 @@ pub enum Command {
         #[arg(long)]
         append: bool,
     },
-    /// Apply pending migrations to the control and every target database, then exit.
-    Migrate,
+    /// Apply pending migrations to the control database and the demo targets, and check every
+    /// configured target; with --env, say what a configured target needs and change it.
+    Migrate {
+        /// Bring this environment's configured target to what the engine needs: says what it
+        /// will change, then changes it.
+        #[arg(long)]
+        env: Option<Environment>,
+        /// Only say what --env would change.
+        #[arg(long, requires = "env")]
+        plan: bool,
+        /// How long each migration may wait for a lock before it gives up, changing nothing.
+        #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        lock_timeout_ms: u64,
+    },
     /// Print the projects API's OpenAPI description (what docs/openapi_v2.yaml holds).
     Openapi,
     /// Copy legacy rows into the subtype tables in keyset chunks; resumes the environment's
@@ -257,6 +270,8 @@ pub enum CliError {
     User(String),
     #[error("{env}: no run is active")]
     NoActiveRun { env: Environment },
+    #[error("{env}: {source}")]
+    Migrate { env: Environment, source: crate::db::target_schema::MigrateError },
     #[error("{env}: verification found {ranges} mismatching ranges")]
     Mismatch { env: Environment, ranges: usize },
 }
@@ -442,13 +457,14 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         }
         // printed before the configuration is read
         Some(Command::Openapi) => Ok(()),
-        Some(Command::Migrate) => {
-            let (control, targets) = open_databases(&config).await?;
+        Some(Command::Migrate { env, plan, lock_timeout_ms }) => {
+            let control = open_control(&config).await?;
             println!("control: {} is up to date", control.url().describe());
-            for (env, db) in targets.iter() {
-                println!("{env}: {} is up to date", db.url().describe());
+            let lock_timeout = std::time::Duration::from_millis(lock_timeout_ms);
+            match env {
+                Some(env) => migrate::one(&config, env, plan, lock_timeout).await,
+                None => migrate::all(&config).await,
             }
-            Ok(())
         }
     }
 }
@@ -501,9 +517,11 @@ async fn open_control_and_target(
     env: Environment,
 ) -> Result<(Database, Database), StartupError> {
     let control = open_control(config).await?;
-    let target = Database::open(&config.targets[&env].url, Schema::Target)
+    let target = crate::server::startup::open_target(env, &config.targets[&env])
         .await
         .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
+    crate::server::startup::adopt_target(&control, env, &target).await?;
+    crate::engine::mirror::reconcile_or_log(&control, env, &target).await;
     Ok((control, target))
 }
 

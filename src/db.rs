@@ -16,6 +16,7 @@ pub mod rollout;
 pub mod seed;
 pub mod sessions;
 pub mod target;
+pub mod target_schema;
 pub mod timeline;
 pub mod url;
 pub mod users;
@@ -31,9 +32,25 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
-/// Milliseconds since the Unix epoch: the engine's and the sessions' times.
+/// Milliseconds since the Unix epoch by this process's clock: the sessions' times, and the
+/// engine's where no lease depends on them (leases use the database's clock,
+/// [`Dialect::now_ms_sql`]).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    now.saturating_add(clock_skew_ms())
+}
+
+/// Debug builds only: `STI_CLOCK_SKEW_MS` sets this process's clock off by that many
+/// milliseconds, so a test can play a runner on a machine whose clock is wrong.
+fn clock_skew_ms() -> i64 {
+    #[cfg(debug_assertions)]
+    {
+        static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+        *SKEW
+            .get_or_init(|| std::env::var("STI_CLOCK_SKEW_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+    #[cfg(not(debug_assertions))]
+    0
 }

@@ -25,7 +25,8 @@ pub enum EngineError {
     #[error("run #{run_id} is already active in this environment ({state}, held by {owner} for {seconds_left} s more); wait for it, or pause or cancel it")]
     Busy { run_id: i64, state: String, owner: String, seconds_left: i64 },
     #[error(
-        "run #{run_id} lost its lease to another runner; this runner committed nothing more and stopped"
+        "run #{run_id} was taken over by another runner or ended outside this one; this runner committed \
+         nothing more and stopped"
     )]
     LeaseLost { run_id: i64 },
     #[error("rollback refused: ENABLE_STI is on in {env}; turn the flag off first")]

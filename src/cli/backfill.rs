@@ -69,7 +69,8 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
     .await
     .map_err(engine_error)?;
     announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id);
+    let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id)
+        .expecting(held.run.rows_expected);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.update(run.checkpoint, run.high_id, run.rows_read);
     };
@@ -149,7 +150,8 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
         .await
         .map_err(engine_error)?;
     announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id);
+    let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id)
+        .expecting(held.run.rows_expected);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.update(run.checkpoint, run.high_id, run.created());
     };

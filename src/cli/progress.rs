@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct Reporter {
     what: String,
     low: i64,
+    /// Rows the run expected when it began: the bar counts rows when it is known.
+    expected: Option<i64>,
     started: Instant,
     last: Option<Instant>,
     terminal: bool,
@@ -21,11 +23,18 @@ impl Reporter {
         Self {
             what: what.into(),
             low,
+            expected: None,
             started: Instant::now(),
             last: None,
             terminal,
             every: if terminal { Duration::from_millis(100) } else { Duration::from_secs(2) },
         }
+    }
+
+    /// Counts progress in rows against `expected` (a run's `rows_expected`).
+    pub fn expecting(mut self, expected: Option<i64>) -> Self {
+        self.expected = expected;
+        self
     }
 
     /// `rows` is what the rate counts (rows read so far), `checkpoint` how far the keys are.
@@ -35,7 +44,7 @@ impl Reporter {
             return;
         }
         self.last = Some(Instant::now());
-        let progress = Progress { low: self.low, high, checkpoint };
+        let progress = Progress::of_run(self.low, high, checkpoint, rows, self.expected);
         let elapsed = self.started.elapsed().as_secs_f64();
         let rate = if elapsed > 0.0 { rows as f64 / elapsed } else { 0.0 };
         let eta = progress.eta_seconds(elapsed).map_or_else(|| "–".to_owned(), |s| format!("{s:.0} s"));

@@ -130,3 +130,66 @@ pub async fn was_seeded(db: &Database, env: Environment) -> Result<bool, DbError
         .await?;
     Ok(seeded > 0)
 }
+
+/// What the control database knew of the target an environment opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Adoption {
+    /// The database it mirrored before.
+    Known,
+    /// The first target it records for the environment (a console from before identities
+    /// included): what the mirror holds is taken to describe it.
+    First,
+    /// Another database than before (recreated, or the URL changed): the former one's mirrored
+    /// runs, chunks, verifications and demo seeding were dropped, `runs` of them.
+    Replaced { former: String, runs: i64 },
+    /// Another environment's target holds the same identity: one database, or a copy of it.
+    SharedWith(Environment),
+}
+
+/// Records `identity` as `env`'s target. When it differs from the one recorded, the mirror's
+/// view of the former database goes (in one transaction): its runs would collide with the new
+/// database's run ids, and its verification would open the flag gate for rows that are not there.
+pub async fn adopt_target(db: &Database, env: Environment, identity: &str) -> Result<Adoption, DbError> {
+    let rows = sqlx::query("select name, target_identity from environments").fetch_all(db.pool()).await?;
+    let mut recorded = None;
+    for row in &rows {
+        let name: String = row.try_get("name")?;
+        let id: Option<String> = row.try_get("target_identity")?;
+        if name == env.as_str() {
+            recorded = id;
+        } else if id.as_deref() == Some(identity) {
+            if let Ok(other) = Environment::parse(&name) {
+                return Ok(Adoption::SharedWith(other));
+            }
+        }
+    }
+    let former = match recorded {
+        Some(known) if known == identity => return Ok(Adoption::Known),
+        Some(former) => Some(former),
+        None => None,
+    };
+    let mut tx = db.begin_write().await?;
+    let mut runs = 0;
+    if former.is_some() {
+        runs = sqlx::query_scalar::<_, i64>("select count(*) from runs where environment = $1")
+            .bind(env.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        for table in ["run_chunks", "runs", "verifications", "seed_events"] {
+            sqlx::query(&format!("delete from {table} where environment = $1"))
+                .bind(env.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    sqlx::query("update environments set target_identity = $1 where name = $2")
+        .bind(identity)
+        .bind(env.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(match former {
+        Some(former) => Adoption::Replaced { former, runs },
+        None => Adoption::First,
+    })
+}

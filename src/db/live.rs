@@ -14,7 +14,7 @@ use sqlx::Row;
 
 const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
     checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
-    errors, error, created_at, updated_at, finished_at, lease_expires_at";
+    errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected";
 
 fn corrupt(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
@@ -47,6 +47,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
+        rows_expected: row.try_get("rows_expected")?,
     })
 }
 

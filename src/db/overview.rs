@@ -104,7 +104,7 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
 async fn last_run(control: &Database, env: Environment) -> Result<Option<RunSummary>, sqlx::Error> {
     let row = sqlx::query(
         "select run_id, kind, state, low_id, high_id, checkpoint, school_created + self_study_created as created,
-                school_skipped + self_study_skipped as skipped, errors
+                school_skipped + self_study_skipped as skipped, errors, rows_read, rows_expected
          from runs where environment = $1 order by run_id desc limit 1",
     )
     .bind(env.as_str())
@@ -121,6 +121,8 @@ async fn last_run(control: &Database, env: Environment) -> Result<Option<RunSumm
             created: r.try_get("created")?,
             skipped: r.try_get("skipped")?,
             errors: r.try_get("errors")?,
+            rows_read: r.try_get("rows_read")?,
+            rows_expected: r.try_get("rows_expected")?,
         })
     })
     .transpose()

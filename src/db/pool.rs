@@ -15,6 +15,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The database's clock in milliseconds since the Unix epoch, as SQL. Leases compare times
+    /// that runners on different machines wrote, so every one of them comes from this clock.
+    pub fn now_ms_sql(self) -> &'static str {
+        match self {
+            Self::Sqlite => "cast(round((julianday('now') - 2440587.5) * 86400000.0) as integer)",
+            Self::Postgres => "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        }
+    }
+}
+
 /// Which of our two schemas a database holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schema {
@@ -26,8 +37,17 @@ pub enum Schema {
 
 static CONTROL_SQLITE: Migrator = sqlx::migrate!("./migrations/control/sqlite");
 static CONTROL_POSTGRES: Migrator = sqlx::migrate!("./migrations/control/postgres");
-static TARGET_SQLITE: Migrator = sqlx::migrate!("./migrations/target/sqlite");
-static TARGET_POSTGRES: Migrator = sqlx::migrate!("./migrations/target/postgres");
+static TARGET_MIGRATIONS_SQLITE: Migrator = sqlx::migrate!("./migrations/target/sqlite");
+static TARGET_MIGRATIONS_POSTGRES: Migrator = sqlx::migrate!("./migrations/target/postgres");
+
+pub(super) fn migrator(schema: Schema, dialect: Dialect) -> &'static Migrator {
+    match (schema, dialect) {
+        (Schema::Control, Dialect::Sqlite) => &CONTROL_SQLITE,
+        (Schema::Control, Dialect::Postgres) => &CONTROL_POSTGRES,
+        (Schema::Target, Dialect::Sqlite) => &TARGET_MIGRATIONS_SQLITE,
+        (Schema::Target, Dialect::Postgres) => &TARGET_MIGRATIONS_POSTGRES,
+    }
+}
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +56,13 @@ pub enum DbError {
     Connect { url: String, source: sqlx::Error },
     #[error("cannot migrate {url}: {source}")]
     Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error("{path} does not exist: a configured SQLite target is never created; check the path")]
+    NoSuchFile { path: String },
+    #[error(
+        "{url} is not what the engine needs: {differences}. Nothing was changed in it; \
+         `sti-rollout migrate --env {env}` says what it would change and changes it"
+    )]
+    Schema { env: String, url: String, differences: String },
     #[error(transparent)]
     Query(#[from] sqlx::Error),
 }
@@ -51,11 +78,27 @@ impl Database {
     /// Connects and checks the connection works; SQLite files are created when missing and put
     /// in WAL mode so the console can read while a backfill writes.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::connect_with(url, true).await
+    }
+
+    /// Connects to a database that must exist already: a SQLite file that is missing is an
+    /// error, not a new empty file (a run into a deleted file "completed" into the unlinked
+    /// inode, and the next command made an empty one).
+    pub async fn connect_existing(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::connect_with(url, false).await
+    }
+
+    async fn connect_with(url: &DatabaseUrl, create: bool) -> Result<Self, DbError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
+        if let (Dialect::Sqlite, false, Some(path)) = (url.dialect(), create, url.sqlite_file_path()) {
+            if !path.exists() {
+                return Err(DbError::NoSuchFile { path: path.display().to_string() });
+            }
+        }
         let connect_error = |source| DbError::Connect { url: url.to_string(), source };
-        let options = AnyConnectOptions::from_str(&connect_url(url)).map_err(connect_error)?;
+        let options = AnyConnectOptions::from_str(&connect_url(url, create)).map_err(connect_error)?;
         // one plain attempt first: the pool would retry a refused connection until its timeout
         let probe = options.connect().await.map_err(connect_error)?;
         let _ = probe.close().await;
@@ -89,16 +132,35 @@ impl Database {
 
     /// Applies the pending migrations of `schema` for this database's dialect.
     pub async fn migrate(&self, schema: Schema) -> Result<(), DbError> {
-        let migrator = match (schema, self.dialect()) {
-            (Schema::Control, Dialect::Sqlite) => &CONTROL_SQLITE,
-            (Schema::Control, Dialect::Postgres) => &CONTROL_POSTGRES,
-            (Schema::Target, Dialect::Sqlite) => &TARGET_SQLITE,
-            (Schema::Target, Dialect::Postgres) => &TARGET_POSTGRES,
-        };
+        let migrator = migrator(schema, self.dialect());
         migrator
             .run(&self.pool)
             .await
             .map_err(|source| DbError::Migrate { url: self.url.to_string(), source })
+    }
+
+    /// As [`Database::migrate`], on one connection whose lock waits end after `lock_timeout`
+    /// (PostgreSQL; SQLite's busy timeout plays that part): a `create table … references
+    /// projects` queued behind an application's open transaction would otherwise block every
+    /// later insert into projects for as long as it waits.
+    pub async fn migrate_with_lock_timeout(
+        &self,
+        schema: Schema,
+        lock_timeout: Duration,
+    ) -> Result<(), DbError> {
+        let migrator = migrator(schema, self.dialect());
+        let mut conn = self.pool.acquire().await?;
+        if self.dialect() == Dialect::Postgres {
+            conn.execute(format!("set lock_timeout = {}", lock_timeout.as_millis().max(1)).as_str()).await?;
+        }
+        let result = migrator
+            .run(&mut *conn)
+            .await
+            .map_err(|source| DbError::Migrate { url: self.url.to_string(), source });
+        if self.dialect() == Dialect::Postgres && conn.execute("reset lock_timeout").await.is_err() {
+            conn.detach(); // never hand a connection with a changed setting back to the pool
+        }
+        result
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -130,12 +192,12 @@ impl Database {
     }
 }
 
-/// SQLite files are created when missing unless the URL says otherwise.
-fn connect_url(url: &DatabaseUrl) -> String {
+/// SQLite files are created when missing (`create`) unless the URL says otherwise.
+fn connect_url(url: &DatabaseUrl, create: bool) -> String {
     let raw = url.expose();
     if url.dialect() != Dialect::Sqlite || raw.contains("mode=") {
         return raw.to_owned();
     }
     let separator = if raw.contains('?') { '&' } else { '?' };
-    format!("{raw}{separator}mode=rwc")
+    format!("{raw}{separator}mode={}", if create { "rwc" } else { "rw" })
 }

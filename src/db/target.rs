@@ -24,3 +24,30 @@ pub async fn table_counts(db: &Database) -> Result<TableCounts, DbError> {
 pub async fn max_project_id(db: &Database) -> Result<Option<i64>, DbError> {
     Ok(sqlx::query_scalar("select max(id) from projects").fetch_one(db.pool()).await?)
 }
+
+/// Which database this is, whatever URL names it: the identity it keeps in itself, made the
+/// first time the console opens it (one row; two consoles making it at once keep the first).
+pub async fn identity(db: &Database) -> Result<String, DbError> {
+    if let Some(id) = read_identity(db).await? {
+        return Ok(id);
+    }
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0_u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    sqlx::query(
+        "insert into sti_target_identity (singleton, id, created_at) values (1, $1, $2)
+         on conflict (singleton) do nothing",
+    )
+    .bind(&fresh)
+    .bind(super::now_ms())
+    .execute(db.pool())
+    .await?;
+    read_identity(db).await?.ok_or(DbError::Query(sqlx::Error::RowNotFound))
+}
+
+async fn read_identity(db: &Database) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar("select id from sti_target_identity where singleton = 1")
+        .fetch_optional(db.pool())
+        .await?)
+}

@@ -40,6 +40,13 @@ impl DatabaseUrl {
         Self(format!("sqlite://{}", path.display()))
     }
 
+    /// The file a SQLite URL names; `None` for PostgreSQL and in-memory databases.
+    pub fn sqlite_file_path(&self) -> Option<std::path::PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?.trim_start_matches("//");
+        let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+        (!path.is_empty() && path != ":memory:" && !params.contains("mode=memory")).then(|| path.into())
+    }
+
     pub fn dialect(&self) -> Dialect {
         if self.0.starts_with("sqlite:") {
             Dialect::Sqlite

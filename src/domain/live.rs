@@ -43,11 +43,13 @@ pub struct RunView {
     pub updated_at: i64,
     pub finished_at: Option<i64>,
     pub lease_expires_at: Option<i64>,
+    /// Rows the run expected when it began; progress counts rows when it is known.
+    pub rows_expected: Option<i64>,
 }
 
 impl RunView {
     pub fn progress(&self) -> Progress {
-        Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
+        Progress::of_run(self.low_id, self.high_id, self.checkpoint, self.rows_read, self.rows_expected)
     }
 
     pub fn is_active(&self) -> bool {
@@ -131,8 +133,10 @@ pub fn chart_points(started_at: i64, chunks: &[ChunkPoint], max: usize) -> Vec<C
         .collect()
 }
 
-/// Keys per second over the last chunks and the seconds left at that pace; `None` until two
-/// chunks have committed or when the run is not moving.
+/// Rows per second over the last chunks and the seconds left at that pace: the rows left of
+/// those the run expected, or, for a run that did not record them, the keys left at the keys'
+/// pace (which one outlier id makes meaningless); `None` until a chunk has committed or when the
+/// run is not moving.
 pub fn rate_and_eta(run: &RunView, chunks: &[ChunkPoint]) -> (Option<f64>, Option<f64>) {
     let recent = &chunks[chunks.len().saturating_sub(RATE_WINDOW)..];
     let (Some(first), Some(last)) = (recent.first(), recent.last()) else { return (None, None) };
@@ -142,8 +146,16 @@ pub fn rate_and_eta(run: &RunView, chunks: &[ChunkPoint]) -> (Option<f64>, Optio
     let keys = last.to_id - first.from_id;
     let rows_per_second = rows as f64 * 1000.0 / wall_ms as f64;
     let keys_per_second = keys as f64 * 1000.0 / wall_ms as f64;
-    let eta = (run.state == RunState::Running && keys_per_second > 0.0)
-        .then(|| (run.high_id - run.checkpoint).max(0) as f64 / keys_per_second);
+    let moving = run.state == RunState::Running;
+    let eta = match run.rows_expected {
+        Some(expected) if moving && rows_per_second > 0.0 => {
+            Some((expected - run.rows_read).max(0) as f64 / rows_per_second)
+        }
+        None if moving && keys_per_second > 0.0 => {
+            Some((run.high_id - run.checkpoint).max(0) as f64 / keys_per_second)
+        }
+        _ => None,
+    };
     (Some(rows_per_second), eta)
 }
 
@@ -338,6 +350,7 @@ mod tests {
             updated_at: 2_000,
             finished_at: None,
             lease_expires_at: Some(5_000),
+            rows_expected: None,
         }
     }
 
@@ -381,6 +394,20 @@ mod tests {
         let (_, paused) = rate_and_eta(&run(RunState::Paused, 1_000, 2_000), &chunks);
         assert_eq!(paused, None);
         assert_eq!(rate_and_eta(&run(RunState::Running, 0, 2_000), &[]), (None, None));
+    }
+
+    #[test]
+    fn with_sparse_keys_the_eta_counts_rows_left() {
+        // 10 chunks of 100 rows at 10 000 rows/s; 1 000 of 2 001 rows done, the last id 10^12
+        let chunks: Vec<_> = (1..=10).map(|n| chunk(n, 100, 10)).collect();
+        let mut sparse = run(RunState::Running, 1_000, 1_000_000_000_000);
+        sparse.rows_read = 1_000;
+        let (_, by_keys) = rate_and_eta(&sparse, &chunks);
+        assert!(by_keys.unwrap() > 1e6, "the keys left say weeks: {by_keys:?}");
+        sparse.rows_expected = Some(2_001);
+        let (_, by_rows) = rate_and_eta(&sparse, &chunks);
+        assert!((by_rows.unwrap() - 0.1001).abs() < 1e-6, "1 001 rows left at 10 000 rows/s: {by_rows:?}");
+        assert!((sparse.progress().fraction() - 1_000.0 / 2_001.0).abs() < 1e-9);
     }
 
     #[test]

@@ -59,13 +59,22 @@ pub struct RunSummary {
     pub created: i64,
     pub skipped: i64,
     pub errors: i64,
+    /// Rows handled, and rows expected when the run began (see `Progress::of_run`).
+    pub rows_read: i64,
+    pub rows_expected: Option<i64>,
 }
 
 impl RunSummary {
-    /// Share of the run's key span done, between 0 and 1.
+    /// Share of the run done, between 0 and 1: by rows when the run knows how many it expected.
     pub fn fraction(&self) -> f64 {
-        crate::domain::pacing::Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
-            .fraction()
+        crate::domain::pacing::Progress::of_run(
+            self.low_id,
+            self.high_id,
+            self.checkpoint,
+            self.rows_read,
+            self.rows_expected,
+        )
+        .fraction()
     }
 }
 

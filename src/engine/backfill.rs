@@ -49,7 +49,7 @@ pub async fn backfill_chunk(
         Dialect::Postgres => copy_chunk_postgres(&mut tx, held.run.id, from, to).await?,
         Dialect::Sqlite => copy_chunk_sqlite(&mut tx, held.run.id, from, to).await?,
     };
-    let outcome = ChunkOutcome {
+    let mut outcome = ChunkOutcome {
         chunk_no: held.run.chunks + 1,
         from_id: from,
         to_id: to,
@@ -59,11 +59,18 @@ pub async fn backfill_chunk(
         school_skipped: counts.school_present,
         self_study_skipped: counts.self_study_present,
         errors: counts.errors,
-        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        duration_ms: elapsed_ms(started),
     };
-    record_chunk(&mut tx, held, &outcome).await?;
+    record_chunk(&mut tx, db.dialect(), held, &outcome).await?;
     tx.commit().await?;
+    // the ledger row holds the time up to its own write; the caller sizes the next chunk by
+    // the time through the commit, where a slow disk or a replica wait shows
+    outcome.duration_ms = elapsed_ms(started);
     Ok(outcome)
+}
+
+pub(super) fn elapsed_ms(since: Instant) -> i64 {
+    i64::try_from(since.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What copying one chunk found and did.
@@ -173,21 +180,24 @@ async fn copy_chunk_sqlite(
 }
 
 /// Writes the ledger row and moves the checkpoint, fenced: zero rows updated means another
-/// runner took the run over, and the whole chunk is rolled back.
+/// runner took the run over, or the run was ended under this runner (it is no longer running
+/// in the active slot), and the whole chunk is rolled back. Times are the database's.
 pub(super) async fn record_chunk(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
     held: &Held,
     chunk: &ChunkOutcome,
 ) -> Result<(), EngineError> {
-    let now = now_ms();
-    let moved = sqlx::query(
+    let now = dialect.now_ms_sql();
+    let moved = sqlx::query(&format!(
         "update sti_backfill_runs
          set checkpoint = $1, chunks = chunks + 1, rows_read = rows_read + $2,
              school_created = school_created + $3, self_study_created = self_study_created + $4,
              school_skipped = school_skipped + $5, self_study_skipped = self_study_skipped + $6,
-             errors = errors + $7, lease_expires_at = $8, updated_at = $9
-         where id = $10 and fencing_token = $11 and checkpoint = $12",
-    )
+             errors = errors + $7, lease_expires_at = {now} + $8, updated_at = {now}
+         where id = $9 and fencing_token = $10 and checkpoint = $11
+           and active_slot = 1 and state = 'running'"
+    ))
     .bind(chunk.to_id)
     .bind(chunk.rows_read)
     .bind(chunk.school_created)
@@ -195,8 +205,7 @@ pub(super) async fn record_chunk(
     .bind(chunk.school_skipped)
     .bind(chunk.self_study_skipped)
     .bind(chunk.errors)
-    .bind(now + held.lease_ms)
-    .bind(now)
+    .bind(held.lease_ms)
     .bind(held.run.id)
     .bind(held.token)
     .bind(chunk.from_id)
@@ -205,11 +214,11 @@ pub(super) async fn record_chunk(
     if moved.rows_affected() == 0 {
         return Err(EngineError::LeaseLost { run_id: held.run.id });
     }
-    sqlx::query(
+    sqlx::query(&format!(
         "insert into sti_backfill_chunks (run_id, chunk_no, from_id, to_id, rows_read, school_created,
             self_study_created, school_skipped, self_study_skipped, errors, duration_ms, committed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {now})"
+    ))
     .bind(held.run.id)
     .bind(chunk.chunk_no)
     .bind(chunk.from_id)
@@ -221,7 +230,6 @@ pub(super) async fn record_chunk(
     .bind(chunk.self_study_skipped)
     .bind(chunk.errors)
     .bind(chunk.duration_ms)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -241,16 +249,36 @@ pub struct Start {
 
 /// Starts a new backfill run, or takes over the active one whose runner died.
 pub async fn begin(db: &Database, start: &Start) -> Result<Held, EngineError> {
-    begin_run(db, RunKind::Backfill, start, target::max_project_id(db).await?.unwrap_or(0)).await
+    carry_out(db, &plan(db, start).await?, start).await
 }
 
-/// Shared by backfill and rollback: new run over `(low, high]`, or take-over of the active one.
-pub async fn begin_run(db: &Database, kind: RunKind, start: &Start, high: i64) -> Result<Held, EngineError> {
-    let owner = super::runner_name();
+/// How a backfill would begin now (see [`plan_begin`]).
+pub async fn plan(db: &Database, start: &Start) -> Result<Beginning, EngineError> {
+    plan_begin(db, RunKind::Backfill, start, target::max_project_id(db).await?.unwrap_or(0)).await
+}
+
+/// How a run begins, decided once from what the target holds: a caller that checks a gate for
+/// new runs checks it on this decision, and [`carry_out`] does what was decided or fails — it
+/// never decides again (the active run it meant to take over may have ended in between).
+#[derive(Clone, Debug)]
+pub enum Beginning {
+    /// Take over the active run of the same kind whose runner died.
+    TakeOver { run_id: i64 },
+    /// Create this run.
+    New(NewRun),
+}
+
+/// Shared by backfill and rollback: take-over of the active run, or a new run over `(low,
+/// high]` — after a failed run's checkpoint, or from the first key.
+pub async fn plan_begin(
+    db: &Database,
+    kind: RunKind,
+    start: &Start,
+    high: i64,
+) -> Result<Beginning, EngineError> {
     if let Some(active) = runs::active(db).await? {
         if active.kind == kind && start.resume_from.is_none() {
-            tracing::info!(environment = %start.env, run_id = active.id, checkpoint = active.checkpoint, "taking over the active run");
-            return runs::take_over(db, active.id, &owner, start.lease_ms).await;
+            return Ok(Beginning::TakeOver { run_id: active.id });
         }
     }
     let (low, high) = match start.resume_from {
@@ -268,15 +296,33 @@ pub async fn begin_run(db: &Database, kind: RunKind, start: &Start, high: i64) -
             _ => (super::keys::start_before(db, super::keys::walked_by(kind)).await?, high),
         },
     };
-    let new = NewRun {
+    Ok(Beginning::New(NewRun {
         kind,
         started_by: start.started_by.clone(),
         pacing: start.pacing,
         low_id: low,
         high_id: high,
+        rows_expected: super::keys::rows_between(db, kind, low, high).await?,
         lease_ms: start.lease_ms,
-    };
-    runs::create(db, &new, &owner).await
+    }))
+}
+
+/// Does what [`plan_begin`] decided: a take-over fails when the run is no longer active or its
+/// lease is live, a new run when another became active.
+pub async fn carry_out(db: &Database, beginning: &Beginning, start: &Start) -> Result<Held, EngineError> {
+    let owner = super::runner_name();
+    match beginning {
+        Beginning::TakeOver { run_id } => {
+            tracing::info!(environment = %start.env, run_id, "taking over the active run");
+            runs::take_over(db, *run_id, &owner, start.lease_ms).await
+        }
+        Beginning::New(new) => runs::create(db, new, &owner).await,
+    }
+}
+
+/// [`plan_begin`] and [`carry_out`] in one.
+pub async fn begin_run(db: &Database, kind: RunKind, start: &Start, high: i64) -> Result<Held, EngineError> {
+    carry_out(db, &plan_begin(db, kind, start, high).await?, start).await
 }
 
 /// What the loop tells its caller after every chunk and state change.
@@ -330,23 +376,28 @@ async fn drive_in_span(
     step: Step,
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
-    match drive_loop(db, control, env, &mut held, step, observer).await {
+    let writer = mirror::Writer::start(control, env, db);
+    let result = match drive_loop(db, control, env, &mut held, step, &writer, observer).await {
         Ok(run) => Ok(run),
         Err(EngineError::LeaseLost { run_id }) => Err(EngineError::LeaseLost { run_id }),
         Err(error) => {
-            end_as_failed(db, control, env, &mut held, &error, observer).await;
+            end_as_failed(db, &writer, &mut held, &error, observer).await;
             Err(error)
         }
-    }
+    };
+    writer.finish(MIRROR_FLUSH, env).await;
+    result
 }
+
+/// How long a run's end waits for the control database to take its last states.
+const MIRROR_FLUSH: Duration = Duration::from_secs(5);
 
 /// Marks the run failed with `error` as its reason. The error may be the connection itself,
 /// so the write is tried a few times, about three seconds in all; a runner that lost its lease
 /// writes nothing.
 async fn end_as_failed(
     db: &Database,
-    control: Option<&Database>,
-    env: Environment,
+    writer: &mirror::Writer,
     held: &mut Held,
     error: &EngineError,
     observer: &mut Observer<'_>,
@@ -365,7 +416,7 @@ async fn end_as_failed(
         match held.transition(db, RunState::Failed, Some(&message)).await {
             Ok(()) => {
                 tracing::error!(%error, "the run failed and is marked failed; the next run continues after its checkpoint");
-                mirror::record(control, env, &held.run).await;
+                writer.run(&held.run);
                 observer(&held.run, None);
                 return;
             }
@@ -392,6 +443,7 @@ async fn drive_loop(
     env: Environment,
     held: &mut Held,
     step: Step,
+    writer: &mirror::Writer,
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
     let mut chunk_size = held.run.pacing.chunk_size;
@@ -420,7 +472,7 @@ async fn drive_loop(
                 clear_request(db, held).await?;
             }
             tracing::info!(request = request.as_str(), state = %held.run.state, "operator request applied");
-            mirror::record(control, env, &held.run).await;
+            writer.run(&held.run);
             observer(&held.run, None);
             if held.run.state.is_final() {
                 return Ok(held.run.clone());
@@ -429,7 +481,7 @@ async fn drive_loop(
         }
         if held.run.state == RunState::Paused {
             if last_renewal.elapsed() >= renew_every {
-                keep_alive(db, control, env, held).await?;
+                keep_alive(db, writer, held).await?;
                 last_renewal = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -437,7 +489,7 @@ async fn drive_loop(
         }
         if held.run.checkpoint >= held.run.high_id {
             held.transition(db, RunState::Completed, None).await?;
-            mirror::record(control, env, &held.run).await;
+            writer.run(&held.run);
             observer(&held.run, None);
             return Ok(held.run.clone());
         }
@@ -456,10 +508,9 @@ async fn drive_loop(
         let chunk = step(db, held, from, to).await?;
         tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");
         let pacing = Pacing { chunk_size, ..held.run.pacing };
-        chunk_size = pacing.next_chunk_size(chunk.duration_ms.max(0) as u64);
+        chunk_size = pacing.next_chunk_size(chunk.rows_read, chunk.duration_ms.max(0) as u64);
         held.refresh(db).await?;
-        mirror::record(control, env, &held.run).await;
-        mirror::record_chunk(control, env, &held.run, &chunk).await;
+        writer.chunk(&held.run, &chunk);
         observer(&held.run, Some(&chunk));
         // the pause between chunks may outlast the lease (60 s against 30 s): renew on the way
         let mut left = Duration::from_millis(held.run.pacing.pause_ms.max(0) as u64);
@@ -468,7 +519,7 @@ async fn drive_loop(
             tokio::time::sleep(step).await;
             left -= step;
             if !left.is_zero() {
-                keep_alive(db, control, env, held).await?;
+                keep_alive(db, writer, held).await?;
             }
         }
         last_renewal = Instant::now();
@@ -477,15 +528,10 @@ async fn drive_loop(
 
 /// Renews the lease and mirrors the run, so the console sees a live runner (a paused run, a
 /// long pause between chunks) and never offers to take it over.
-async fn keep_alive(
-    db: &Database,
-    control: Option<&Database>,
-    env: Environment,
-    held: &mut Held,
-) -> Result<(), EngineError> {
+async fn keep_alive(db: &Database, writer: &mirror::Writer, held: &mut Held) -> Result<(), EngineError> {
     held.renew(db).await?;
     held.refresh(db).await?;
-    mirror::record(control, env, &held.run).await;
+    writer.run(&held.run);
     Ok(())
 }
 

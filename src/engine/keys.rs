@@ -54,6 +54,21 @@ pub async fn chunk_end(
     Ok(end)
 }
 
+/// Rows a run of `kind` over `(low, high]` expects to handle: legacy rows for a backfill, the
+/// rows backfills created for a rollback. One count at the start of a run.
+pub async fn rows_between(db: &Database, kind: RunKind, low: i64, high: i64) -> Result<i64, EngineError> {
+    let mut rows = 0;
+    for Keyed { table, key } in walked_by(kind) {
+        let only_created = match kind {
+            RunKind::Backfill => String::new(),
+            RunKind::Rollback => format!(" and {}", super::rollback::PROVENANCE),
+        };
+        let sql = format!("select count(*) from {table} where {key} > $1 and {key} <= $2{only_created}");
+        rows += sqlx::query_scalar::<_, i64>(&sql).bind(low).bind(high).fetch_one(db.pool()).await?;
+    }
+    Ok(rows)
+}
+
 /// The exclusive lower bound that covers every key of `tables`: 0, or one below the smallest
 /// key when there are keys of 0 or less (legacy ids are not always positive).
 pub async fn start_before(db: &Database, tables: &[Keyed]) -> Result<i64, EngineError> {

@@ -1,30 +1,48 @@
-//! Mirroring runs into the control database. Best effort: the target database holds the truth,
-//! so a control database that hiccups costs a stale console view, never a run.
+//! Mirroring runs into the control database. The target database holds the truth: the mirror
+//! is written off the runner's path (a locked control database costs a stale console view,
+//! never a slower run), never goes back in time (every upsert is guarded by `updated_at`), and is
+//! reconciled from the target when the console starts and before a run begins, which fills what
+//! a lost write, a locked control database or a kill between commit and mirror left out.
 
 use super::backfill::ChunkOutcome;
-use super::runs::RunRecord;
+use super::runs::{self, RunRecord};
+use super::EngineError;
 use crate::db::Database;
 use crate::domain::environment::Environment;
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
-/// Upserts the run's current state.
+/// Upserts the run's current state, unless the mirror already holds a newer one; logs a
+/// failure (the next reconcile mends it).
 pub async fn record(control: Option<&Database>, env: Environment, run: &RunRecord) {
     let Some(control) = control else { return };
-    let result = sqlx::query(
+    if let Err(error) = upsert_run(control, env, run).await {
+        tracing::warn!(environment = %env, run_id = run.id, %error, "cannot mirror the run into the control database");
+    }
+}
+
+async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "insert into runs (environment, run_id, kind, state, started_by, chunk_size, low_id, high_id,
             checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped,
             self_study_skipped, errors, error, created_at, updated_at, finished_at, requested, pause_ms,
-            lease_owner, lease_expires_at)
+            lease_owner, lease_expires_at, rows_expected)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-            $21, $22, $23, $24)
+            $21, $22, $23, $24, $25)
          on conflict (environment, run_id) do update set
-            state = excluded.state, chunk_size = excluded.chunk_size, checkpoint = excluded.checkpoint,
-            chunks = excluded.chunks, rows_read = excluded.rows_read,
+            kind = excluded.kind, state = excluded.state, started_by = excluded.started_by,
+            chunk_size = excluded.chunk_size, low_id = excluded.low_id, high_id = excluded.high_id,
+            checkpoint = excluded.checkpoint, chunks = excluded.chunks, rows_read = excluded.rows_read,
             school_created = excluded.school_created, self_study_created = excluded.self_study_created,
             school_skipped = excluded.school_skipped, self_study_skipped = excluded.self_study_skipped,
-            errors = excluded.errors, error = excluded.error, updated_at = excluded.updated_at,
-            finished_at = excluded.finished_at, requested = excluded.requested,
-            pause_ms = excluded.pause_ms, lease_owner = excluded.lease_owner,
-            lease_expires_at = excluded.lease_expires_at",
+            errors = excluded.errors, error = excluded.error, created_at = excluded.created_at,
+            updated_at = excluded.updated_at, finished_at = excluded.finished_at,
+            requested = excluded.requested, pause_ms = excluded.pause_ms,
+            lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at,
+            rows_expected = excluded.rows_expected
+         where runs.updated_at <= excluded.updated_at",
     )
     .bind(env.as_str())
     .bind(run.id)
@@ -50,29 +68,29 @@ pub async fn record(control: Option<&Database>, env: Environment, run: &RunRecor
     .bind(run.pacing.pause_ms)
     .bind(&run.lease_owner)
     .bind(run.lease_expires_at)
+    .bind(run.rows_expected)
     .execute(control.pool())
-    .await;
-    if let Err(error) = result {
-        tracing::warn!(environment = %env, run_id = run.id, %error, "cannot mirror the run into the control database");
-    }
+    .await?;
+    Ok(())
 }
 
-/// Appends a committed chunk to the mirrored ledger.
-pub async fn record_chunk(
-    control: Option<&Database>,
+/// Appends a committed chunk to the mirrored ledger (once: a chunk already there stays);
+/// whether it was new.
+async fn insert_chunk(
+    control: &Database,
     env: Environment,
-    run: &RunRecord,
+    run_id: i64,
     chunk: &ChunkOutcome,
-) {
-    let Some(control) = control else { return };
-    let result = sqlx::query(
+    committed_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
         "insert into run_chunks (environment, run_id, chunk_no, from_id, to_id, rows_read, created,
             skipped, errors, duration_ms, school_created, self_study_created, committed_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          on conflict (environment, run_id, chunk_no) do nothing",
     )
     .bind(env.as_str())
-    .bind(run.id)
+    .bind(run_id)
     .bind(chunk.chunk_no)
     .bind(chunk.from_id)
     .bind(chunk.to_id)
@@ -83,10 +101,199 @@ pub async fn record_chunk(
     .bind(chunk.duration_ms)
     .bind(chunk.school_created)
     .bind(chunk.self_study_created)
-    .bind(crate::db::now_ms())
+    .bind(committed_at)
     .execute(control.pool())
-    .await;
-    if let Err(error) = result {
-        tracing::warn!(environment = %env, run_id = run.id, %error, "cannot mirror the chunk into the control database");
+    .await?;
+    Ok(inserted.rows_affected() > 0)
+}
+
+/// What a reconcile brought into the mirror.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Runs the target holds, each upserted (a newer mirrored state stays).
+    pub runs: usize,
+    /// Ledger rows the mirror lacked.
+    pub chunks: usize,
+}
+
+/// Brings `env`'s mirror up to the target: every run's state, and every ledger row the mirror
+/// lacks (a hole left by a lost write is filled too, whatever its place).
+pub async fn reconcile(
+    control: &Database,
+    env: Environment,
+    target: &Database,
+) -> Result<Reconciled, EngineError> {
+    let in_target = runs::list(target, i64::MAX).await?;
+    let mirrored: BTreeMap<i64, i64> = sqlx::query(
+        "select run_id, count(*) as chunks from run_chunks where environment = $1 group by run_id",
+    )
+    .bind(env.as_str())
+    .fetch_all(control.pool())
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get("run_id")?, row.try_get("chunks")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let mut done = Reconciled::default();
+    // oldest first: a run's row comes before its chunks (they reference it)
+    for run in in_target.iter().rev() {
+        upsert_run(control, env, run).await?;
+        done.runs += 1;
+        if mirrored.get(&run.id).copied().unwrap_or(0) >= run.chunks {
+            continue;
+        }
+        for (chunk, committed_at) in ledger(target, run.id).await? {
+            if insert_chunk(control, env, run.id, &chunk, committed_at).await? {
+                done.chunks += 1;
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// A run's ledger in the target, with each chunk's commit time.
+async fn ledger(target: &Database, run_id: i64) -> Result<Vec<(ChunkOutcome, i64)>, EngineError> {
+    let rows = sqlx::query(
+        "select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, school_skipped,
+                self_study_skipped, errors, duration_ms, committed_at
+         from sti_backfill_chunks where run_id = $1 order by chunk_no",
+    )
+    .bind(run_id)
+    .fetch_all(target.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                ChunkOutcome {
+                    chunk_no: row.try_get("chunk_no")?,
+                    from_id: row.try_get("from_id")?,
+                    to_id: row.try_get("to_id")?,
+                    rows_read: row.try_get("rows_read")?,
+                    school_created: row.try_get("school_created")?,
+                    self_study_created: row.try_get("self_study_created")?,
+                    school_skipped: row.try_get("school_skipped")?,
+                    self_study_skipped: row.try_get("self_study_skipped")?,
+                    errors: row.try_get("errors")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                },
+                row.try_get("committed_at")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(EngineError::from)
+}
+
+/// Reconciles, logging instead of failing: the mirror is a view, and the caller's work (a start,
+/// a run) does not depend on it.
+pub async fn reconcile_or_log(control: &Database, env: Environment, target: &Database) {
+    match reconcile(control, env, target).await {
+        Ok(done) if done.chunks > 0 => {
+            tracing::info!(environment = %env, runs = done.runs, chunks = done.chunks, "the mirror caught up with the target");
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(environment = %env, %error, "cannot reconcile the mirror with the target")
+        }
+    }
+}
+
+/// What the runner hands the mirror writer.
+enum Update {
+    Run(RunRecord),
+    Chunk(RunRecord, ChunkOutcome),
+}
+
+/// A run's mirror writer: a task that writes what the runner sends, in order, latest state
+/// winning, while the runner goes on. After a failed write it reconciles from the target once
+/// the control database answers again.
+pub struct Writer {
+    sender: Option<mpsc::UnboundedSender<Update>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// A writer into `control` (none: nothing is mirrored) for `env`, whose target is `target`.
+    pub fn start(control: Option<&Database>, env: Environment, target: &Database) -> Self {
+        let Some(control) = control.cloned() else { return Self { sender: None, task: None } };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write_all(control, env, target.clone(), receiver));
+        Self { sender: Some(sender), task: Some(task) }
+    }
+
+    /// The run's current state.
+    pub fn run(&self, run: &RunRecord) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Update::Run(run.clone()));
+        }
+    }
+
+    /// A committed chunk and the run's state after it.
+    pub fn chunk(&self, run: &RunRecord, chunk: &ChunkOutcome) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(Update::Chunk(run.clone(), *chunk));
+        }
+    }
+
+    /// Waits up to `within` for everything sent to be written; what is left is written later
+    /// by the task (in a console) or by the next reconcile. Returns whether it was all written.
+    pub async fn finish(mut self, within: Duration, env: Environment) -> bool {
+        self.sender = None;
+        let Some(task) = self.task.take() else { return true };
+        match tokio::time::timeout(within, task).await {
+            Ok(_) => true,
+            Err(_) => {
+                tracing::warn!(environment = %env, waited_s = within.as_secs(),
+                    "the control database has not taken the run's last states yet; the console shows them \
+                     once it answers, and reconciles from the target at its next start or run");
+                false
+            }
+        }
+    }
+}
+
+async fn write_all(
+    control: Database,
+    env: Environment,
+    target: Database,
+    mut receiver: mpsc::UnboundedReceiver<Update>,
+) {
+    let mut behind = false;
+    while let Some(first) = receiver.recv().await {
+        // everything queued while the last write waited goes in one turn: every chunk, and
+        // the run's latest state only
+        let mut chunks = Vec::new();
+        let mut latest = None;
+        let mut take = |update| match update {
+            Update::Run(run) => latest = Some(run),
+            Update::Chunk(run, chunk) => {
+                chunks.push((run.id, chunk));
+                latest = Some(run);
+            }
+        };
+        take(first);
+        while let Ok(more) = receiver.try_recv() {
+            take(more);
+        }
+        let Some(run) = latest else { continue };
+        let written = async {
+            upsert_run(&control, env, &run).await?;
+            for (run_id, chunk) in &chunks {
+                insert_chunk(&control, env, *run_id, chunk, crate::db::now_ms()).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match written {
+            Ok(()) if behind => {
+                behind = reconcile(&control, env, &target).await.is_err();
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if !behind {
+                    tracing::warn!(environment = %env, run_id = run.id, %error,
+                        "cannot mirror the run into the control database; the run goes on, and the mirror catches up when it answers");
+                }
+                behind = true;
+            }
+        }
     }
 }

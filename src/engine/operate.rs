@@ -40,14 +40,18 @@ pub async fn begin(
     start: &Start,
     override_gate: Option<&str>,
 ) -> Result<Held, EngineError> {
-    let taking_over =
-        runs::active(target).await?.is_some_and(|a| a.kind == kind && start.resume_from.is_none());
-    if kind == RunKind::Backfill && !taking_over {
-        let gate = crate::db::rollout::backfill_gate(control, start.env).await?;
-        check_gate(control, start.env, &start.started_by, "a live backfill", gate, override_gate).await?;
-    }
     let held = match kind {
-        RunKind::Backfill => backfill::begin(target, start).await?,
+        RunKind::Backfill => {
+            // the gate is checked on the decision that is carried out: a run that ends between
+            // the two cannot turn a take-over into a new run past a closed gate
+            let beginning = backfill::plan(target, start).await?;
+            if let backfill::Beginning::New(_) = beginning {
+                let gate = crate::db::rollout::backfill_gate(control, start.env).await?;
+                check_gate(control, start.env, &start.started_by, "a live backfill", gate, override_gate)
+                    .await?;
+            }
+            backfill::carry_out(target, &beginning, start).await?
+        }
         RunKind::Rollback => rollback::begin(target, control, start).await?,
     };
     let taken_over = held.run.started_by != start.started_by || held.run.checkpoint > held.run.low_id;

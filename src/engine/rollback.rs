@@ -15,7 +15,8 @@ use crate::domain::run::RunKind;
 use std::time::Instant;
 
 /// Rows created by backfill runs: what a rollback would delete.
-const PROVENANCE: &str = "backfill_run_id in (select id from sti_backfill_runs where kind = 'backfill')";
+pub(super) const PROVENANCE: &str =
+    "backfill_run_id in (select id from sti_backfill_runs where kind = 'backfill')";
 
 pub use crate::domain::reports::RollbackPlan;
 
@@ -92,17 +93,18 @@ pub async fn rollback_chunk(
         .await?
         .rows_affected() as i64;
     }
-    let chunk = ChunkOutcome {
+    let mut chunk = ChunkOutcome {
         chunk_no: held.run.chunks + 1,
         from_id: from,
         to_id: to,
         rows_read: deleted[0] + deleted[1],
         school_created: deleted[0],
         self_study_created: deleted[1],
-        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        duration_ms: backfill::elapsed_ms(started),
         ..ChunkOutcome::default()
     };
-    backfill::record_chunk(&mut tx, held, &chunk).await?;
+    backfill::record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
     tx.commit().await?;
+    chunk.duration_ms = backfill::elapsed_ms(started); // through the commit, as a backfill chunk
     Ok(chunk)
 }

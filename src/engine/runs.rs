@@ -1,7 +1,7 @@
 //! Run rows in the target database: creating a run under its lease, taking an expired lease
 //! over, reading, listing, operator requests, and ending a run.
 
-use super::{now_ms, EngineError};
+use super::EngineError;
 use crate::db::Database;
 use crate::domain::pacing::{Pacing, Progress};
 use crate::domain::run::{RunKind, RunRequest, RunState};
@@ -24,6 +24,8 @@ pub struct RunRecord {
     pub low_id: i64,
     pub high_id: i64,
     pub checkpoint: i64,
+    /// Rows the run expected when it began (`None` for runs from before it was recorded).
+    pub rows_expected: Option<i64>,
     pub fencing_token: i64,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
@@ -50,7 +52,7 @@ impl RunRecord {
     }
 
     pub fn progress(&self) -> Progress {
-        Progress { low: self.low_id, high: self.high_id, checkpoint: self.checkpoint }
+        Progress::of_run(self.low_id, self.high_id, self.checkpoint, self.rows_read, self.rows_expected)
     }
 
     fn from_row(row: &AnyRow) -> Result<Self, EngineError> {
@@ -80,6 +82,7 @@ impl RunRecord {
             low_id: row.try_get("low_id")?,
             high_id: row.try_get("high_id")?,
             checkpoint: row.try_get("checkpoint")?,
+            rows_expected: row.try_get("rows_expected")?,
             fencing_token: row.try_get("fencing_token")?,
             lease_owner: row.try_get("lease_owner")?,
             lease_expires_at: row.try_get("lease_expires_at")?,
@@ -99,7 +102,7 @@ impl RunRecord {
 }
 
 const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
-    low_id, high_id, checkpoint, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
+    low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
     school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
     created_at, updated_at, finished_at";
 
@@ -113,6 +116,8 @@ pub struct NewRun {
     pub low_id: i64,
     /// Inclusive upper bound, frozen now.
     pub high_id: i64,
+    /// Rows in the range now (see [`RunRecord::rows_expected`]).
+    pub rows_expected: i64,
     pub lease_ms: i64,
 }
 
@@ -125,16 +130,18 @@ pub struct Held {
     pub lease_ms: i64,
 }
 
-/// Creates a running run holding its lease, unless another run is active.
+/// Creates a running run holding its lease, unless another run is active. Every time in the
+/// row comes from the database's clock, so runners on machines whose clocks disagree still agree
+/// on when a lease runs out.
 pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, EngineError> {
-    let now = now_ms();
-    let inserted = sqlx::query(
+    let now = db.dialect().now_ms_sql();
+    let inserted = sqlx::query(&format!(
         "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
-            target_chunk_ms, low_id, high_id, checkpoint, fencing_token, lease_owner, lease_expires_at,
-            created_at, updated_at)
-         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, 1, $8, $9, $10, $10)
-         returning id",
-    )
+            target_chunk_ms, low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner,
+            lease_expires_at, created_at, updated_at)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now})
+         returning {COLUMNS}"
+    ))
     .bind(new.kind.as_str())
     .bind(&new.started_by)
     .bind(new.pacing.chunk_size)
@@ -143,54 +150,62 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     .bind(new.low_id)
     .bind(new.high_id)
     .bind(owner)
-    .bind(now + new.lease_ms)
-    .bind(now)
+    .bind(new.lease_ms)
+    .bind(new.rows_expected)
     .fetch_one(db.pool())
     .await;
-    let id: i64 = match inserted {
-        Ok(row) => row.try_get("id")?,
+    let run = match inserted {
+        Ok(row) => RunRecord::from_row(&row)?,
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(busy(db).await),
         Err(e) => return Err(e.into()),
     };
-    let run = get(db, id).await?;
     Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms })
 }
 
-/// Takes over the active run whose lease has expired: bumps its fencing token first, so the
-/// runner that held it can commit nothing more.
+/// Takes over the active run whose lease has expired by the database's clock: bumps its fencing
+/// token first, so the runner that held it can commit nothing more, and holds the token the
+/// update returned (one read afterwards could see a third runner's).
 pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -> Result<Held, EngineError> {
-    let now = now_ms();
-    let taken = sqlx::query(
+    let now = db.dialect().now_ms_sql();
+    let taken = sqlx::query(&format!(
         "update sti_backfill_runs
-         set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = $2,
-             state = case when state = 'queued' then 'running' else state end, updated_at = $3
-         where id = $4 and active_slot = 1 and (lease_expires_at is null or lease_expires_at < $3)",
-    )
+         set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = {now} + $2,
+             state = case when state = 'queued' then 'running' else state end, updated_at = {now}
+         where id = $3 and active_slot = 1 and (lease_expires_at is null or lease_expires_at < {now})
+         returning {COLUMNS}"
+    ))
     .bind(owner)
-    .bind(now + lease_ms)
-    .bind(now)
+    .bind(lease_ms)
     .bind(run_id)
-    .execute(db.pool())
+    .fetch_optional(db.pool())
     .await?;
-    if taken.rows_affected() == 0 {
-        return Err(busy(db).await);
-    }
-    let run = get(db, run_id).await?;
+    let Some(row) = taken else { return Err(busy(db).await) };
+    let run = RunRecord::from_row(&row)?;
     Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms })
 }
 
-/// The error for "another run is active", naming it.
+/// The error for "another run is active", naming it and how long its lease has left by the
+/// database's clock.
 async fn busy(db: &Database) -> EngineError {
+    let now = match database_now(db).await {
+        Ok(now) => now,
+        Err(e) => return e,
+    };
     match active(db).await {
         Ok(Some(run)) => EngineError::Busy {
             run_id: run.id,
             state: run.state.to_string(),
             owner: run.lease_owner.unwrap_or_else(|| "nobody".into()),
-            seconds_left: (run.lease_expires_at.unwrap_or(0) - now_ms()).max(0) / 1000,
+            seconds_left: (run.lease_expires_at.unwrap_or(0) - now).max(0) / 1000,
         },
         Ok(None) => EngineError::Corrupt("another run was active a moment ago; try again".into()),
         Err(e) => e,
     }
+}
+
+/// The database's clock, in milliseconds since the Unix epoch.
+pub async fn database_now(db: &Database) -> Result<i64, EngineError> {
+    Ok(sqlx::query_scalar(&format!("select {}", db.dialect().now_ms_sql())).fetch_one(db.pool()).await?)
 }
 
 /// One run by id.
@@ -235,11 +250,11 @@ pub async fn list(db: &Database, limit: i64) -> Result<Vec<RunRecord>, EngineErr
 pub async fn request(db: &Database, run_id: i64, request: RunRequest) -> Result<RunRecord, EngineError> {
     let run = get(db, run_id).await?;
     request.target(run.state)?;
-    sqlx::query(
-        "update sti_backfill_runs set requested = $1, updated_at = $2 where id = $3 and active_slot = 1",
-    )
+    sqlx::query(&format!(
+        "update sti_backfill_runs set requested = $1, updated_at = {} where id = $2 and active_slot = 1",
+        db.dialect().now_ms_sql()
+    ))
     .bind(request.as_str())
-    .bind(now_ms())
     .bind(run_id)
     .execute(db.pool())
     .await?;
@@ -249,14 +264,14 @@ pub async fn request(db: &Database, run_id: i64, request: RunRequest) -> Result<
 /// Changes the pacing of a run; its runner reads it at the next chunk boundary.
 pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<RunRecord, EngineError> {
     let pacing = Pacing::parse(pacing.chunk_size, pacing.pause_ms, pacing.target_chunk_ms)?;
-    sqlx::query(
-        "update sti_backfill_runs set chunk_size = $1, pause_ms = $2, target_chunk_ms = $3, updated_at = $4
-         where id = $5 and active_slot = 1",
-    )
+    sqlx::query(&format!(
+        "update sti_backfill_runs set chunk_size = $1, pause_ms = $2, target_chunk_ms = $3, updated_at = {}
+         where id = $4 and active_slot = 1",
+        db.dialect().now_ms_sql()
+    ))
     .bind(pacing.chunk_size)
     .bind(pacing.pause_ms)
     .bind(pacing.target_chunk_ms)
-    .bind(now_ms())
     .bind(run_id)
     .execute(db.pool())
     .await?;
@@ -266,7 +281,8 @@ pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<Ru
 impl Held {
     /// Moves the run to `to` under the lease; final states free the active slot. Clears the
     /// request this runner last read (`self.run.requested`) and no other: one written since
-    /// stays, to be acted on next.
+    /// stays, to be acted on next. Fenced by the token and the active slot: a run taken over, or
+    /// ended by someone else, is not written.
     pub async fn transition(
         &mut self,
         db: &Database,
@@ -274,55 +290,39 @@ impl Held {
         error: Option<&str>,
     ) -> Result<(), EngineError> {
         self.run.state.transition(to)?;
-        let now = now_ms();
-        let finished = to.is_final();
-        let updated = sqlx::query(
+        let now = db.dialect().now_ms_sql();
+        let updated = sqlx::query(&format!(
             "update sti_backfill_runs
-             set state = $1, requested = case when requested = $8 then null else requested end,
-                 error = coalesce($2, error), updated_at = $3,
-                 active_slot = case when $4 = 1 then null else 1 end,
-                 finished_at = case when $4 = 1 then $3 else null end,
-                 lease_expires_at = case when $4 = 1 then null else $5 end
-             where id = $6 and fencing_token = $7",
-        )
+             set state = $1, requested = case when requested = $6 then null else requested end,
+                 error = coalesce($2, error), updated_at = {now},
+                 active_slot = case when $3 = 1 then null else 1 end,
+                 finished_at = case when $3 = 1 then {now} else null end,
+                 lease_expires_at = case when $3 = 1 then null else {now} + $7 end
+             where id = $4 and fencing_token = $5 and active_slot = 1
+             returning {COLUMNS}"
+        ))
         .bind(to.as_str())
         .bind(error)
-        .bind(now)
-        .bind(i64::from(finished))
-        .bind(now + self.lease_ms)
+        .bind(i64::from(to.is_final()))
         .bind(self.run.id)
         .bind(self.token)
         .bind(self.run.requested.map(RunRequest::as_str))
-        .execute(db.pool())
+        .bind(self.lease_ms)
+        .fetch_optional(db.pool())
         .await?;
-        if updated.rows_affected() == 0 {
-            return Err(EngineError::LeaseLost { run_id: self.run.id });
-        }
-        match get(db, self.run.id).await {
-            Ok(run) => self.run = run,
-            // written all the same: a row that cannot be read back (corrupt pacing, a dropped
-            // connection) must not make a written end look unwritten
-            Err(read_error) => {
-                tracing::warn!(%read_error, run_id = self.run.id, "the run's new state was written but could not be read back");
-                self.run.state = to;
-                self.run.requested = None;
-                self.run.error = error.map(str::to_owned).or(self.run.error.take());
-                self.run.updated_at = now;
-                if finished {
-                    self.run.finished_at = Some(now);
-                    self.run.lease_expires_at = None;
-                }
-            }
-        }
+        let Some(row) = updated else { return Err(EngineError::LeaseLost { run_id: self.run.id }) };
+        self.run = RunRecord::from_row(&row)?;
         Ok(())
     }
 
     /// Renews the lease (while paused, when no chunk does it); fails when it was taken over.
     pub async fn renew(&mut self, db: &Database) -> Result<(), EngineError> {
-        let renewed = sqlx::query(
-            "update sti_backfill_runs set lease_expires_at = $1 where id = $2 and fencing_token = $3",
-        )
-        .bind(now_ms() + self.lease_ms)
+        let renewed = sqlx::query(&format!(
+            "update sti_backfill_runs set lease_expires_at = {} + $1
+             where id = $2 and fencing_token = $3 and active_slot = 1",
+            db.dialect().now_ms_sql()
+        ))
+        .bind(self.lease_ms)
         .bind(self.run.id)
         .bind(self.token)
         .execute(db.pool())

@@ -39,6 +39,15 @@ pub struct Target {
     pub demo_rows: Option<i64>,
 }
 
+impl Target {
+    /// A demo target is the console's own (the embedded default, or one the config file gives
+    /// demo rows): created and migrated at start. Any other is the application's database, whose
+    /// schema is only checked; `sti-rollout migrate --env E` changes it.
+    pub fn is_demo(&self) -> bool {
+        self.demo_rows.is_some()
+    }
+}
+
 /// A configuration we cannot use, in one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -1,4 +1,4 @@
-//! Startup: check the data folder, bind, open and migrate every database, seed demo data once,
+//! Startup: check the data folder, bind, open every database (migrating the console's own), seed demo data once,
 //! and build the router. Binding comes first so a busy port fails before any slow work.
 
 use super::config::Config;
@@ -36,6 +36,12 @@ pub enum StartupError {
     Seed { env: Environment, source: SeedError },
     #[error("cannot start the page render threads: {0}")]
     RenderThreads(std::io::Error),
+    #[error(
+        "{first} and {second} are one database (both targets hold identity {identity}): each environment \
+         needs its own, or a rollback in one deletes the other's rows. If one is a restored copy of the \
+         other, give the copy its own identity with `delete from sti_target_identity` in it"
+    )]
+    SharedTarget { first: Environment, second: Environment, identity: String },
 }
 
 /// A console that is bound and ready to serve.
@@ -118,7 +124,8 @@ pub fn page_routes() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// Opens and migrates the control database and every target database.
+/// Opens and migrates the control database, and opens every target database (see
+/// [`open_target`]).
 pub async fn open_databases(config: &Config) -> Result<(Database, Targets), StartupError> {
     let control = Database::open(&config.control, Schema::Control)
         .await
@@ -128,12 +135,68 @@ pub async fn open_databases(config: &Config) -> Result<(Database, Targets), Star
         .map_err(|source| StartupError::Database { what: "control".into(), source })?;
     let mut targets = BTreeMap::new();
     for (env, target) in &config.targets {
-        let db = Database::open(&target.url, Schema::Target)
+        let db = open_target(*env, target)
             .await
             .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
+        adopt_target(&control, *env, &db).await?;
+        crate::engine::mirror::reconcile_or_log(&control, *env, &db).await;
         targets.insert(*env, db);
     }
     Ok((control, Targets::new(targets)))
+}
+
+/// Opens one environment's target: a demo target is created and migrated; a configured one
+/// must exist and hold what the engine needs, and nothing in it is created or changed.
+pub async fn open_target(env: Environment, target: &super::config::Target) -> Result<Database, DbError> {
+    if target.is_demo() {
+        return Database::open(&target.url, Schema::Target).await;
+    }
+    let db = Database::connect_existing(&target.url).await?;
+    let differences = crate::db::target_schema::check(&db).await?;
+    if !differences.is_empty() {
+        db.close().await;
+        return Err(DbError::Schema {
+            env: env.to_string(),
+            url: target.url.describe(),
+            differences: crate::db::target_schema::join(&differences),
+        });
+    }
+    Ok(db)
+}
+
+/// Records which database `env`'s target is (see [`control::adopt_target`]): refuses one that
+/// another environment's target also is, and audits a target that is another database than
+/// before, whose former runs left the mirror.
+pub async fn adopt_target(
+    control: &Database,
+    env: Environment,
+    target: &Database,
+) -> Result<(), StartupError> {
+    let db_error = |source| StartupError::Database { what: env.to_string(), source };
+    let identity = target::identity(target).await.map_err(db_error)?;
+    match control::adopt_target(control, env, &identity).await.map_err(db_error)? {
+        control::Adoption::Known | control::Adoption::First => Ok(()),
+        control::Adoption::SharedWith(other) => {
+            Err(StartupError::SharedTarget { first: other, second: env, identity })
+        }
+        control::Adoption::Replaced { former, runs } => {
+            tracing::warn!(environment = %env, former, identity, runs,
+                "the target is another database than before: the former one's runs and verifications left the mirror");
+            crate::db::audit::record_or_log(
+                control,
+                crate::db::audit::Entry {
+                    actor: "system",
+                    action: "target.replaced",
+                    environment: Some(env),
+                    before: Some(serde_json::json!({ "target_identity": former, "runs": runs })),
+                    after: Some(serde_json::json!({ "target_identity": identity })),
+                    ..Default::default()
+                },
+            )
+            .await;
+            Ok(())
+        }
+    }
 }
 
 /// Generates demo data into each environment that asks for it, once: never again after a seed

@@ -19,4 +19,5 @@ mod overview;
 mod projects;
 mod seed_command;
 mod support;
+mod target_databases;
 mod users;

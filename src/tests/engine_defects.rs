@@ -51,6 +51,7 @@ async fn one_outlier_id_costs_one_row_not_a_span_of_keys(backend: Backend) {
     let run = within_a_minute("the backfill", run_backfill(&f, 100)).await;
     assert_eq!(run.state, RunState::Completed);
     assert_eq!(run.rows_read, 1_001);
+    assert_eq!(run.rows_expected, Some(1_001), "progress counts rows, not the span of the keys");
     assert!(run.chunks <= 11, "{} chunks for 1 001 rows of 100", run.chunks);
     let ledger =
         count(&f.target, &format!("select count(*) from sti_backfill_chunks where run_id = {}", run.id))
@@ -396,4 +397,59 @@ async fn sqlite_the_application_deletes_a_backfilled_project_with_plain_sql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_application_deletes_a_backfilled_project_with_plain_sql() {
     the_application_deletes_a_backfilled_project_with_plain_sql(Backend::Postgres).await;
+}
+
+/// A runner whose machine's clock runs two minutes ahead sees every lease as expired by its own
+/// clock: leases are decided by the database's clock, so it cannot take over a live run.
+async fn a_runner_with_a_wrong_clock_cannot_take_a_live_lease(backend: Backend) {
+    let f = fixture(backend, 2_000).await;
+    let held = backfill::begin(&f.target, &start(100, 30_000)).await.unwrap();
+    let mut vars = crate::support::config_vars(&f.config);
+    vars.insert("STI_CLOCK_SKEW_MS".into(), "120000".into());
+
+    let output = crate::support::cli(&["backfill", "--env", "dev", "--json"], &vars);
+    let err = crate::support::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("run #{} is already active", held.run.id)), "{err}");
+    let run = runs::get(&f.target, held.run.id).await.unwrap();
+    assert_eq!(run.fencing_token, held.token, "not taken over");
+    assert_eq!(run.checkpoint, held.run.checkpoint, "and nothing copied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_runner_with_a_wrong_clock_cannot_take_a_live_lease() {
+    a_runner_with_a_wrong_clock_cannot_take_a_live_lease(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_runner_with_a_wrong_clock_cannot_take_a_live_lease() {
+    a_runner_with_a_wrong_clock_cannot_take_a_live_lease(Backend::Postgres).await;
+}
+
+/// A run ended under its runner (by hand, or by a console that ended it as gone) keeps that
+/// end: the runner's next chunk and its own end are fenced by state and slot, not only by token.
+async fn a_run_ended_under_its_runner_takes_no_more_writes(backend: Backend) {
+    let f = fixture(backend, 1_000).await;
+    let mut held = backfill::begin(&f.target, &start(100, 30_000)).await.unwrap();
+    exec(&f, "update sti_backfill_runs set state = 'cancelled', active_slot = null, finished_at = 1").await;
+
+    let from = held.run.checkpoint;
+    let refused = backfill::backfill_chunk(&f.target, &held, from, from + 100).await.unwrap_err();
+    assert!(matches!(refused, EngineError::LeaseLost { .. }), "{refused}");
+    assert_eq!(count(&f.target, "select count(*) from school_projects").await, 0);
+    assert_eq!(count(&f.target, "select count(*) from self_study_projects").await, 0);
+
+    let refused = held.transition(&f.target, RunState::Completed, None).await.unwrap_err();
+    assert!(matches!(refused, EngineError::LeaseLost { .. }), "{refused}");
+    assert_eq!(runs::get(&f.target, held.run.id).await.unwrap().state, RunState::Cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_run_ended_under_its_runner_takes_no_more_writes() {
+    a_run_ended_under_its_runner_takes_no_more_writes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_run_ended_under_its_runner_takes_no_more_writes() {
+    a_run_ended_under_its_runner_takes_no_more_writes(Backend::Postgres).await;
 }

@@ -47,6 +47,12 @@ pub async fn config(backend: Backend, demo: [i64; 3]) -> (Config, TempDir) {
             target.demo_rows = Some(rows);
         }
     }
+    // the CLI, given the URLs as variables, sees configured targets, which it only checks: they
+    // are migrated here, as `sti-rollout migrate --env` would
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    for target in config.targets.values() {
+        Database::open(&target.url, Schema::Target).await.unwrap().close().await;
+    }
     (config, dir)
 }
 

@@ -1,0 +1,108 @@
+//! `sti-rollout migrate`: the console's own databases are migrated; a configured target (the
+//! application's database) is only checked, and with `--env` told what it needs, then changed.
+
+use super::CliError;
+use crate::db::target_schema::{self, MigrateError};
+use crate::db::{Database, DbError, Schema};
+use crate::domain::environment::Environment;
+use crate::server::config::{Config, Target};
+use crate::server::startup::StartupError;
+use std::time::Duration;
+
+fn opening(env: Environment) -> impl Fn(DbError) -> CliError {
+    move |source| CliError::Startup(StartupError::Database { what: env.to_string(), source })
+}
+
+async fn connect(env: Environment, target: &Target) -> Result<Database, CliError> {
+    let db = if target.is_demo() {
+        Database::connect(&target.url).await
+    } else {
+        Database::connect_existing(&target.url).await
+    };
+    db.map_err(opening(env))
+}
+
+/// Every target: a demo target is migrated, a configured one checked. Fails, naming them, when a
+/// configured target needs `migrate --env`.
+pub async fn all(config: &Config) -> Result<(), CliError> {
+    let mut needing = Vec::new();
+    for (&env, target) in &config.targets {
+        let url = target.url.describe();
+        if target.is_demo() {
+            let db = Database::open(&target.url, Schema::Target).await.map_err(opening(env))?;
+            db.close().await;
+            println!("{env}: {url} is up to date");
+            continue;
+        }
+        let db = connect(env, target).await?;
+        let differences = target_schema::check(&db).await.map_err(opening(env));
+        db.close().await;
+        let differences = differences?;
+        if differences.is_empty() {
+            println!("{env}: {url} (configured) holds what the engine needs");
+        } else {
+            println!("{env}: {url} (configured): {}", target_schema::join(&differences));
+            needing.push(env.to_string());
+        }
+    }
+    if needing.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::User(format!(
+        "nothing was changed in {}: `sti-rollout migrate --env ENV` says what it would change and changes it",
+        needing.join(", ")
+    )))
+}
+
+/// One target: what differs and which migrations would apply, then (unless `plan`) applies them
+/// with `lock_timeout` for every lock, and checks again.
+pub async fn one(
+    config: &Config,
+    env: Environment,
+    plan: bool,
+    lock_timeout: Duration,
+) -> Result<(), CliError> {
+    let target = &config.targets[&env];
+    let url = target.url.describe();
+    let db = connect(env, target).await?;
+    let result = plan_and_apply(&db, env, &url, plan, lock_timeout).await;
+    db.close().await;
+    result
+}
+
+async fn plan_and_apply(
+    db: &Database,
+    env: Environment,
+    url: &str,
+    plan: bool,
+    lock_timeout: Duration,
+) -> Result<(), CliError> {
+    let differences = target_schema::check(db).await.map_err(opening(env))?;
+    let pending = target_schema::pending(db).await.map_err(opening(env))?;
+    if differences.is_empty() && pending.is_empty() {
+        println!("{env}: {url} holds what the engine needs; nothing to do");
+        return Ok(());
+    }
+    println!("{env}: {url}");
+    for difference in &differences {
+        println!("  differs: {difference}");
+    }
+    let unmendable: Vec<_> = differences.iter().filter(|d| !d.migrate_mends()).cloned().collect();
+    if !unmendable.is_empty() {
+        return Err(CliError::Migrate { env, source: MigrateError::Unmendable(unmendable) });
+    }
+    println!(
+        "  {} these migrations, each in one transaction, each waiting at most {} ms for a lock:",
+        if plan { "would apply" } else { "applying" },
+        lock_timeout.as_millis()
+    );
+    for migration in &pending {
+        println!("    {} {}", migration.version, migration.description);
+    }
+    if plan {
+        return Ok(());
+    }
+    target_schema::migrate(db, lock_timeout).await.map_err(|source| CliError::Migrate { env, source })?;
+    println!("{env}: {url} now holds what the engine needs");
+    Ok(())
+}

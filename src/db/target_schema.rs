@@ -1,0 +1,482 @@
+//! What a target database must hold for the engine, checked against what it does hold.
+//!
+//! A configured target is the application's own database: the console never creates or changes
+//! anything in it on its own. It reads the schema, reports exactly what differs from what the
+//! engine reads and writes, and leaves the changes to `sti-rollout migrate --env E`, which says
+//! what it will do, waits for locks only briefly, and refuses a table that exists in another shape
+//! (`create table if not exists` would accept it silently).
+
+use super::pool::{Database, DbError, Dialect};
+use sqlx::Row;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+/// How a column's values are stored, as far as the engine cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Integer,
+    Text,
+    /// `date` on PostgreSQL, ISO text on SQLite.
+    Date,
+    /// `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
+    Timestamp,
+}
+
+impl Family {
+    /// The family of a type as the database names it (`information_schema.columns.data_type` on
+    /// PostgreSQL, the declared type on SQLite, whose affinity rules decide).
+    fn of(dialect: Dialect, declared: &str) -> Option<Self> {
+        let t = declared.to_ascii_lowercase();
+        match dialect {
+            Dialect::Postgres => match t.as_str() {
+                "smallint" | "integer" | "bigint" => Some(Self::Integer),
+                "text" | "character varying" | "character" => Some(Self::Text),
+                "date" => Some(Self::Date),
+                "timestamp with time zone" | "timestamp without time zone" => Some(Self::Timestamp),
+                _ => None,
+            },
+            Dialect::Sqlite if t.contains("int") => Some(Self::Integer),
+            Dialect::Sqlite if t.contains("char") || t.contains("clob") || t.contains("text") => {
+                Some(Self::Text)
+            }
+            // numeric affinity, but an ISO date or time is not a number: it is stored as text
+            Dialect::Sqlite if t.contains("date") => Some(Self::Date),
+            Dialect::Sqlite if t.contains("time") => Some(Self::Timestamp),
+            Dialect::Sqlite => None,
+        }
+    }
+
+    /// Whether a column of `found` holds what the engine expects of `self`.
+    fn accepts(self, dialect: Dialect, found: Option<Self>) -> bool {
+        match (dialect, self) {
+            // SQLite keeps dates and times as text, whatever the column's declared type says
+            (Dialect::Sqlite, Self::Date | Self::Timestamp) => {
+                matches!(found, Some(Self::Text | Self::Date | Self::Timestamp))
+            }
+            _ => found == Some(self),
+        }
+    }
+
+    fn name(self, dialect: Dialect) -> &'static str {
+        match (dialect, self) {
+            (_, Self::Integer) => "an integer",
+            (_, Self::Text) => "text",
+            (Dialect::Postgres, Self::Date) => "a date",
+            (Dialect::Postgres, Self::Timestamp) => "a timestamp",
+            (Dialect::Sqlite, Self::Date | Self::Timestamp) => "text",
+        }
+    }
+}
+
+/// One column the engine reads or writes: name, family, and whether it is `not null`.
+type Column = (&'static str, Family, bool);
+
+/// One table the engine needs.
+struct Table {
+    name: &'static str,
+    columns: &'static [Column],
+    /// The engine only reads it (the application's legacy table): its nullability and any
+    /// further columns are the application's business.
+    read_only: bool,
+    /// A subtype table: keyed by `project_id`, its rows deleted with their project.
+    subtype: bool,
+}
+
+use Family::{Date, Integer, Text, Timestamp};
+
+const TABLES: &[Table] = &[
+    Table {
+        name: "projects",
+        columns: &[
+            ("id", Integer, true),
+            ("title", Text, true),
+            ("owner_id", Integer, true),
+            ("project_type", Text, false),
+            ("school_name", Text, false),
+            ("grade", Integer, false),
+            ("pace", Text, false),
+            ("goal_date", Date, false),
+            ("created_at", Timestamp, true),
+            ("updated_at", Timestamp, true),
+        ],
+        read_only: true,
+        subtype: false,
+    },
+    Table {
+        name: "school_projects",
+        columns: &[
+            ("project_id", Integer, true),
+            ("school_name", Text, true),
+            ("grade", Integer, false),
+            ("backfill_run_id", Integer, false),
+            ("created_at", Timestamp, true),
+        ],
+        read_only: false,
+        subtype: true,
+    },
+    Table {
+        name: "self_study_projects",
+        columns: &[
+            ("project_id", Integer, true),
+            ("pace", Text, false),
+            ("goal_date", Date, false),
+            ("backfill_run_id", Integer, false),
+            ("created_at", Timestamp, true),
+        ],
+        read_only: false,
+        subtype: true,
+    },
+    Table {
+        name: "sti_backfill_runs",
+        columns: &[
+            ("id", Integer, true),
+            ("kind", Text, true),
+            ("state", Text, true),
+            ("active_slot", Integer, false),
+            ("requested", Text, false),
+            ("started_by", Text, true),
+            ("chunk_size", Integer, true),
+            ("pause_ms", Integer, true),
+            ("target_chunk_ms", Integer, false),
+            ("low_id", Integer, true),
+            ("high_id", Integer, true),
+            ("checkpoint", Integer, true),
+            ("rows_expected", Integer, false),
+            ("fencing_token", Integer, true),
+            ("lease_owner", Text, false),
+            ("lease_expires_at", Integer, false),
+            ("chunks", Integer, true),
+            ("rows_read", Integer, true),
+            ("school_created", Integer, true),
+            ("self_study_created", Integer, true),
+            ("school_skipped", Integer, true),
+            ("self_study_skipped", Integer, true),
+            ("errors", Integer, true),
+            ("error", Text, false),
+            ("created_at", Integer, true),
+            ("updated_at", Integer, true),
+            ("finished_at", Integer, false),
+        ],
+        read_only: false,
+        subtype: false,
+    },
+    Table {
+        name: "sti_backfill_chunks",
+        columns: &[
+            ("run_id", Integer, true),
+            ("chunk_no", Integer, true),
+            ("from_id", Integer, true),
+            ("to_id", Integer, true),
+            ("rows_read", Integer, true),
+            ("school_created", Integer, true),
+            ("self_study_created", Integer, true),
+            ("school_skipped", Integer, true),
+            ("self_study_skipped", Integer, true),
+            ("errors", Integer, true),
+            ("duration_ms", Integer, true),
+            ("committed_at", Integer, true),
+        ],
+        read_only: false,
+        subtype: false,
+    },
+    Table {
+        name: "sti_target_identity",
+        columns: &[("singleton", Integer, true), ("id", Text, true), ("created_at", Integer, true)],
+        read_only: false,
+        subtype: false,
+    },
+    Table {
+        name: "sti_backfill_dead_letters",
+        columns: &[
+            ("run_id", Integer, true),
+            ("project_id", Integer, true),
+            ("reason", Text, true),
+            ("recorded_at", Integer, true),
+        ],
+        read_only: false,
+        subtype: false,
+    },
+];
+
+/// One way the target differs from what the engine needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Difference {
+    /// The table is not there: `migrate` creates it.
+    MissingTable(&'static str),
+    MissingColumn {
+        table: &'static str,
+        column: &'static str,
+    },
+    WrongType {
+        table: &'static str,
+        column: &'static str,
+        expected: &'static str,
+        found: String,
+    },
+    /// The engine writes nulls into it.
+    NotNull {
+        table: &'static str,
+        column: &'static str,
+    },
+    /// The engine writes no value into it and it has no default.
+    UnfilledColumn {
+        table: &'static str,
+        column: String,
+    },
+    /// The engine relies on `project_id` being the key (`on conflict (project_id)`).
+    NotKeyed(&'static str),
+    /// Deleting a project fails (or leaves an orphan) instead of taking its subtype row along:
+    /// `migrate` makes the foreign key cascade.
+    NoCascade(&'static str),
+}
+
+impl Difference {
+    /// Whether `migrate` can mend it without touching a table that holds someone's rows in
+    /// another shape.
+    pub fn migrate_mends(&self) -> bool {
+        matches!(self, Self::MissingTable(_) | Self::NoCascade(_))
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingTable(table) => write!(f, "table {table} does not exist"),
+            Self::MissingColumn { table, column } => write!(f, "{table}.{column} does not exist"),
+            Self::WrongType { table, column, expected, found } => {
+                write!(f, "{table}.{column} is {found}, the engine needs {expected}")
+            }
+            Self::NotNull { table, column } => {
+                write!(f, "{table}.{column} is not null, and the engine writes nulls into it")
+            }
+            Self::UnfilledColumn { table, column } => {
+                write!(f, "{table}.{column} is not null without a default, and the engine does not fill it")
+            }
+            Self::NotKeyed(table) => write!(f, "{table}.project_id is not its primary key"),
+            Self::NoCascade(table) => {
+                write!(f, "{table}'s foreign key to projects does not cascade deletes")
+            }
+        }
+    }
+}
+
+/// A column as the database describes it.
+struct Found {
+    name: String,
+    declared: String,
+    not_null: bool,
+    has_default: bool,
+    primary_key: bool,
+}
+
+/// Everything in which the target differs from what the engine needs; empty when it fits.
+pub async fn check(db: &Database) -> Result<Vec<Difference>, DbError> {
+    let dialect = db.dialect();
+    let mut differences = Vec::new();
+    for table in TABLES {
+        let found = columns(db, table.name).await?;
+        if found.is_empty() {
+            differences.push(Difference::MissingTable(table.name));
+            continue;
+        }
+        let expected: BTreeSet<&str> = table.columns.iter().map(|c| c.0).collect();
+        for &(column, family, not_null) in table.columns {
+            let Some(col) = found.iter().find(|f| f.name == column) else {
+                differences.push(Difference::MissingColumn { table: table.name, column });
+                continue;
+            };
+            if !family.accepts(dialect, Family::of(dialect, &col.declared)) {
+                differences.push(Difference::WrongType {
+                    table: table.name,
+                    column,
+                    expected: family.name(dialect),
+                    found: if col.declared.is_empty() { "untyped".into() } else { col.declared.clone() },
+                });
+            }
+            if !table.read_only && col.not_null && !not_null && !col.primary_key {
+                differences.push(Difference::NotNull { table: table.name, column });
+            }
+        }
+        if !table.read_only {
+            for col in &found {
+                if !expected.contains(col.name.as_str()) && col.not_null && !col.has_default {
+                    differences
+                        .push(Difference::UnfilledColumn { table: table.name, column: col.name.clone() });
+                }
+            }
+        }
+        if table.subtype {
+            let keyed = found.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect::<Vec<_>>()
+                == ["project_id"];
+            if !keyed {
+                differences.push(Difference::NotKeyed(table.name));
+            }
+            if !cascades(db, table.name).await? {
+                differences.push(Difference::NoCascade(table.name));
+            }
+        }
+    }
+    Ok(differences)
+}
+
+/// The table's columns, none when it does not exist.
+async fn columns(db: &Database, table: &str) -> Result<Vec<Found>, DbError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "select cast(c.column_name as text) as name, cast(c.data_type as text) as declared,
+                    cast(case when c.is_nullable = 'NO' then 1 else 0 end as integer) as not_null,
+                    cast(case when c.column_default is null and c.is_identity = 'NO' then 0 else 1 end as integer) as has_default,
+                    cast(case when exists (
+                        select 1 from information_schema.table_constraints t
+                        join information_schema.key_column_usage k
+                          on k.constraint_name = t.constraint_name and k.table_schema = t.table_schema
+                         and k.table_name = t.table_name
+                        where t.constraint_type = 'PRIMARY KEY' and t.table_schema = c.table_schema
+                          and t.table_name = c.table_name and k.column_name = c.column_name
+                    ) then 1 else 0 end as integer) as primary_key
+             from information_schema.columns c
+             where c.table_schema = current_schema() and c.table_name = $1
+             order by c.ordinal_position"
+        }
+        Dialect::Sqlite => {
+            "select name, type as declared, \"notnull\" as not_null,
+                    case when dflt_value is null then 0 else 1 end as has_default,
+                    case when pk > 0 then 1 else 0 end as primary_key
+             from pragma_table_info($1) order by cid"
+        }
+    };
+    let rows = sqlx::query(sql).bind(table).fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            let flag = |name: &str| -> Result<bool, sqlx::Error> { Ok(row.try_get::<i64, _>(name)? != 0) };
+            Ok(Found {
+                name: row.try_get("name")?,
+                declared: row.try_get("declared")?,
+                not_null: flag("not_null")?,
+                has_default: flag("has_default")?,
+                primary_key: flag("primary_key")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Whether every foreign key from `table` to `projects` cascades deletes (and there is one).
+async fn cascades(db: &Database, table: &str) -> Result<bool, DbError> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "select cast(case when c.confdeltype = 'c' then 1 else 0 end as integer)
+             from pg_constraint c
+             join pg_class t on t.oid = c.conrelid
+             join pg_class r on r.oid = c.confrelid
+             where c.contype = 'f' and t.relname = $1 and r.relname = 'projects'
+               and t.relnamespace = (select oid from pg_namespace where nspname = current_schema())"
+        }
+        Dialect::Sqlite => {
+            "select case when upper(on_delete) = 'CASCADE' then 1 else 0 end
+             from pragma_foreign_key_list($1) where \"table\" = 'projects'"
+        }
+    };
+    let keys: Vec<i64> = sqlx::query_scalar(sql).bind(table).fetch_all(db.pool()).await?;
+    Ok(!keys.is_empty() && keys.iter().all(|&k| k == 1))
+}
+
+/// A migration not yet recorded as applied, as `migrate` announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub version: i64,
+    pub description: String,
+}
+
+/// The target migrations this database has not recorded (all of them without sqlx's table).
+pub async fn pending(db: &Database) -> Result<Vec<Pending>, DbError> {
+    let recorded: Vec<i64> = match sqlx::query_scalar("select version from _sqlx_migrations where success")
+        .fetch_all(db.pool())
+        .await
+    {
+        Ok(versions) => versions,
+        // no bookkeeping table yet: nothing was applied
+        Err(sqlx::Error::Database(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(super::pool::migrator(super::Schema::Target, db.dialect())
+        .iter()
+        .filter(|m| !recorded.contains(&m.version))
+        .map(|m| Pending { version: m.version, description: m.description.to_string() })
+        .collect())
+}
+
+/// How long `migrate` waits for a lock before it gives up, changing nothing.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why `migrate` did not change a target.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "{} differ in ways migrate does not change (it creates what is missing and makes the subtype \
+         foreign keys cascade; it never alters a table that holds rows in another shape): {}. Change \
+         or rename those tables yourself, then run migrate again",
+        count(.0.len()), join(.0)
+    )]
+    Unmendable(Vec<Difference>),
+    #[error(
+        "a migration waited more than {} ms for a lock (an open transaction of the application holds \
+         one on projects, most likely) and was rolled back: nothing was changed. Try again when the \
+         database is quieter, or allow a longer wait with --lock-timeout-ms",
+        .0.as_millis()
+    )]
+    LockTimeout(Duration),
+    #[error("after migrating, {}", join(.0))]
+    StillDiffers(Vec<Difference>),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 thing".into()
+    } else {
+        format!("{n} things")
+    }
+}
+
+/// The differences as one sentence's list.
+pub fn join(differences: &[Difference]) -> String {
+    differences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Brings a configured target to what the engine needs: refuses (changing nothing) when a
+/// difference is not one it mends, then applies the pending migrations with `lock_timeout` set,
+/// and checks again.
+pub async fn migrate(db: &Database, lock_timeout: Duration) -> Result<(), MigrateError> {
+    let unmendable: Vec<Difference> = check(db).await?.into_iter().filter(|d| !d.migrate_mends()).collect();
+    if !unmendable.is_empty() {
+        return Err(MigrateError::Unmendable(unmendable));
+    }
+    match db.migrate_with_lock_timeout(super::Schema::Target, lock_timeout).await {
+        Ok(()) => {}
+        Err(e) if is_lock_timeout(&e) => return Err(MigrateError::LockTimeout(lock_timeout)),
+        Err(e) => return Err(e.into()),
+    }
+    let left = check(db).await?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::StillDiffers(left))
+    }
+}
+
+/// PostgreSQL's `lock_not_available` (55P03, what `lock_timeout` raises), or SQLite's busy
+/// database.
+fn is_lock_timeout(error: &DbError) -> bool {
+    use sqlx::migrate::MigrateError::{Execute, ExecuteMigration};
+    let DbError::Migrate {
+        source: Execute(sqlx::Error::Database(e)) | ExecuteMigration(sqlx::Error::Database(e), _),
+        ..
+    } = error
+    else {
+        return false;
+    };
+    e.code().is_some_and(|code| code == "55P03" || code == "5" || code == "517")
+}
