@@ -69,9 +69,9 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
     .await
     .map_err(engine_error)?;
     announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id)
-        .expecting(held.run.rows_expected);
+    let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
+        reporter.set_expected(run.rows_expected);
         reporter.update(run.checkpoint, run.high_id, run.rows_read);
     };
     let result = backfill::run(target, Some(control), env, held, &mut observe).await;
@@ -150,9 +150,9 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
         .await
         .map_err(engine_error)?;
     announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id)
-        .expecting(held.run.rows_expected);
+    let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
+        reporter.set_expected(run.rows_expected);
         reporter.update(run.checkpoint, run.high_id, run.created());
     };
     let result = rollback::run(target, Some(control), env, held, &mut observe).await;

@@ -31,10 +31,10 @@ impl Reporter {
         }
     }
 
-    /// Counts progress in rows against `expected` (a run's `rows_expected`).
-    pub fn expecting(mut self, expected: Option<i64>) -> Self {
+    /// Counts progress in rows against `expected` (a run's `rows_expected`, known once the
+    /// run has counted them).
+    pub fn set_expected(&mut self, expected: Option<i64>) {
         self.expected = expected;
-        self
     }
 
     /// `rows` is what the rate counts (rows read so far), `checkpoint` how far the keys are.

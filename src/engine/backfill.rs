@@ -302,7 +302,9 @@ pub async fn plan_begin(
         pacing: start.pacing,
         low_id: low,
         high_id: high,
-        rows_expected: super::keys::rows_between(db, kind, low, high).await?,
+        // counted beside the first chunks (drive): on a big table the count takes as long as a
+        // few chunks, and nothing needs it before the run goes
+        rows_expected: None,
         lease_ms: start.lease_ms,
     }))
 }
@@ -377,6 +379,9 @@ async fn drive_in_span(
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
     let writer = mirror::Writer::start(control, env, db);
+    if held.run.rows_expected.is_none() {
+        tokio::spawn(count_rows_expected(db.clone(), held.run.clone()));
+    }
     let result = match drive_loop(db, control, env, &mut held, step, &writer, observer).await {
         Ok(run) => Ok(run),
         Err(EngineError::LeaseLost { run_id }) => Err(EngineError::LeaseLost { run_id }),
@@ -387,6 +392,18 @@ async fn drive_in_span(
     };
     writer.finish(MIRROR_FLUSH, env).await;
     result
+}
+
+/// Counts the rows the run expects, for its progress and ETA, and records the count; a run
+/// that ends first simply goes by its keys.
+async fn count_rows_expected(db: Database, run: runs::RunRecord) {
+    let counted = async {
+        let rows = super::keys::rows_between(&db, run.kind, run.low_id, run.high_id).await?;
+        runs::set_rows_expected(&db, run.id, rows).await
+    };
+    if let Err(error) = counted.await {
+        tracing::warn!(run_id = run.id, %error, "cannot count the rows the run expects; its progress goes by its keys");
+    }
 }
 
 /// How long a run's end waits for the control database to take its last states.

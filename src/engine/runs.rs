@@ -116,8 +116,9 @@ pub struct NewRun {
     pub low_id: i64,
     /// Inclusive upper bound, frozen now.
     pub high_id: i64,
-    /// Rows in the range now (see [`RunRecord::rows_expected`]).
-    pub rows_expected: i64,
+    /// Rows in the range, when known at creation (see [`RunRecord::rows_expected`]; the
+    /// runner counts them beside its first chunks otherwise).
+    pub rows_expected: Option<i64>,
     pub lease_ms: i64,
 }
 
@@ -276,6 +277,17 @@ pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<Ru
     .execute(db.pool())
     .await?;
     get(db, run_id).await
+}
+
+/// Records how many rows the run expects, once: a count that went on beside the run's first
+/// chunks. Touches no column a runner fences on.
+pub async fn set_rows_expected(db: &Database, run_id: i64, rows: i64) -> Result<(), EngineError> {
+    sqlx::query("update sti_backfill_runs set rows_expected = $1 where id = $2 and rows_expected is null")
+        .bind(rows)
+        .bind(run_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 impl Held {
