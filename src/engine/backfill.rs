@@ -525,7 +525,13 @@ async fn drive_loop(
         let chunk = step(db, held, from, to).await?;
         tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");
         let pacing = Pacing { chunk_size, ..held.run.pacing };
-        chunk_size = pacing.next_chunk_size(chunk.rows_read, chunk.duration_ms.max(0) as u64);
+        let next = pacing.next_chunk_size(chunk.rows_read, chunk.duration_ms.max(0) as u64);
+        if next != chunk_size && runs::persist_chunk_size(db, held, operator_chunk, next).await? {
+            // the run row holds the adapted size (a runner taking over starts from it, the
+            // console shows it); an operator's change since stays theirs
+            operator_chunk = next;
+        }
+        chunk_size = next;
         held.refresh(db).await?;
         writer.chunk(&held.run, &chunk);
         observer(&held.run, Some(&chunk));

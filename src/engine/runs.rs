@@ -290,6 +290,27 @@ pub async fn set_rows_expected(db: &Database, run_id: i64, rows: i64) -> Result<
     Ok(())
 }
 
+/// Records the adapted chunk size `size` in the run row, unless the operator changed it from
+/// `seen` meanwhile; whether it was recorded.
+pub async fn persist_chunk_size(
+    db: &Database,
+    held: &Held,
+    seen: i64,
+    size: i64,
+) -> Result<bool, EngineError> {
+    let written = sqlx::query(
+        "update sti_backfill_runs set chunk_size = $1
+         where id = $2 and fencing_token = $3 and active_slot = 1 and chunk_size = $4",
+    )
+    .bind(size)
+    .bind(held.run.id)
+    .bind(held.token)
+    .bind(seen)
+    .execute(db.pool())
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
 impl Held {
     /// Moves the run to `to` under the lease; final states free the active slot. Clears the
     /// request this runner last read (`self.run.requested`) and no other: one written since

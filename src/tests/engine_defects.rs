@@ -462,3 +462,26 @@ async fn sqlite_a_run_ended_under_its_runner_takes_no_more_writes() {
 async fn postgres_a_run_ended_under_its_runner_takes_no_more_writes() {
     a_run_ended_under_its_runner_takes_no_more_writes(Backend::Postgres).await;
 }
+
+/// The size an adaptive run has reached is in its row, so a runner taking over starts from it
+/// (and the console shows it) instead of from the size the run began with.
+async fn an_adapted_chunk_size_is_kept_in_the_run(backend: Backend) {
+    let f = fixture(backend, 20_000).await;
+    let mut adaptive = start(100, 30_000);
+    adaptive.pacing = Pacing::parse(100, 0, Some(5_000)).unwrap(); // far above any chunk's time here
+    let held = backfill::begin(&f.target, &adaptive).await.unwrap();
+    let run = backfill::run(&f.target, None, DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    assert!(run.pacing.chunk_size > 100, "the run row still says {}", run.pacing.chunk_size);
+    assert!(run.chunks < 200, "{} chunks: the size grew", run.chunks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_adapted_chunk_size_is_kept_in_the_run() {
+    an_adapted_chunk_size_is_kept_in_the_run(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_adapted_chunk_size_is_kept_in_the_run() {
+    an_adapted_chunk_size_is_kept_in_the_run(Backend::Postgres).await;
+}
