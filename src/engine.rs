@@ -66,10 +66,26 @@ pub use crate::db::now_ms;
 
 /// Who runs: host and process, so an operator can tell runners apart.
 pub fn runner_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+    format!("{}:{}", host_name(), std::process::id())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Whether `owner` (a [`runner_name`]) is a process of this host that no longer exists: its run
+/// need not wait for its lease to run out. Anything else — another host, a live process, a name
+/// of another shape, a system without `/proc` — is not known to be gone. (A pid reused since
+/// looks alive: the run then waits for its lease, as before.)
+pub fn runner_is_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    host == host_name()
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

@@ -163,21 +163,29 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms })
 }
 
-/// Takes over the active run whose lease has expired by the database's clock: bumps its fencing
-/// token first, so the runner that held it can commit nothing more, and holds the token the
-/// update returned (one read afterwards could see a third runner's).
+/// Takes over the active run whose lease has expired by the database's clock, or whose holder
+/// is a process of this host that is gone (kill -9: no need to wait out its lease): bumps its
+/// fencing token first, so the runner that held it can commit nothing more, and holds the token
+/// the update returned (one read afterwards could see a third runner's).
 pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -> Result<Held, EngineError> {
     let now = db.dialect().now_ms_sql();
+    // the holder as it is now: only that very holder, seen gone, lets the lease be cut short
+    let holder = get(db, run_id).await?.lease_owner.filter(|h| super::runner_is_gone(h));
+    if let Some(gone) = &holder {
+        tracing::info!(run_id, holder = %gone, "the run's holder is a process of this host that is gone: taking over without waiting for its lease");
+    }
     let taken = sqlx::query(&format!(
         "update sti_backfill_runs
          set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = {now} + $2,
              state = case when state = 'queued' then 'running' else state end, updated_at = {now}
-         where id = $3 and active_slot = 1 and (lease_expires_at is null or lease_expires_at < {now})
+         where id = $3 and active_slot = 1
+           and (lease_expires_at is null or lease_expires_at < {now} or lease_owner = $4)
          returning {COLUMNS}"
     ))
     .bind(owner)
     .bind(lease_ms)
     .bind(run_id)
+    .bind(holder)
     .fetch_optional(db.pool())
     .await?;
     let Some(row) = taken else { return Err(busy(db).await) };

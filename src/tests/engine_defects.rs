@@ -485,3 +485,39 @@ async fn sqlite_an_adapted_chunk_size_is_kept_in_the_run() {
 async fn postgres_an_adapted_chunk_size_is_kept_in_the_run() {
     an_adapted_chunk_size_is_kept_in_the_run(Backend::Postgres).await;
 }
+
+/// A runner killed on this host leaves a lease of 30 s; its process is visibly gone, so the next
+/// `backfill` takes the run over at once instead of refusing it until the lease runs out.
+async fn a_run_whose_runner_died_on_this_host_is_taken_over_at_once(backend: Backend) {
+    let f = fixture(backend, 20_000).await;
+    let vars = crate::support::config_vars(&f.config);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sti-rollout"))
+        .args(["backfill", "--env", "dev", "--chunk", "100", "--pause-ms", "50", "--lease-seconds", "30"])
+        .envs(&vars)
+        .env("STI_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&f.target, 300).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let output = crate::support::cli(&["backfill", "--env", "dev", "--chunk", "5000", "--json"], &vars);
+    let err = crate::support::stderr(&output);
+    assert!(output.status.success(), "refused with the holder gone: {err}");
+    let summary: serde_json::Value = serde_json::from_str(crate::support::stdout(&output).trim()).unwrap();
+    assert_eq!(summary["run_id"], 1);
+    assert_eq!(summary["state"], "completed");
+    assert_eq!(runs::get(&f.target, 1).await.unwrap().fencing_token, 2, "taken over once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_run_whose_runner_died_on_this_host_is_taken_over_at_once() {
+    a_run_whose_runner_died_on_this_host_is_taken_over_at_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_run_whose_runner_died_on_this_host_is_taken_over_at_once() {
+    a_run_whose_runner_died_on_this_host_is_taken_over_at_once(Backend::Postgres).await;
+}
