@@ -517,11 +517,7 @@ async fn open_control_and_target(
     env: Environment,
 ) -> Result<(Database, Database), StartupError> {
     let control = open_control(config).await?;
-    let target = crate::server::startup::open_target(env, &config.targets[&env])
-        .await
-        .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
-    crate::server::startup::adopt_target(&control, env, &target).await?;
-    crate::engine::mirror::reconcile_or_log(&control, env, &target).await;
+    let target = crate::server::startup::open_environment(&control, env, &config.targets[&env]).await?;
     Ok((control, target))
 }
 

@@ -32,6 +32,14 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// `bytes` random bytes from the operating system, as hex: session ids, passwords, identities.
+pub fn random_hex(bytes: usize) -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut buffer = vec![0_u8; bytes];
+    OsRng.fill_bytes(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Milliseconds since the Unix epoch by this process's clock: the sessions' times, and the
 /// engine's where no lease depends on them (leases use the database's clock,
 /// [`Dialect::now_ms_sql`]).

@@ -3,7 +3,7 @@
 
 use super::CliError;
 use crate::db::target_schema::{self, MigrateError};
-use crate::db::{Database, DbError, Schema};
+use crate::db::{Database, DbError};
 use crate::domain::environment::Environment;
 use crate::server::config::{Config, Target};
 use crate::server::startup::StartupError;
@@ -28,21 +28,22 @@ pub async fn all(config: &Config) -> Result<(), CliError> {
     let mut needing = Vec::new();
     for (&env, target) in &config.targets {
         let url = target.url.describe();
-        if target.is_demo() {
-            let db = Database::open(&target.url, Schema::Target).await.map_err(opening(env))?;
-            db.close().await;
-            println!("{env}: {url} is up to date");
-            continue;
-        }
-        let db = connect(env, target).await?;
-        let differences = target_schema::check(&db).await.map_err(opening(env));
-        db.close().await;
-        let differences = differences?;
-        if differences.is_empty() {
-            println!("{env}: {url} (configured) holds what the engine needs");
-        } else {
-            println!("{env}: {url} (configured): {}", target_schema::join(&differences));
-            needing.push(env.to_string());
+        // as every start opens it: a demo target migrated, a configured one checked
+        match crate::server::startup::open_target(env, target).await {
+            Ok(db) => {
+                db.close().await;
+                let state = if target.is_demo() {
+                    "is up to date"
+                } else {
+                    "(configured) holds what the engine needs"
+                };
+                println!("{env}: {url} {state}");
+            }
+            Err(DbError::Schema { differences, .. }) => {
+                println!("{env}: {url} (configured): {differences}");
+                needing.push(env.to_string());
+            }
+            Err(e) => return Err(opening(env)(e)),
         }
     }
     if needing.is_empty() {

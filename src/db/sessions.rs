@@ -13,10 +13,7 @@ pub const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// A new random session id (256 bits, hex).
 fn new_id() -> String {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    let mut bytes = [0_u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::random_hex(32)
 }
 
 /// Starts a session for `user`, ending `previous` (the id the browser had) if given.

@@ -31,10 +31,7 @@ pub async fn identity(db: &Database) -> Result<String, DbError> {
     if let Some(id) = read_identity(db).await? {
         return Ok(id);
     }
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    let mut bytes = [0_u8; 16];
-    OsRng.fill_bytes(&mut bytes);
-    let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let fresh = super::random_hex(16);
     sqlx::query(
         "insert into sti_target_identity (singleton, id, created_at) values (1, $1, $2)
          on conflict (singleton) do nothing",

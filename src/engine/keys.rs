@@ -60,7 +60,7 @@ pub async fn chunk_end(
 }
 
 /// Rows a run of `kind` over `(low, high]` expects to handle: legacy rows for a backfill, the
-/// rows backfills created for a rollback. One count at the start of a run.
+/// rows backfills created for a rollback. Counted once per run, beside its first chunks.
 pub async fn rows_between(db: &Database, kind: RunKind, low: i64, high: i64) -> Result<i64, EngineError> {
     let mut rows = 0;
     for Keyed { table, key } in walked_by(kind) {

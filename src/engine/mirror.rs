@@ -110,7 +110,7 @@ async fn insert_chunk(
 /// What a reconcile brought into the mirror.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
-    /// Runs the target holds, each upserted (a newer mirrored state stays).
+    /// Runs whose mirrored state was behind the target's, upserted.
     pub runs: usize,
     /// Ledger rows the mirror lacked.
     pub chunks: usize,
@@ -124,21 +124,33 @@ pub async fn reconcile(
     target: &Database,
 ) -> Result<Reconciled, EngineError> {
     let in_target = runs::list(target, i64::MAX).await?;
-    let mirrored: BTreeMap<i64, i64> = sqlx::query(
-        "select run_id, count(*) as chunks from run_chunks where environment = $1 group by run_id",
+    // what the mirror holds of each run: its state's time and lease, and its ledger rows
+    let mirrored: BTreeMap<i64, (i64, Option<i64>, i64)> = sqlx::query(
+        "select r.run_id, r.updated_at, r.lease_expires_at,
+                (select count(*) from run_chunks c where c.environment = r.environment and c.run_id = r.run_id) as chunks
+         from runs r where r.environment = $1",
     )
     .bind(env.as_str())
     .fetch_all(control.pool())
     .await?
     .iter()
-    .map(|row| Ok((row.try_get("run_id")?, row.try_get("chunks")?)))
+    .map(|row| {
+        Ok((row.try_get("run_id")?, (row.try_get("updated_at")?, row.try_get("lease_expires_at")?, row.try_get("chunks")?)))
+    })
     .collect::<Result<_, sqlx::Error>>()?;
     let mut done = Reconciled::default();
     // oldest first: a run's row comes before its chunks (they reference it)
     for run in in_target.iter().rev() {
-        upsert_run(control, env, run).await?;
-        done.runs += 1;
-        if mirrored.get(&run.id).copied().unwrap_or(0) >= run.chunks {
+        let seen = mirrored.get(&run.id);
+        // only what is behind is written: a start or a CLI command takes no write lock on the
+        // control database when the mirror is current
+        if seen.is_none_or(|&(updated_at, lease, _)| {
+            (updated_at, lease) != (run.updated_at, run.lease_expires_at)
+        }) {
+            upsert_run(control, env, run).await?;
+            done.runs += 1;
+        }
+        if seen.map_or(0, |&(_, _, chunks)| chunks) >= run.chunks {
             continue;
         }
         for (chunk, committed_at) in ledger(target, run.id).await? {

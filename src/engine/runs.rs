@@ -290,11 +290,16 @@ pub async fn set_pacing(db: &Database, run_id: i64, pacing: Pacing) -> Result<Ru
 /// Records how many rows the run expects, once: a count that went on beside the run's first
 /// chunks. Touches no column a runner fences on.
 pub async fn set_rows_expected(db: &Database, run_id: i64, rows: i64) -> Result<(), EngineError> {
-    sqlx::query("update sti_backfill_runs set rows_expected = $1 where id = $2 and rows_expected is null")
-        .bind(rows)
-        .bind(run_id)
-        .execute(db.pool())
-        .await?;
+    // updated_at moves with it, so the mirror and its reconcile take the change
+    sqlx::query(&format!(
+        "update sti_backfill_runs set rows_expected = $1, updated_at = {}
+         where id = $2 and rows_expected is null",
+        db.dialect().now_ms_sql()
+    ))
+    .bind(rows)
+    .bind(run_id)
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 
@@ -306,10 +311,11 @@ pub async fn persist_chunk_size(
     seen: i64,
     size: i64,
 ) -> Result<bool, EngineError> {
-    let written = sqlx::query(
-        "update sti_backfill_runs set chunk_size = $1
+    let written = sqlx::query(&format!(
+        "update sti_backfill_runs set chunk_size = $1, updated_at = {}
          where id = $2 and fencing_token = $3 and active_slot = 1 and chunk_size = $4",
-    )
+        db.dialect().now_ms_sql()
+    ))
     .bind(size)
     .bind(held.run.id)
     .bind(held.token)

@@ -27,10 +27,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
 
 /// A random password of 24 hex digits (96 bits), for the first administrator.
 pub fn random_password() -> String {
-    use argon2::password_hash::rand_core::RngCore;
-    let mut bytes = [0_u8; 12];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::db::random_hex(12)
 }
 
 #[cfg(test)]

@@ -135,14 +135,25 @@ pub async fn open_databases(config: &Config) -> Result<(Database, Targets), Star
         .map_err(|source| StartupError::Database { what: "control".into(), source })?;
     let mut targets = BTreeMap::new();
     for (env, target) in &config.targets {
-        let db = open_target(*env, target)
-            .await
-            .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
-        adopt_target(&control, *env, &db).await?;
-        crate::engine::mirror::reconcile_or_log(&control, *env, &db).await;
-        targets.insert(*env, db);
+        targets.insert(*env, open_environment(&control, *env, target).await?);
     }
     Ok((control, Targets::new(targets)))
+}
+
+/// Opens `env`'s target (see [`open_target`]), records which database it is
+/// ([`adopt_target`]) and brings the mirror up to it: what the console and every CLI command on
+/// an environment do first.
+pub async fn open_environment(
+    control: &Database,
+    env: Environment,
+    target: &super::config::Target,
+) -> Result<Database, StartupError> {
+    let db = open_target(env, target)
+        .await
+        .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
+    adopt_target(control, env, &db).await?;
+    crate::engine::mirror::reconcile_or_log(control, env, &db).await;
+    Ok(db)
 }
 
 /// Opens one environment's target: a demo target is created and migrated; a configured one
@@ -167,11 +178,7 @@ pub async fn open_target(env: Environment, target: &super::config::Target) -> Re
 /// Records which database `env`'s target is (see [`control::adopt_target`]): refuses one that
 /// another environment's target also is, and audits a target that is another database than
 /// before, whose former runs left the mirror.
-pub async fn adopt_target(
-    control: &Database,
-    env: Environment,
-    target: &Database,
-) -> Result<(), StartupError> {
+async fn adopt_target(control: &Database, env: Environment, target: &Database) -> Result<(), StartupError> {
     let db_error = |source| StartupError::Database { what: env.to_string(), source };
     let identity = target::identity(target).await.map_err(db_error)?;
     match control::adopt_target(control, env, &identity).await.map_err(db_error)? {

@@ -491,14 +491,10 @@ async fn postgres_an_adapted_chunk_size_is_kept_in_the_run() {
 async fn a_run_whose_runner_died_on_this_host_is_taken_over_at_once(backend: Backend) {
     let f = fixture(backend, 20_000).await;
     let vars = crate::support::config_vars(&f.config);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sti-rollout"))
-        .args(["backfill", "--env", "dev", "--chunk", "100", "--pause-ms", "50", "--lease-seconds", "30"])
-        .envs(&vars)
-        .env("STI_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::spawn_cli(
+        &["backfill", "--env", "dev", "--chunk", "100", "--pause-ms", "50", "--lease-seconds", "30"],
+        &vars,
+    );
     wait_for_checkpoint(&f.target, 300).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

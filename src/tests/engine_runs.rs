@@ -368,14 +368,7 @@ async fn kill_9_at_several_points_then_resume_gives_exactly_the_right_rows(backe
     let vars = config_vars(&f.config);
     let slow = ["backfill", "--env", "dev", "--chunk", "100", "--pause-ms", "15", "--lease-seconds", "1"];
     for kill_after in [1_000, 2_500, 4_200] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sti-rollout"))
-            .args(slow)
-            .envs(&vars)
-            .env("STI_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = crate::support::spawn_cli(&slow, &vars);
         wait_for_checkpoint(&f.target, kill_after).await;
         child.kill().unwrap(); // SIGKILL: no cleanup, no graceful anything
         child.wait().unwrap();

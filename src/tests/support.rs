@@ -158,6 +158,20 @@ pub fn testid_text(html: &str, id: &str) -> String {
 
 /// Runs the `sti-rollout` binary with `vars` set and nothing else inherited from configuration.
 pub fn cli(args: &[&str], vars: &BTreeMap<String, String>) -> Output {
+    cli_command(args, vars).output().unwrap()
+}
+
+/// Starts the `sti-rollout` binary as [`cli`] runs it, in the background, its output dropped
+/// (a runner a test kills, or lets run beside it).
+pub fn spawn_cli(args: &[&str], vars: &BTreeMap<String, String>) -> std::process::Child {
+    cli_command(args, vars)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn cli_command(args: &[&str], vars: &BTreeMap<String, String>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
     for var in [
         "STI_CONFIG",
@@ -171,7 +185,8 @@ pub fn cli(args: &[&str], vars: &BTreeMap<String, String>) -> Output {
     ] {
         command.env_remove(var);
     }
-    command.args(args).envs(vars).env("STI_LOG", "warn").output().unwrap()
+    command.args(args).envs(vars).env("STI_LOG", "warn");
+    command
 }
 
 /// What a finished CLI run printed on stderr, as text.

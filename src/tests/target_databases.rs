@@ -212,11 +212,8 @@ async fn mirrored_state(control: &Database, run_id: i64) -> (String, i64) {
 }
 
 async fn mirrored_chunks(control: &Database, run_id: i64) -> i64 {
-    sqlx::query_scalar("select count(*) from run_chunks where environment = 'dev' and run_id = $1")
-        .bind(run_id)
-        .fetch_one(control.pool())
-        .await
-        .unwrap()
+    let sql = format!("select count(*) from run_chunks where environment = 'dev' and run_id = {run_id}");
+    crate::engine_runs::count(control, &sql).await
 }
 
 /// A snapshot that arrives late (a slow writer, a second runner's) never takes the mirror back.
@@ -312,11 +309,8 @@ async fn a_new_target_database_is_not_mistaken_for_the_one_mirrored(backend: Bac
     let held = backfill::begin(dev, &crate::engine_runs::start(100, 30_000)).await.unwrap();
     backfill::run(dev, Some(&control), DEV, held, &mut |_, _| {}).await.unwrap();
     sti_rollout::engine::operate::verify(&control, dev, DEV, "test", &mut |_, _| {}).await.unwrap();
-    let count = |sql: &'static str| {
-        let control = control.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(control.pool()).await.unwrap() }
-    };
-    assert_eq!(count("select count(*) from runs where environment = 'dev'").await, 1);
+    let count = crate::engine_runs::count;
+    assert_eq!(count(&control, "select count(*) from runs where environment = 'dev'").await, 1);
 
     let fresh = match backend {
         Backend::Sqlite => DatabaseUrl::sqlite_file(&config.data_dir.join("dev-recreated.db")),
@@ -324,10 +318,10 @@ async fn a_new_target_database_is_not_mistaken_for_the_one_mirrored(backend: Bac
     };
     config.targets.get_mut(&DEV).unwrap().url = fresh;
     let (control, _targets) = open_databases(&config).await.unwrap();
-    assert_eq!(count("select count(*) from runs where environment = 'dev'").await, 0);
-    assert_eq!(count("select count(*) from run_chunks where environment = 'dev'").await, 0);
-    assert_eq!(count("select count(*) from verifications where environment = 'dev'").await, 0);
-    assert_eq!(count("select count(*) from audit_log where action = 'target.replaced'").await, 1);
+    assert_eq!(count(&control, "select count(*) from runs where environment = 'dev'").await, 0);
+    assert_eq!(count(&control, "select count(*) from run_chunks where environment = 'dev'").await, 0);
+    assert_eq!(count(&control, "select count(*) from verifications where environment = 'dev'").await, 0);
+    assert_eq!(count(&control, "select count(*) from audit_log where action = 'target.replaced'").await, 1);
     let gate = sti_rollout::db::rollout::phases(&control, DEV).await.unwrap();
     let flag = sti_rollout::domain::phases::flag_gate(DEV, &gate);
     assert!(flag.is_err(), "the new database was never verified: {flag:?}");
