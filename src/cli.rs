@@ -381,6 +381,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                 lease_ms: common.lease_seconds * 1000,
                 json: common.json,
                 override_gate,
+                policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
             };
             if dry_run {
                 backfill::backfill_dry_run(&control, &target, options).await
@@ -402,6 +403,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                     lease_ms: common.lease_seconds * 1000,
                     json: common.json,
                     override_gate: None,
+                    policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
                 };
                 backfill::rollback(&control, &target, options).await
             }

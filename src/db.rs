@@ -21,7 +21,7 @@ pub mod timeline;
 pub mod url;
 pub mod users;
 
-pub use pool::{Database, DbError, Dialect, Schema};
+pub use pool::{Database, DbError, Dialect, Schema, SessionSettings};
 pub use url::DatabaseUrl;
 
 /// The current time as RFC 3339 text in UTC, the form every timestamp in the control database has.

@@ -9,6 +9,7 @@ pub mod live;
 pub mod overview;
 pub mod pacing;
 pub mod phases;
+pub mod policy;
 #[cfg(feature = "ssr")]
 pub mod projects;
 pub mod reports;

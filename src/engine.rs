@@ -7,12 +7,14 @@ pub mod backfill;
 pub mod classify;
 pub mod dead_letters;
 pub mod dry_run;
+pub mod faults;
 pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod operate;
 pub mod rollback;
 pub mod runs;
+pub mod throttle;
 pub mod verify;
 
 use crate::db::DbError;
@@ -49,6 +51,13 @@ pub enum EngineError {
     Pacing(#[from] PacingError),
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
+    #[error(
+        "the breaker stopped the run: {failed} of its last {seen} chunks had rows the target refused; \
+         see the dead letters for the errors"
+    )]
+    Breaker { failed: usize, seen: usize },
+    #[error("the health signal '{name}' cannot be read: {message}")]
+    Signal { name: String, message: String },
     #[error("{0}")]
     Corrupt(String),
     #[error(transparent)]

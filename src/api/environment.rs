@@ -136,6 +136,7 @@ pub async fn start_run(
         pacing,
         resume_from: None,
         lease_ms: crate::engine::runs::DEFAULT_LEASE_MS,
+        policy: crate::api::app_state()?.policies.get(&env).cloned().unwrap_or_default(),
     };
     let held = crate::engine::operate::begin(&control, &target, kind, &start, override_gate.as_deref())
         .await

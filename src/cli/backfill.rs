@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Start although the gate is closed, for this reason.
     pub override_gate: Option<String>,
+    /// The environment's configured policy.
+    pub policy: std::sync::Arc<crate::domain::policy::Policy>,
 }
 
 fn start(options: &RunOptions) -> Start {
@@ -32,6 +34,7 @@ fn start(options: &RunOptions) -> Start {
         pacing: options.pacing,
         resume_from: options.resume_from,
         lease_ms: options.lease_ms,
+        policy: options.policy.clone(),
     }
 }
 
@@ -72,7 +75,10 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
     let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.set_expected(run.rows_expected);
-        reporter.update(run.checkpoint, run.high_id, run.rows_read);
+        match &run.hold {
+            Some(hold) => reporter.hold(hold),
+            None => reporter.update(run.checkpoint, run.high_id, run.rows_read),
+        }
     };
     let result = backfill::run(target, Some(control), env, held, &mut observe).await;
     reporter.finish();
@@ -153,7 +159,10 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
     let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.set_expected(run.rows_expected);
-        reporter.update(run.checkpoint, run.high_id, run.created());
+        match &run.hold {
+            Some(hold) => reporter.hold(hold),
+            None => reporter.update(run.checkpoint, run.high_id, run.created()),
+        }
     };
     let result = rollback::run(target, Some(control), env, held, &mut observe).await;
     reporter.finish();

@@ -154,6 +154,7 @@ fn start(chunk: i64) -> Result<Start, EngineError> {
         pacing: Pacing::parse(chunk, 0, None)?,
         resume_from: None,
         lease_ms: 60_000,
+        policy: Default::default(),
     })
 }
 

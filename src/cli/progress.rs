@@ -73,6 +73,22 @@ impl Reporter {
         let _ = err.flush();
     }
 
+    /// Says the run holds — `waiting: connection refused since 14:02:11 UTC, next try in 4 s` —
+    /// once per try (the runner calls at every one), on its own line.
+    pub fn hold(&mut self, hold: &crate::domain::run::Hold) {
+        let since = format!("{} UTC", crate::domain::live::clock_ms(hold.since_ms));
+        let line = format!("{} {}", self.what, hold.describe(&since, crate::db::now_ms()));
+        let mut err = std::io::stderr();
+        if self.terminal {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        // the next progress line comes at once when the run goes on
+        self.last = None;
+    }
+
     /// Ends a bar line that did not reach 100% (a cancelled or failed run).
     pub fn finish(&mut self) {
         if self.terminal && self.last.is_some() {

@@ -8,13 +8,14 @@ use crate::domain::environment::Environment;
 use crate::domain::live::{
     chart_points, rate_and_eta, ChunkPoint, FlagChange, LiveView, RunView, VerificationView, MAX_CHART_POINTS,
 };
-use crate::domain::run::{RunKind, RunRequest, RunState};
+use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
     checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
-    errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected";
+    errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label,
+    hold_since, hold_next_try";
 
 fn corrupt(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
@@ -48,6 +49,16 @@ fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
         finished_at: row.try_get("finished_at")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
         rows_expected: row.try_get("rows_expected")?,
+        hold: match row.try_get::<Option<String>, _>("hold_kind")?.as_deref().and_then(HoldKind::parse) {
+            Some(kind) => Some(Hold {
+                kind,
+                reason: row.try_get::<Option<String>, _>("hold_reason")?.unwrap_or_default(),
+                label: row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default(),
+                since_ms: row.try_get::<Option<i64>, _>("hold_since")?.unwrap_or_default(),
+                next_try_ms: row.try_get::<Option<i64>, _>("hold_next_try")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 

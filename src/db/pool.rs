@@ -67,28 +67,62 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
+/// What every session on a PostgreSQL target holds to: a name that says whose it is in
+/// `pg_stat_activity`, and timeouts so a lock queue or a runaway statement ends in an error the
+/// engine waits out instead of a stall (SQLite: nothing to set; its busy timeout plays the part).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub application_name: String,
+    pub lock_timeout_ms: i64,
+    pub statement_timeout_ms: i64,
+}
+
+impl SessionSettings {
+    fn sql(&self) -> String {
+        // the name is ours (`sti-rollout/<env>`); quotes doubled all the same
+        format!(
+            "set application_name = '{}'; set lock_timeout = {}; set statement_timeout = {};",
+            self.application_name.replace('\'', "''"),
+            self.lock_timeout_ms.max(1),
+            self.statement_timeout_ms.max(1)
+        )
+    }
+}
+
 /// A pool on one database, with the dialect it speaks.
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
     url: DatabaseUrl,
+    /// What every session sets when it connects (PostgreSQL targets).
+    session: Option<String>,
 }
 
 impl Database {
     /// Connects and checks the connection works; SQLite files are created when missing and put
     /// in WAL mode so the console can read while a backfill writes.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
-        Self::connect_with(url, true).await
+        Self::connect_with(url, true, None).await
     }
 
     /// Connects to a database that must exist already: a SQLite file that is missing is an
     /// error, not a new empty file (a run into a deleted file "completed" into the unlinked
     /// inode, and the next command made an empty one).
     pub async fn connect_existing(url: &DatabaseUrl) -> Result<Self, DbError> {
-        Self::connect_with(url, false).await
+        Self::connect_with(url, false, None).await
     }
 
-    async fn connect_with(url: &DatabaseUrl, create: bool) -> Result<Self, DbError> {
+    /// As [`Database::connect`] (`create`) or [`Database::connect_existing`], every PostgreSQL
+    /// session holding to `session`.
+    pub async fn connect_target(
+        url: &DatabaseUrl,
+        create: bool,
+        session: &SessionSettings,
+    ) -> Result<Self, DbError> {
+        Self::connect_with(url, create, Some(session.sql())).await
+    }
+
+    async fn connect_with(url: &DatabaseUrl, create: bool, session: Option<String>) -> Result<Self, DbError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
@@ -98,6 +132,7 @@ impl Database {
             }
         }
         let connect_error = |source| DbError::Connect { url: url.to_string(), source };
+        let kept = session.clone();
         let options = AnyConnectOptions::from_str(&connect_url(url, create)).map_err(connect_error)?;
         // one plain attempt first: the pool would retry a refused connection until its timeout
         let probe = options.connect().await.map_err(connect_error)?;
@@ -110,9 +145,16 @@ impl Database {
             })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
+                let session = session.clone();
                 Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        conn.execute("pragma journal_mode = wal; pragma synchronous = normal;").await?;
+                    match (dialect, session) {
+                        (Dialect::Sqlite, _) => {
+                            conn.execute("pragma journal_mode = wal; pragma synchronous = normal;").await?;
+                        }
+                        (Dialect::Postgres, Some(session)) => {
+                            conn.execute(session.as_str()).await?;
+                        }
+                        (Dialect::Postgres, None) => {}
                     }
                     Ok(())
                 })
@@ -120,13 +162,20 @@ impl Database {
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        Ok(Self { pool, url: url.clone() })
+        Ok(Self { pool, url: url.clone(), session: kept })
     }
 
     /// Connects and applies the migrations of `schema`.
     pub async fn open(url: &DatabaseUrl, schema: Schema) -> Result<Self, DbError> {
         let db = Self::connect(url).await?;
         db.migrate(schema).await?;
+        Ok(db)
+    }
+
+    /// As [`Database::open`] for a target whose sessions hold to `session`.
+    pub async fn open_target(url: &DatabaseUrl, session: &SessionSettings) -> Result<Self, DbError> {
+        let db = Self::connect_target(url, true, session).await?;
+        db.migrate(Schema::Target).await?;
         Ok(db)
     }
 
@@ -151,13 +200,18 @@ impl Database {
         let migrator = migrator(schema, self.dialect());
         let mut conn = self.pool.acquire().await?;
         if self.dialect() == Dialect::Postgres {
-            conn.execute(format!("set lock_timeout = {}", lock_timeout.as_millis().max(1)).as_str()).await?;
+            // a migration may take long (an index on a big table); only its lock waits are cut short
+            conn.execute(
+                format!("set lock_timeout = {}; set statement_timeout = 0", lock_timeout.as_millis().max(1)).as_str(),
+            )
+            .await?;
         }
         let result = migrator
             .run(&mut *conn)
             .await
             .map_err(|source| DbError::Migrate { url: self.url.to_string(), source });
-        if self.dialect() == Dialect::Postgres && conn.execute("reset lock_timeout").await.is_err() {
+        let restore = format!("reset lock_timeout; reset statement_timeout; {}", self.session.as_deref().unwrap_or(""));
+        if self.dialect() == Dialect::Postgres && conn.execute(restore.as_str()).await.is_err() {
             conn.detach(); // never hand a connection with a changed setting back to the pool
         }
         result

@@ -6,7 +6,7 @@
 use super::access::Role;
 use super::environment::Environment;
 use super::pacing::Progress;
-use super::run::{RunKind, RunRequest, RunState};
+use super::run::{Hold, RunKind, RunRequest, RunState};
 use serde::{Deserialize, Serialize};
 
 /// Chart points kept per run, whatever its number of chunks.
@@ -45,7 +45,13 @@ pub struct RunView {
     pub lease_expires_at: Option<i64>,
     /// Rows the run expected when it began; progress counts rows when it is known.
     pub rows_expected: Option<i64>,
+    /// Why the runner holds between chunks, while it does.
+    pub hold: Option<Hold>,
 }
+
+/// How long after a hold's next try its runner still counts as alive: it rewrites the hold at
+/// every try, the longest wait between tries is minutes, and a try may take a connect timeout.
+pub const HOLD_GRACE_MS: i64 = 60_000;
 
 impl RunView {
     pub fn progress(&self) -> Progress {
@@ -58,7 +64,11 @@ impl RunView {
 
     /// An active run whose runner stopped renewing its lease: it can be taken over.
     pub fn runner_gone(&self, now_ms: i64) -> bool {
-        self.is_active() && self.lease_expires_at.is_some_and(|at| at < now_ms)
+        // a runner waiting for its database cannot renew its lease there, but says in the
+        // mirror that it is waiting
+        self.is_active()
+            && self.lease_expires_at.is_some_and(|at| at < now_ms)
+            && !self.hold.as_ref().is_some_and(|h| h.is_fresh(now_ms, HOLD_GRACE_MS))
     }
 
     pub fn created(&self) -> i64 {
@@ -350,6 +360,7 @@ mod tests {
             updated_at: 2_000,
             finished_at: None,
             lease_expires_at: Some(5_000),
+            hold: None,
             rows_expected: None,
         }
     }

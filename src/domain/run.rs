@@ -143,6 +143,60 @@ impl RunRequest {
     }
 }
 
+/// Why a running run is holding between chunks instead of copying: the database did not
+/// answer (it is waited out, not fatal) or a health signal is over its threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldKind {
+    Waiting,
+    Throttled,
+}
+
+impl HoldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Throttled => "throttled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "waiting" => Some(Self::Waiting),
+            "throttled" => Some(Self::Throttled),
+            _ => None,
+        }
+    }
+}
+
+/// A run holding: what for, since when and when it tries again (ms since the epoch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub kind: HoldKind,
+    /// `connection refused`, `replica lag 3.2 s > 1.0 s`, …
+    pub reason: String,
+    /// The reason's kind, for a metric label: `connection refused`, `replica lag`.
+    pub label: String,
+    pub since_ms: i64,
+    pub next_try_ms: i64,
+}
+
+impl Hold {
+    /// `waiting: connection refused since 14:02:11, next try in 4 s`, as the page, the CLI and
+    /// the logs say it; `since` is the time already formatted for the reader.
+    pub fn describe(&self, since: &str, now_ms: i64) -> String {
+        let next = (self.next_try_ms - now_ms).max(0);
+        let next = (next + 999) / 1000;
+        format!("{}: {} since {since}, next try in {next} s", self.kind.as_str(), self.reason)
+    }
+
+    /// Whether the runner that wrote the hold still looks alive at `now_ms`: it rewrites the
+    /// hold at every try, so a hold whose next try is long past is a runner gone.
+    pub fn is_fresh(&self, now_ms: i64, grace_ms: i64) -> bool {
+        now_ms <= self.next_try_ms.saturating_add(grace_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +259,22 @@ mod tests {
             assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(RunRequest::parse("cancel"), Some(RunRequest::Cancel));
+        for kind in [HoldKind::Waiting, HoldKind::Throttled] {
+            assert_eq!(HoldKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_hold_says_why_since_when_and_when_it_tries_again() {
+        let hold = Hold {
+            kind: HoldKind::Waiting,
+            reason: "connection refused".into(),
+            label: "connection refused".into(),
+            since_ms: 1_000,
+            next_try_ms: 5_500,
+        };
+        assert_eq!(hold.describe("14:02:11", 2_000), "waiting: connection refused since 14:02:11, next try in 4 s");
+        assert_eq!(hold.describe("14:02:11", 9_000), "waiting: connection refused since 14:02:11, next try in 0 s");
+        assert!(hold.is_fresh(20_000, 30_000) && !hold.is_fresh(40_000, 30_000));
     }
 }

@@ -7,7 +7,7 @@ use super::{mirror, now_ms, EngineError};
 use crate::db::{target, Database, Dialect};
 use crate::domain::environment::Environment;
 use crate::domain::pacing::Pacing;
-use crate::domain::run::{RunKind, RunRequest, RunState};
+use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
 use serde::Serialize;
 use sqlx::Row;
 use std::time::{Duration, Instant};
@@ -45,6 +45,7 @@ pub async fn backfill_chunk(
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
     let mut tx = db.begin_write().await?;
+    name_session(&mut tx, db.dialect(), held.run.id).await?;
     let counts = match db.dialect() {
         Dialect::Postgres => copy_chunk_postgres(&mut tx, held.run.id, from, to).await?,
         Dialect::Sqlite => copy_chunk_sqlite(&mut tx, held.run.id, from, to).await?,
@@ -67,6 +68,21 @@ pub async fn backfill_chunk(
     // the time through the commit, where a slow disk or a replica wait shows
     outcome.duration_ms = elapsed_ms(started);
     Ok(outcome)
+}
+
+/// PostgreSQL: for the chunk's transaction the session is named after the run
+/// (`sti-rollout/<env>/run-<id>`), so a DBA who sees it in `pg_stat_activity` or a lock graph
+/// knows whose it is; the name reverts at commit.
+pub(super) async fn name_session(tx: &mut Tx<'_>, dialect: Dialect, run_id: i64) -> Result<(), EngineError> {
+    if dialect == Dialect::Postgres {
+        sqlx::query(
+            "select cast(set_config('application_name', split_part(current_setting('application_name'), '/run-', 1) || '/run-' || $1, true) as text)",
+        )
+        .bind(run_id.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) fn elapsed_ms(since: Instant) -> i64 {
@@ -245,6 +261,8 @@ pub struct Start {
     /// run, else continue a failed run from its checkpoint, else start at the beginning.
     pub resume_from: Option<i64>,
     pub lease_ms: i64,
+    /// How the run meets faults and stress (the environment's configured policy).
+    pub policy: std::sync::Arc<crate::domain::policy::Policy>,
 }
 
 /// Starts a new backfill run, or takes over the active one whose runner died.
@@ -320,6 +338,7 @@ pub async fn carry_out(db: &Database, beginning: &Beginning, start: &Start) -> R
         }
         Beginning::New(new) => runs::create(db, new, &owner).await,
     }
+    .map(|held| Held { policy: start.policy.clone(), ..held })
 }
 
 /// [`plan_begin`] and [`carry_out`] in one.
@@ -463,18 +482,112 @@ async fn drive_loop(
     writer: &mirror::Writer,
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
-    let mut chunk_size = held.run.pacing.chunk_size;
-    let mut operator_chunk = chunk_size;
-    // a third of the lease: two renewals may be missed before it runs out
-    let renew_every = Duration::from_millis((held.lease_ms / 3).max(50) as u64);
-    let mut last_renewal = Instant::now();
+    let chunk_size = held.run.pacing.chunk_size;
+    let mut turns = Turns {
+        db,
+        control,
+        env,
+        step,
+        writer,
+        chunk_size,
+        operator_chunk: chunk_size,
+        // a third of the lease: two renewals may be missed before it runs out
+        renew_every: Duration::from_millis((held.lease_ms / 3).max(50) as u64),
+        last_renewal: Instant::now(),
+        recent: std::collections::VecDeque::new(),
+    };
     observer(&held.run, None);
+    let mut fault: Option<(Instant, u32)> = None;
     loop {
+        let error = match turns.turn(held, observer).await {
+            Ok(Turn::Ended) => return Ok(held.run.clone()),
+            Ok(Turn::Next) => {
+                if fault.take().is_some() || held.run.hold.is_some() {
+                    tracing::info!("the database answers again: the run goes on");
+                    held.run.hold = None;
+                    writer.run(&held.run);
+                    observer(&held.run, None);
+                }
+                continue;
+            }
+            Ok(Turn::Hold(hold)) => {
+                // throttled: the turn said why and for how long; nothing failed
+                fault = None;
+                turns.hold(held, hold, observer).await?;
+                continue;
+            }
+            Err(error) => error,
+        };
+        let super::faults::Fault::Retryable(reason) = super::faults::classify(&error) else { return Err(error) };
+        let retry = &held.policy.retry;
+        let (since, attempt) = match fault {
+            Some((since, attempt)) => (since, attempt + 1),
+            None => (Instant::now(), 1),
+        };
+        if elapsed_ms(since) >= retry.give_up_after_ms {
+            tracing::error!(%error, waited_ms = elapsed_ms(since), "the fault lasted longer than the run waits: the run fails");
+            return Err(error);
+        }
+        fault = Some((since, attempt));
+        let wait = retry.backoff_ms(attempt, jitter());
+        let since_ms = match &held.run.hold {
+            Some(hold) if hold.kind == HoldKind::Waiting => hold.since_ms,
+            _ => now_ms() - elapsed_ms(since),
+        };
+        tracing::warn!(%error, attempt, wait_ms = wait, "a retryable fault: the run waits and tries again");
+        let label = reason.split(" (").next().unwrap_or_default().to_owned();
+        let hold = Hold { kind: HoldKind::Waiting, reason, label, since_ms, next_try_ms: now_ms() + wait };
+        turns.hold(held, hold, observer).await?;
+    }
+}
+
+/// What one turn of the loop came to.
+enum Turn {
+    /// Go on with the next turn.
+    Next,
+    /// The run reached a final state.
+    Ended,
+    /// Hold (a health signal is over its threshold) until the hold's next try.
+    Hold(Hold),
+}
+
+/// The loop's state between turns.
+struct Turns<'a> {
+    db: &'a Database,
+    control: Option<&'a Database>,
+    env: Environment,
+    step: Step,
+    writer: &'a mirror::Writer,
+    chunk_size: i64,
+    /// The chunk size as the run row last had it: a change there is the operator's.
+    operator_chunk: i64,
+    renew_every: Duration,
+    last_renewal: Instant,
+    /// Of the last chunks, which had rows the target refused (the breaker's window).
+    recent: std::collections::VecDeque<bool>,
+}
+
+impl Turns<'_> {
+    /// Says the run holds — mirrored, observed — and sleeps until the hold's next try. The lease
+    /// is not renewed while the database does not answer: if it runs out, another runner may
+    /// take the run over, and this one learns so at its next turn and stops.
+    async fn hold(&mut self, held: &mut Held, hold: Hold, observer: &mut Observer<'_>) -> Result<(), EngineError> {
+        let wait = (hold.next_try_ms - now_ms()).max(0) as u64;
+        held.run.hold = Some(hold);
+        self.writer.run(&held.run);
+        observer(&held.run, None);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        Ok(())
+    }
+
+    /// One turn: read the run, apply a request, hold while paused or throttled, or do one chunk.
+    async fn turn(&mut self, held: &mut Held, observer: &mut Observer<'_>) -> Result<Turn, EngineError> {
+        let (db, writer) = (self.db, self.writer);
         held.refresh(db).await?;
-        if held.run.pacing.chunk_size != operator_chunk {
+        if held.run.pacing.chunk_size != self.operator_chunk {
             // the operator changed it while we ran: theirs wins over the adaptive size
-            operator_chunk = held.run.pacing.chunk_size;
-            chunk_size = operator_chunk;
+            self.operator_chunk = held.run.pacing.chunk_size;
+            self.chunk_size = self.operator_chunk;
         }
         if let Some(request) = held.run.requested {
             let to = match (request, held.run.state) {
@@ -489,64 +602,195 @@ async fn drive_loop(
                 clear_request(db, held).await?;
             }
             tracing::info!(request = request.as_str(), state = %held.run.state, "operator request applied");
+            held.run.hold = None;
             writer.run(&held.run);
             observer(&held.run, None);
-            if held.run.state.is_final() {
-                return Ok(held.run.clone());
-            }
-            continue;
+            return Ok(if held.run.state.is_final() { Turn::Ended } else { Turn::Next });
         }
         if held.run.state == RunState::Paused {
-            if last_renewal.elapsed() >= renew_every {
+            if self.last_renewal.elapsed() >= self.renew_every {
                 keep_alive(db, writer, held).await?;
-                last_renewal = Instant::now();
+                self.last_renewal = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-            continue;
+            return Ok(Turn::Next);
         }
         if held.run.checkpoint >= held.run.high_id {
             held.transition(db, RunState::Completed, None).await?;
             writer.run(&held.run);
             observer(&held.run, None);
-            return Ok(held.run.clone());
+            return Ok(Turn::Ended);
         }
         if held.run.kind == RunKind::Rollback {
             // the gate refuses the flag while this run is active; this catches a flag set around
             // it (by an override, or straight in the control database) before the next delete.
             // The flag lives in the control database, so it cannot be read in the chunk's own
             // transaction on the target.
-            if let Some(control) = control {
-                super::rollback::ensure_flag_off(control, env).await?;
+            if let Some(control) = self.control {
+                super::rollback::ensure_flag_off(control, self.env).await?;
             }
+        }
+        if let Some(hold) = super::throttle::check(db, &held.policy.throttle).await? {
+            // holding renews the lease as a pause does: the runner is alive
+            if self.last_renewal.elapsed() >= self.renew_every {
+                held.renew(db).await?;
+                self.last_renewal = Instant::now();
+            }
+            return Ok(Turn::Hold(hold));
         }
         let from = held.run.checkpoint;
         let walked = super::keys::walked_by(held.run.kind);
-        let to = super::keys::chunk_end(db, walked, from, chunk_size, held.run.high_id).await?;
-        let chunk = step(db, held, from, to).await?;
+        let to = super::keys::chunk_end(db, walked, from, self.chunk_size, held.run.high_id).await?;
+        let (chunk, refused) = self.copy(held, from, to, observer).await?;
+        self.breaker(held, refused)?;
         tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");
-        let pacing = Pacing { chunk_size, ..held.run.pacing };
+        let pacing = Pacing { chunk_size: self.chunk_size, ..held.run.pacing };
         let next = pacing.next_chunk_size(chunk.rows_read, chunk.duration_ms.max(0) as u64);
-        if next != chunk_size && runs::persist_chunk_size(db, held, operator_chunk, next).await? {
+        if next != self.chunk_size && runs::persist_chunk_size(db, held, self.operator_chunk, next).await? {
             // the run row holds the adapted size (a runner taking over starts from it, the
             // console shows it); an operator's change since stays theirs
-            operator_chunk = next;
+            self.operator_chunk = next;
         }
-        chunk_size = next;
-        held.refresh(db).await?;
-        writer.chunk(&held.run, &chunk);
-        observer(&held.run, Some(&chunk));
+        self.chunk_size = next;
         // the pause between chunks may outlast the lease (60 s against 30 s): renew on the way
         let mut left = Duration::from_millis(held.run.pacing.pause_ms.max(0) as u64);
         while !left.is_zero() {
-            let step = left.min(renew_every);
+            let step = left.min(self.renew_every);
             tokio::time::sleep(step).await;
             left -= step;
             if !left.is_zero() {
                 keep_alive(db, writer, held).await?;
             }
         }
-        last_renewal = Instant::now();
+        self.last_renewal = Instant::now();
+        Ok(Turn::Next)
     }
+
+    /// Copies `(from, to]` as one chunk; a chunk whose rows the target refuses, again and
+    /// again, is split in halves down to the single row that is refused, which becomes a dead
+    /// letter with the target's error (a rollback chunk is not split: its error fails the run).
+    /// Returns the last committed chunk and whether any row was refused.
+    async fn copy(
+        &mut self,
+        held: &mut Held,
+        from: i64,
+        to: i64,
+        observer: &mut Observer<'_>,
+    ) -> Result<(ChunkOutcome, bool), EngineError> {
+        let db = self.db;
+        let walked = super::keys::walked_by(held.run.kind);
+        let mut ranges = vec![(from, to)];
+        let mut last = None;
+        let mut refused = false;
+        while let Some((a, b)) = ranges.pop() {
+            let mut tries = 0;
+            let outcome = loop {
+                match (self.step)(db, held, a, b).await {
+                    Ok(chunk) => break Ok(chunk),
+                    Err(error) => match super::faults::classify(&error) {
+                        super::faults::Fault::Rows(reason) if held.run.kind == RunKind::Backfill => {
+                            tries += 1;
+                            tracing::warn!(%error, from = a, to = b, tries, "the target refused rows of the chunk");
+                            if tries >= held.policy.retry.split_after {
+                                break Err((error, reason));
+                            }
+                        }
+                        _ => return Err(error),
+                    },
+                }
+            };
+            let chunk = match outcome {
+                Ok(chunk) => chunk,
+                Err((error, reason)) => {
+                    refused = true;
+                    let rows = super::keys::rows_between(db, held.run.kind, a, b).await?;
+                    if rows > 1 {
+                        let mid = super::keys::chunk_end(db, walked, a, rows / 2, b).await?;
+                        tracing::info!(from = a, to = b, mid, rows, "splitting the refused chunk in halves");
+                        ranges.push((mid, b));
+                        ranges.push((a, mid));
+                        continue;
+                    }
+                    if rows == 0 {
+                        // nothing to isolate: the error is not the rows'
+                        return Err(error);
+                    }
+                    tracing::warn!(from = a, to = b, %reason, "one row is refused: it becomes a dead letter");
+                    refuse_row(db, held, a, b, &reason).await?
+                }
+            };
+            held.refresh(db).await?;
+            // a chunk went through: whatever the run waited for is over
+            held.run.hold = None;
+            self.writer.chunk(&held.run, &chunk);
+            observer(&held.run, Some(&chunk));
+            last = Some(chunk);
+        }
+        last.map(|chunk| (chunk, refused))
+            .ok_or_else(|| EngineError::Corrupt(format!("no chunk was committed over ({from}, {to}]")))
+    }
+
+    /// The failure-ratio breaker: fails the run when most of its recent chunks had rows the
+    /// target refused — a broken target, not a few poison rows.
+    fn breaker(&mut self, held: &Held, refused: bool) -> Result<(), EngineError> {
+        let retry = &held.policy.retry;
+        let window = retry.breaker_window.max(1) as usize;
+        self.recent.push_back(refused);
+        while self.recent.len() > window {
+            self.recent.pop_front();
+        }
+        let failed = self.recent.iter().filter(|r| **r).count();
+        let seen = self.recent.len();
+        if seen >= window.min(3) && failed as f64 > retry.breaker_ratio * seen as f64 {
+            return Err(EngineError::Breaker { failed, seen });
+        }
+        Ok(())
+    }
+}
+
+/// The one row of `(from, to]` that the target refuses: recorded as a dead letter with the
+/// target's error, and the checkpoint moved past it, in one fenced transaction.
+async fn refuse_row(db: &Database, held: &Held, from: i64, to: i64, reason: &str) -> Result<ChunkOutcome, EngineError> {
+    let started = Instant::now();
+    let mut tx = db.begin_write().await?;
+    let id: i64 = sqlx::query_scalar("select id from projects where id > $1 and id <= $2 order by id limit 1")
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at) values ($1, $2, $3, $4)
+         on conflict (run_id, project_id) do update set reason = excluded.reason",
+    )
+    .bind(held.run.id)
+    .bind(id)
+    .bind(format!("{REFUSED_PREFIX}{reason}"))
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let chunk = ChunkOutcome {
+        chunk_no: held.run.chunks + 1,
+        from_id: from,
+        to_id: to,
+        rows_read: 1,
+        errors: 1,
+        duration_ms: elapsed_ms(started),
+        ..ChunkOutcome::default()
+    };
+    record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+    tx.commit().await?;
+    Ok(chunk)
+}
+
+/// How a dead letter of a row the target refused begins (the rest is the target's error).
+pub const REFUSED_PREFIX: &str = "refused: ";
+
+/// A number in `[0, 1)` that differs from runner to runner and try to try.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 /// Renews the lease and mirrors the run, so the console sees a live runner (a paused run, a

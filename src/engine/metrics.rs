@@ -4,7 +4,7 @@
 use super::EngineError;
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::domain::run::RunState;
+use crate::domain::run::{HoldKind, RunState};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
@@ -29,6 +29,8 @@ pub struct EnvironmentMetrics {
     pub state: Option<RunState>,
     /// Rows per second of the running backfill.
     pub rows_per_second: f64,
+    /// What the running run holds for, with the reason's label, while its runner says so.
+    pub hold: Option<(HoldKind, String)>,
 }
 
 /// Every environment's figures; environments without runs are present with zeros.
@@ -81,7 +83,8 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
     }
 
     let newest = sqlx::query(
-        "select r.environment, r.kind, r.state, r.rows_read, r.created_at, r.updated_at from runs r
+        "select r.environment, r.kind, r.state, r.rows_read, r.created_at, r.updated_at, r.hold_kind, r.hold_label,
+                r.hold_next_try from runs r
          where r.run_id = (select max(n.run_id) from runs n where n.environment = r.environment)",
     )
     .fetch_all(control.pool())
@@ -95,6 +98,12 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
             let rows: i64 = row.try_get("rows_read")?;
             let ms = row.try_get::<i64, _>("updated_at")? - row.try_get::<i64, _>("created_at")?;
             m.rows_per_second = if ms > 0 { rows as f64 * 1000.0 / ms as f64 } else { 0.0 };
+        }
+        let kind: Option<String> = row.try_get("hold_kind")?;
+        let next_try: Option<i64> = row.try_get("hold_next_try")?;
+        let fresh = next_try.is_some_and(|at| crate::db::now_ms() <= at + crate::domain::live::HOLD_GRACE_MS);
+        if let (Some(RunState::Running), Some(kind), true) = (m.state, kind.as_deref().and_then(HoldKind::parse), fresh) {
+            m.hold = Some((kind, row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default()));
         }
     }
     Ok(all)

@@ -40,6 +40,8 @@ pub async fn begin(
     start: &Start,
     override_gate: Option<&str>,
 ) -> Result<Held, EngineError> {
+    // a health signal that cannot be read stops the start, not the run
+    super::throttle::probe(target, &start.policy.throttle).await?;
     let held = match kind {
         RunKind::Backfill => {
             // the gate is checked on the decision that is carried out: a run that ends between

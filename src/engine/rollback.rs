@@ -82,6 +82,7 @@ pub async fn rollback_chunk(
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
     let mut tx = db.begin_write().await?;
+    backfill::name_session(&mut tx, db.dialect(), held.run.id).await?;
     let mut deleted = [0_i64; 2];
     for (i, table) in ["school_projects", "self_study_projects"].into_iter().enumerate() {
         deleted[i] = sqlx::query(&format!(

@@ -4,7 +4,9 @@
 use super::EngineError;
 use crate::db::Database;
 use crate::domain::pacing::{Pacing, Progress};
-use crate::domain::run::{RunKind, RunRequest, RunState};
+use crate::domain::policy::Policy;
+use crate::domain::run::{Hold, RunKind, RunRequest, RunState};
+use std::sync::Arc;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -40,6 +42,9 @@ pub struct RunRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// Why the runner holds between chunks, while it does (the runner's own knowledge: the
+    /// database may not answer; the control database's mirror carries it).
+    pub hold: Option<Hold>,
 }
 
 impl RunRecord {
@@ -97,6 +102,7 @@ impl RunRecord {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
+            hold: None,
         })
     }
 }
@@ -129,6 +135,8 @@ pub struct Held {
     pub owner: String,
     pub token: i64,
     pub lease_ms: i64,
+    /// How the run meets faults and stress.
+    pub policy: Arc<Policy>,
 }
 
 /// Creates a running run holding its lease, unless another run is active. Every time in the
@@ -160,7 +168,7 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(busy(db).await),
         Err(e) => return Err(e.into()),
     };
-    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms })
+    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms, policy: Arc::default() })
 }
 
 /// Takes over the active run whose lease has expired by the database's clock, or whose holder
@@ -190,7 +198,7 @@ pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -
     .await?;
     let Some(row) = taken else { return Err(busy(db).await) };
     let run = RunRecord::from_row(&row)?;
-    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms })
+    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms, policy: Arc::default() })
 }
 
 /// The error for "another run is active", naming it and how long its lease has left by the
@@ -386,7 +394,8 @@ impl Held {
         if run.fencing_token != self.token {
             return Err(EngineError::LeaseLost { run_id: self.run.id });
         }
-        self.run = run;
+        // the hold is the runner's own: the run row does not carry it
+        self.run = RunRecord { hold: self.run.hold.take(), ..run };
         Ok(())
     }
 }

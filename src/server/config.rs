@@ -7,6 +7,7 @@ use crate::db::url::UrlError;
 use crate::db::DatabaseUrl;
 use crate::domain::environment::Environment;
 use crate::domain::live::Contact;
+use crate::domain::policy::Policy;
 use crate::domain::timeline::Day;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub struct Target {
     /// Legacy rows of demo data to generate the first time the console starts; `None` for a
     /// database someone configured, which never gets demo data unless the file asks for it.
     pub demo_rows: Option<i64>,
+    /// How runs here meet faults and stress (`[policy.<env>]` in the file; defaults otherwise).
+    pub policy: Policy,
 }
 
 impl Target {
@@ -82,6 +85,8 @@ struct File {
     #[serde(default)]
     contacts: BTreeMap<String, Vec<ContactFile>>,
     d_day: Option<String>,
+    #[serde(default)]
+    policy: BTreeMap<String, Policy>,
 }
 
 /// A contact as the file spells it.
@@ -100,7 +105,7 @@ impl Config {
             .into_iter()
             .map(|env| {
                 let url = DatabaseUrl::sqlite_file(&data_dir.join(format!("{env}.db")));
-                (env, Target { url, demo_rows: Some(env.demo_rows()) })
+                (env, Target { url, demo_rows: Some(env.demo_rows()), policy: Policy::default() })
             })
             .collect();
         Self {
@@ -141,7 +146,8 @@ impl Config {
         for env in Environment::ALL {
             let var = format!("STI_{}_URL", env.as_str().to_ascii_uppercase());
             if let (Some(url), Some(target)) = (vars.get(&var), config.targets.get_mut(&env)) {
-                *target = Target { url: parse_url(url, &var)?, demo_rows: None };
+                target.url = parse_url(url, &var)?;
+                target.demo_rows = None;
             }
         }
         config.refuse_shared_targets()?;
@@ -181,7 +187,8 @@ impl Config {
         for (name, url) in &file.environments {
             let env = environment(name)?;
             let url = parse_url(url, &origin(&format!("environments.{name}")))?;
-            self.targets.insert(env, Target { url, demo_rows: None });
+            let policy = self.targets.get(&env).map(|t| t.policy.clone()).unwrap_or_default();
+            self.targets.insert(env, Target { url, demo_rows: None, policy });
         }
         if let Some(text) = &file.d_day {
             self.d_day = Some(Day::parse(text).map_err(|message| ConfigError::Parse {
@@ -206,6 +213,16 @@ impl Config {
                 });
             }
             self.contacts.insert(env, contacts);
+        }
+        for (name, policy) in file.policy {
+            let env = environment(&name)?;
+            policy.validate().map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("policy.{name}.{message}"),
+            })?;
+            if let Some(target) = self.targets.get_mut(&env) {
+                target.policy = policy;
+            }
         }
         for (name, rows) in &file.demo_rows {
             let env = environment(name)?;

@@ -2,7 +2,7 @@
 //! at zero, so dashboards and alerts see a series before the first run.
 
 use super::state::AppState;
-use crate::domain::run::RunState;
+use crate::domain::run::{HoldKind, RunState};
 use crate::engine::metrics::{snapshot, EnvironmentMetrics, DURATION_BUCKETS};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -98,11 +98,34 @@ pub fn render<'a>(all: impl Iterator<Item = (&'a str, &'a EnvironmentMetrics)> +
         "# HELP sti_backfill_rows_per_second Rows per second of the running backfill (0 when none runs)."
     );
     let _ = writeln!(out, "# TYPE sti_backfill_rows_per_second gauge");
-    for (env, m) in all {
+    for (env, m) in all.clone() {
         let _ =
             writeln!(out, "sti_backfill_rows_per_second{{environment=\"{env}\"}} {:.1}", m.rows_per_second);
     }
+    for (kind, help) in [
+        (HoldKind::Waiting, "1 while the running run waits out a fault of its database, labelled with the fault."),
+        (HoldKind::Throttled, "1 while the running run is held by a health signal over its threshold, labelled with the signal."),
+    ] {
+        let name = format!("sti_backfill_{}", kind.as_str());
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (env, m) in all.clone() {
+            match &m.hold {
+                Some((held, reason)) if *held == kind => {
+                    let _ = writeln!(out, "{name}{{environment=\"{env}\",reason=\"{}\"}} 1", label_value(reason));
+                }
+                _ => {
+                    let _ = writeln!(out, "{name}{{environment=\"{env}\",reason=\"none\"}} 0");
+                }
+            }
+        }
+    }
     out
+}
+
+/// A label value as the text format needs it: backslash, quote and newline escaped.
+fn label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::state::AppState;
 use crate::db::control::{self, SeedRecord};
 use crate::db::overview::Targets;
 use crate::db::seed::{self, SeedError, SeedMode};
-use crate::db::{target, Database, DbError, Schema};
+use crate::db::{target, Database, DbError, Schema, SessionSettings};
 use crate::domain::environment::Environment;
 use crate::domain::overview::format_count;
 use crate::ui::app::{shell, App};
@@ -73,6 +73,9 @@ impl Application {
             metrics_token: config.metrics_token.clone(),
             login_throttle: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
+            policies: std::sync::Arc::new(
+                config.targets.iter().map(|(env, t)| (*env, std::sync::Arc::new(t.policy.clone()))).collect(),
+            ),
             d_day: config.d_day,
             http_metrics: Default::default(),
         };
@@ -159,10 +162,15 @@ pub async fn open_environment(
 /// Opens one environment's target: a demo target is created and migrated; a configured one
 /// must exist and hold what the engine needs, and nothing in it is created or changed.
 pub async fn open_target(env: Environment, target: &super::config::Target) -> Result<Database, DbError> {
+    let session = SessionSettings {
+        application_name: format!("sti-rollout/{env}"),
+        lock_timeout_ms: target.policy.session.lock_timeout_ms,
+        statement_timeout_ms: target.policy.session.statement_timeout_ms,
+    };
     if target.is_demo() {
-        return Database::open(&target.url, Schema::Target).await;
+        return Database::open_target(&target.url, &session).await;
     }
-    let db = Database::connect_existing(&target.url).await?;
+    let db = Database::connect_target(&target.url, false, &session).await?;
     let differences = crate::db::target_schema::check(&db).await?;
     if !differences.is_empty() {
         db.close().await;

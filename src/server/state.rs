@@ -19,6 +19,10 @@ pub struct AppState {
     /// How long the applications' API requests take (`/metrics`).
     pub http_metrics: std::sync::Arc<super::http_metrics::HttpMetrics>,
     /// Emergency contacts per environment, from the configuration.
+    /// How runs meet faults and stress, per environment, from the configuration.
+    pub policies: std::sync::Arc<
+        std::collections::BTreeMap<crate::domain::environment::Environment, std::sync::Arc<crate::domain::policy::Policy>>,
+    >,
     pub contacts: std::sync::Arc<
         std::collections::BTreeMap<
             crate::domain::environment::Environment,

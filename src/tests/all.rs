@@ -14,6 +14,7 @@ mod console;
 mod demo_data;
 mod engine_defects;
 mod engine_runs;
+mod faults;
 mod identification;
 mod overview;
 mod projects;

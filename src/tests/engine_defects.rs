@@ -20,7 +20,7 @@ async fn within_a_minute<T>(what: &str, work: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} took over a minute"))
 }
 
-async fn exec(f: &Fixture, sql: &str) {
+pub(crate) async fn exec(f: &Fixture, sql: &str) {
     sqlx::query(sql).execute(f.target.pool()).await.unwrap();
 }
 
@@ -132,25 +132,39 @@ async fn postgres_a_rollback_stops_when_the_flag_goes_on_under_it() {
     a_rollback_stops_when_the_flag_goes_on_under_it(Backend::Postgres).await;
 }
 
+/// How inserting the subtype row of legacy row 2500 fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The target refuses that row (a trigger raising): a poison row, isolated by splitting.
+    Row,
+    /// The target is broken (a function fails on PostgreSQL's missing table, on SQLite's
+    /// malformed JSON — errors of the database, not of the row): the run fails.
+    Broken,
+}
+
 /// Makes inserting the subtype row of legacy row 2500 fail, as a poison row or a broken
 /// database would; `cure` removes it.
-async fn poison_row_2500(f: &Fixture) {
+pub(crate) async fn poison_row_2500(f: &Fixture, refusal: Refusal) {
     exec(f, "update projects set project_type = 'school', school_name = 'Poison High', grade = 5, pace = null where id = 2500")
         .await;
     match f.target.dialect() {
         Dialect::Sqlite => {
-            exec(
-                f,
-                "create trigger poison before insert on school_projects when new.project_id = 2500
-                 begin select raise(abort, 'poison row 2500'); end",
-            )
-            .await
+            let body = match refusal {
+                Refusal::Row => "select raise(abort, 'poison row 2500');",
+                Refusal::Broken => "select json('{poison row 2500');",
+            };
+            exec(f, &format!("create trigger poison before insert on school_projects when new.project_id = 2500 begin {body} end"))
+                .await
         }
         Dialect::Postgres => {
+            let code = match refusal {
+                Refusal::Row => "P0001",
+                Refusal::Broken => "42P01",
+            };
             exec(
                 f,
-                "create or replace function poison() returns trigger language plpgsql as $$
-                 begin if new.project_id = 2500 then raise exception 'poison row 2500'; end if; return new; end $$",
+                &format!("create or replace function poison() returns trigger language plpgsql as $$
+                 begin if new.project_id = 2500 then raise exception 'poison row 2500' using errcode = '{code}'; end if; return new; end $$"),
             )
             .await;
             exec(f, "create trigger poison before insert on school_projects for each row execute function poison()")
@@ -159,7 +173,7 @@ async fn poison_row_2500(f: &Fixture) {
     }
 }
 
-async fn cure(f: &Fixture) {
+pub(crate) async fn cure(f: &Fixture) {
     match f.target.dialect() {
         Dialect::Sqlite => exec(f, "drop trigger poison").await,
         Dialect::Postgres => exec(f, "drop trigger poison on school_projects").await,
@@ -170,13 +184,14 @@ async fn cure(f: &Fixture) {
 async fn failing_backfill(f: &Fixture) -> runs::RunRecord {
     let held = backfill::begin(&f.target, &start(1_000, 30_000)).await.unwrap();
     let error = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap_err();
-    assert!(error.to_string().contains("poison row 2500"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("poison row 2500") || message.contains("malformed JSON"), "{message}");
     runs::list(&f.target, 1).await.unwrap().remove(0)
 }
 
 async fn a_failed_run_is_continued_from_its_checkpoint_unless_restarted(backend: Backend) {
     let f = fixture(backend, 3_000).await;
-    poison_row_2500(&f).await;
+    poison_row_2500(&f, Refusal::Broken).await;
     let failed = failing_backfill(&f).await;
     assert_eq!((failed.state, failed.checkpoint), (RunState::Failed, 2_000));
     cure(&f).await;
@@ -192,7 +207,7 @@ async fn a_failed_run_is_continued_from_its_checkpoint_unless_restarted(backend:
 
     // after a completed run a new one covers the whole range; after a failed one, --restart does
     exec(&f, "delete from school_projects where project_id = 2500").await;
-    poison_row_2500(&f).await;
+    poison_row_2500(&f, Refusal::Broken).await;
     let failed_again = failing_backfill(&f).await;
     assert_eq!((failed_again.low_id, failed_again.checkpoint), (0, 2_000));
     cure(&f).await;

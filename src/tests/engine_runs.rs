@@ -43,6 +43,7 @@ pub(crate) fn start(chunk: i64, lease_ms: i64) -> Start {
         pacing: Pacing::parse(chunk, 0, None).unwrap(),
         resume_from: None,
         lease_ms,
+        policy: Default::default(),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::domain::overview::{format_count, format_percent};
 use crate::domain::pacing::DEFAULT_CHUNK;
 use crate::domain::phases::{Phase, PhaseStatus};
 use crate::domain::reports::{DryRunReport, RollbackPlan};
-use crate::domain::run::{RunKind, RunRequest, RunState};
+use crate::domain::run::{HoldKind, RunKind, RunRequest, RunState};
 use crate::ui::charts::{self, RunChart};
 use crate::ui::components::async_view::{AsyncView, ErrorNotice};
 use crate::ui::erase;
@@ -199,11 +199,22 @@ fn FlashLine(flash: Flash) -> impl IntoView {
     }
 }
 
+/// The badge's colour: a run holding shows as held, whatever it holds for.
+fn state_class(run: &RunView) -> &'static str {
+    match &run.hold {
+        Some(hold) if run.state == RunState::Running => hold.kind.as_str(),
+        _ => run.state.as_str(),
+    }
+}
+
 fn state_label(run: &RunView) -> String {
     match run.requested {
         Some(RunRequest::Pause) if run.state == RunState::Running => "pausing…".into(),
         Some(RunRequest::Resume) if run.state == RunState::Paused => "resuming…".into(),
         Some(RunRequest::Cancel) if run.is_active() => "cancelling…".into(),
+        _ if run.state == RunState::Running && run.hold.is_some() => {
+            run.hold.as_ref().map(|h| h.kind.as_str().to_owned()).unwrap_or_default()
+        }
         _ => run.state.to_string(),
     }
 }
@@ -225,9 +236,19 @@ fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
         Either::Right(view! {
             <div class="run-head">
                 <h2 id="run-heading">{format!("{} #{}", if run.kind == RunKind::Rollback { "Rollback" } else { "Backfill" }, run.id)}</h2>
-                <span class=format!("run-state run-state-{}", run.state.as_str()) data-testid="run-state">{state_label(&run)}</span>
+                <span class=format!("run-state run-state-{}", state_class(&run)) data-testid="run-state">{state_label(&run)}</span>
                 <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
             </div>
+            {run.hold.clone().filter(|_| run.state == RunState::Running && !gone).map(|hold| view! {
+                <div class="notice notice-warn" role="status" data-testid="run-hold">
+                    {hold.describe(&format!("{} UTC", clock_ms(hold.since_ms)), view.read_at)}
+                    {if hold.kind == HoldKind::Waiting {
+                        " · the run goes on by itself when the database answers; nothing committed is lost"
+                    } else {
+                        " · the run goes on by itself when the signal is under its threshold"
+                    }}
+                </div>
+            })}
             {gone.then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
                     "Its runner stopped renewing its lease (the process ended?). An operator can take the run over: it resumes after its checkpoint."
