@@ -4,6 +4,7 @@
 //! the console call the same functions.
 
 pub mod backfill;
+pub mod capture;
 pub mod classify;
 pub mod dead_letters;
 pub mod dry_run;
@@ -56,6 +57,11 @@ pub enum EngineError {
          see the dead letters for the errors"
     )]
     Breaker { failed: usize, seen: usize },
+    #[error(
+        "cannot {what} the change capture on projects: {message}. Nothing else changed; try again when the \
+         transactions holding the table have ended"
+    )]
+    Capture { what: &'static str, message: String },
     #[error("the health signal '{name}' cannot be read: {message}")]
     Signal { name: String, message: String },
     #[error("{0}")]

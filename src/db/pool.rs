@@ -202,7 +202,8 @@ impl Database {
         if self.dialect() == Dialect::Postgres {
             // a migration may take long (an index on a big table); only its lock waits are cut short
             conn.execute(
-                format!("set lock_timeout = {}; set statement_timeout = 0", lock_timeout.as_millis().max(1)).as_str(),
+                format!("set lock_timeout = {}; set statement_timeout = 0", lock_timeout.as_millis().max(1))
+                    .as_str(),
             )
             .await?;
         }
@@ -210,7 +211,8 @@ impl Database {
             .run(&mut *conn)
             .await
             .map_err(|source| DbError::Migrate { url: self.url.to_string(), source });
-        let restore = format!("reset lock_timeout; reset statement_timeout; {}", self.session.as_deref().unwrap_or(""));
+        let restore =
+            format!("reset lock_timeout; reset statement_timeout; {}", self.session.as_deref().unwrap_or(""));
         if self.dialect() == Dialect::Postgres && conn.execute(restore.as_str()).await.is_err() {
             conn.detach(); // never hand a connection with a changed setting back to the pool
         }

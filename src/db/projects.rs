@@ -178,25 +178,27 @@ fn bind_legacy<'q>(
         .bind(now)
 }
 
-/// Writes the subtype row of project `id` (an application write: no backfill run).
+/// Writes the subtype row of project `id` (an application write: no backfill run), with the
+/// legacy row's `created_at` (the copied column verification compares). The change capture,
+/// while a rollout is in progress, has written the row already from the legacy columns: the
+/// application's write takes its place.
 async fn write_subtype(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     dialect: Dialect,
     id: i64,
     p: &NewProject,
-    now: &str,
 ) -> Result<(), sqlx::Error> {
-    let created = param(dialect, 4, "timestamptz");
     match &p.subtype {
         SubtypeRow::School { school_name, grade } => {
-            sqlx::query(&format!(
+            sqlx::query(
                 "insert into school_projects (project_id, school_name, grade, backfill_run_id, created_at)
-                 values ($1, $2, $3, null, {created})"
-            ))
+                 select id, $2, $3, null, created_at from projects where id = $1
+                 on conflict (project_id) do update set school_name = excluded.school_name,
+                     grade = excluded.grade, backfill_run_id = null, created_at = excluded.created_at",
+            )
             .bind(id)
             .bind(school_name)
             .bind(*grade)
-            .bind(now)
             .execute(&mut **tx)
             .await?;
         }
@@ -204,12 +206,13 @@ async fn write_subtype(
             let goal = param(dialect, 3, "date");
             sqlx::query(&format!(
                 "insert into self_study_projects (project_id, pace, goal_date, backfill_run_id, created_at)
-                 values ($1, $2, {goal}, null, {created})"
+                 select id, $2, {goal}, null, created_at from projects where id = $1
+                 on conflict (project_id) do update set pace = excluded.pace,
+                     goal_date = excluded.goal_date, backfill_run_id = null, created_at = excluded.created_at"
             ))
             .bind(id)
             .bind(pace.as_deref())
             .bind(goal_date.as_deref())
-            .bind(now)
             .execute(&mut **tx)
             .await?;
         }
@@ -254,7 +257,7 @@ async fn try_create(db: &Database, mode: Mode, p: &NewProject) -> Result<i64, sq
     );
     let id: i64 = bind_legacy(sqlx::query(&sql), p, &now).fetch_one(&mut *tx).await?.try_get("id")?;
     if mode == Mode::Sti {
-        write_subtype(&mut tx, dialect, id, p, &now).await?;
+        write_subtype(&mut tx, dialect, id, p).await?;
     }
     tx.commit().await?;
     Ok(id)
@@ -278,7 +281,7 @@ pub async fn replace(db: &Database, mode: Mode, id: i64, p: &NewProject) -> Resu
     }
     if mode == Mode::Sti {
         delete_subtypes(&mut tx, id).await?;
-        write_subtype(&mut tx, dialect, id, p, &now).await?;
+        write_subtype(&mut tx, dialect, id, p).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -119,7 +119,10 @@ impl Policy {
         within("retry.split_after", r.split_after, 1, 20)?;
         within("retry.breaker_window", r.breaker_window, 1, 10_000)?;
         if !(r.breaker_ratio > 0.0 && r.breaker_ratio <= 1.0) {
-            return Err(format!("retry.breaker_ratio must be above 0 and at most 1, not {}", r.breaker_ratio));
+            return Err(format!(
+                "retry.breaker_ratio must be above 0 and at most 1, not {}",
+                r.breaker_ratio
+            ));
         }
         within("session.lock_timeout_ms", self.session.lock_timeout_ms, 1, 600_000)?;
         within("session.statement_timeout_ms", self.session.statement_timeout_ms, 100, 24 * 3_600_000)?;
@@ -164,7 +167,10 @@ mod tests {
     fn a_setting_out_of_range_is_named_with_its_range() {
         let mut policy = Policy::default();
         policy.retry.first_backoff_ms = 0;
-        assert_eq!(policy.validate().unwrap_err(), "retry.first_backoff_ms must be between 10 and 60000, not 0");
+        assert_eq!(
+            policy.validate().unwrap_err(),
+            "retry.first_backoff_ms must be between 10 and 60000, not 0"
+        );
         let mut policy = Policy::default();
         policy.retry.max_backoff_ms = 100;
         assert!(policy.validate().unwrap_err().starts_with("retry.max_backoff_ms must be between 500"));

@@ -273,8 +273,14 @@ mod tests {
             since_ms: 1_000,
             next_try_ms: 5_500,
         };
-        assert_eq!(hold.describe("14:02:11", 2_000), "waiting: connection refused since 14:02:11, next try in 4 s");
-        assert_eq!(hold.describe("14:02:11", 9_000), "waiting: connection refused since 14:02:11, next try in 0 s");
+        assert_eq!(
+            hold.describe("14:02:11", 2_000),
+            "waiting: connection refused since 14:02:11, next try in 4 s"
+        );
+        assert_eq!(
+            hold.describe("14:02:11", 9_000),
+            "waiting: connection refused since 14:02:11, next try in 0 s"
+        );
         assert!(hold.is_fresh(20_000, 30_000) && !hold.is_fresh(40_000, 30_000));
     }
 }

@@ -518,7 +518,9 @@ async fn drive_loop(
             }
             Err(error) => error,
         };
-        let super::faults::Fault::Retryable(reason) = super::faults::classify(&error) else { return Err(error) };
+        let super::faults::Fault::Retryable(reason) = super::faults::classify(&error) else {
+            return Err(error);
+        };
         let retry = &held.policy.retry;
         let (since, attempt) = match fault {
             Some((since, attempt)) => (since, attempt + 1),
@@ -571,7 +573,12 @@ impl Turns<'_> {
     /// Says the run holds — mirrored, observed — and sleeps until the hold's next try. The lease
     /// is not renewed while the database does not answer: if it runs out, another runner may
     /// take the run over, and this one learns so at its next turn and stops.
-    async fn hold(&mut self, held: &mut Held, hold: Hold, observer: &mut Observer<'_>) -> Result<(), EngineError> {
+    async fn hold(
+        &mut self,
+        held: &mut Held,
+        hold: Hold,
+        observer: &mut Observer<'_>,
+    ) -> Result<(), EngineError> {
         let wait = (hold.next_try_ms - now_ms()).max(0) as u64;
         held.run.hold = Some(hold);
         self.writer.run(&held.run);
@@ -750,14 +757,21 @@ impl Turns<'_> {
 
 /// The one row of `(from, to]` that the target refuses: recorded as a dead letter with the
 /// target's error, and the checkpoint moved past it, in one fenced transaction.
-async fn refuse_row(db: &Database, held: &Held, from: i64, to: i64, reason: &str) -> Result<ChunkOutcome, EngineError> {
+async fn refuse_row(
+    db: &Database,
+    held: &Held,
+    from: i64,
+    to: i64,
+    reason: &str,
+) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
     let mut tx = db.begin_write().await?;
-    let id: i64 = sqlx::query_scalar("select id from projects where id > $1 and id <= $2 order by id limit 1")
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *tx)
-        .await?;
+    let id: i64 =
+        sqlx::query_scalar("select id from projects where id > $1 and id <= $2 order by id limit 1")
+            .bind(from)
+            .bind(to)
+            .fetch_one(&mut *tx)
+            .await?;
     sqlx::query(
         "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at) values ($1, $2, $3, $4)
          on conflict (run_id, project_id) do update set reason = excluded.reason",
@@ -789,7 +803,9 @@ pub const REFUSED_PREFIX: &str = "refused: ";
 fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+    );
     (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64
 }
 

@@ -22,7 +22,9 @@ pub enum Fault {
 /// Classifies `error` (the run's own errors — a lost lease, a corrupt run row — are fatal).
 pub fn classify(error: &EngineError) -> Fault {
     match error {
-        EngineError::Db(DbError::Query(e)) | EngineError::Db(DbError::Connect { source: e, .. }) => of_sqlx(e),
+        EngineError::Db(DbError::Query(e)) | EngineError::Db(DbError::Connect { source: e, .. }) => {
+            of_sqlx(e)
+        }
         _ => Fault::Fatal,
     }
 }
@@ -47,9 +49,10 @@ fn of_sqlx(error: &sqlx::Error) -> Fault {
     }
 }
 
-/// By SQLSTATE (PostgreSQL: five characters) or result code (SQLite: a number).
+/// By SQLSTATE (PostgreSQL: always five characters, often all digits) or extended result code
+/// (SQLite: a number of at most four digits).
 fn of_code(code: &str, message: &str) -> Fault {
-    if let Ok(sqlite) = code.parse::<i64>() {
+    if let (true, Ok(sqlite)) = (code.len() < 5, code.parse::<i64>()) {
         return match sqlite & 0xff {
             5 => Fault::Retryable("database is busy (SQLITE_BUSY)".into()),
             6 => Fault::Retryable("table is locked (SQLITE_LOCKED)".into()),
@@ -86,7 +89,8 @@ mod tests {
 
     #[test]
     fn faults_of_a_restarting_or_contended_database_are_waited_out() {
-        for code in ["57P01", "57P03", "55P03", "57014", "40001", "40P01", "08006", "53300", "5", "517", "6"] {
+        for code in ["57P01", "57P03", "55P03", "57014", "40001", "40P01", "08006", "53300", "5", "517", "6"]
+        {
             assert!(matches!(of_code(code, "x"), Fault::Retryable(_)), "{code}");
         }
         assert_eq!(of_code("55P03", "x"), Fault::Retryable("lock timeout (55P03)".into()));

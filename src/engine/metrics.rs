@@ -102,7 +102,9 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
         let kind: Option<String> = row.try_get("hold_kind")?;
         let next_try: Option<i64> = row.try_get("hold_next_try")?;
         let fresh = next_try.is_some_and(|at| crate::db::now_ms() <= at + crate::domain::live::HOLD_GRACE_MS);
-        if let (Some(RunState::Running), Some(kind), true) = (m.state, kind.as_deref().and_then(HoldKind::parse), fresh) {
+        if let (Some(RunState::Running), Some(kind), true) =
+            (m.state, kind.as_deref().and_then(HoldKind::parse), fresh)
+        {
             m.hold = Some((kind, row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default()));
         }
     }

@@ -5,7 +5,7 @@
 use super::backfill::{self, Start};
 use super::runs::{self, Held, RunRecord};
 use super::verify::{self, VerifyReport};
-use super::{dry_run, mirror, rollback, EngineError};
+use super::{capture, dry_run, mirror, rollback, EngineError};
 use crate::db::audit::{self, Entry};
 use crate::db::control::ENABLE_STI;
 use crate::db::Database;
@@ -46,15 +46,26 @@ pub async fn begin(
         RunKind::Backfill => {
             // the gate is checked on the decision that is carried out: a run that ends between
             // the two cannot turn a take-over into a new run past a closed gate
-            let beginning = backfill::plan(target, start).await?;
+            let mut beginning = backfill::plan(target, start).await?;
             if let backfill::Beginning::New(_) = beginning {
                 let gate = crate::db::rollout::backfill_gate(control, start.env).await?;
                 check_gate(control, start.env, &start.started_by, "a live backfill", gate, override_gate)
                     .await?;
             }
+            // from here on every application write keeps the subtype rows in step; a row
+            // inserted between the plan and the capture is inside the run's range
+            install_capture(control, target, start).await?;
+            if let backfill::Beginning::New(new) = &mut beginning {
+                new.high_id = new.high_id.max(crate::db::target::max_project_id(target).await?.unwrap_or(0));
+            }
             backfill::carry_out(target, &beginning, start).await?
         }
-        RunKind::Rollback => rollback::begin(target, control, start).await?,
+        RunKind::Rollback => {
+            rollback::ensure_flag_off(control, start.env).await?;
+            // the capture would write back what the rollback deletes
+            remove_capture(control, target, start).await?;
+            rollback::begin(target, control, start).await?
+        }
     };
     let taken_over = held.run.started_by != start.started_by || held.run.checkpoint > held.run.low_id;
     mirror::record(Some(control), start.env, &held.run).await;
@@ -70,6 +81,69 @@ pub async fn begin(
     )
     .await;
     Ok(held)
+}
+
+/// How often installing or removing the capture tries to get its lock on `projects`.
+const CAPTURE_TRIES: u32 = 3;
+
+/// Installs the change capture on the target unless it is there (audited when it was not);
+/// a lock on `projects` that cannot be had within the lock timeout, three times, stops the start.
+async fn install_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
+    let lock_timeout = std::time::Duration::from_millis(start.policy.session.lock_timeout_ms.max(1) as u64);
+    let mut tries = 0;
+    let installed = loop {
+        tries += 1;
+        match capture::install(target, lock_timeout).await {
+            Ok(installed) => break installed,
+            Err(error)
+                if tries < CAPTURE_TRIES
+                    && matches!(super::faults::classify(&error), super::faults::Fault::Retryable(_)) =>
+            {
+                tracing::warn!(%error, tries, "cannot install the change capture yet; trying again");
+                tokio::time::sleep(lock_timeout.min(std::time::Duration::from_secs(2))).await;
+            }
+            Err(error) => return Err(EngineError::Capture { what: "install", message: error.to_string() }),
+        }
+    };
+    if installed {
+        tracing::info!(environment = %start.env, "change capture installed on projects");
+        audit::record_or_log(
+            control,
+            Entry {
+                actor: &start.started_by,
+                action: "capture.install",
+                environment: Some(start.env),
+                after: Some(json!({ "capture": true, "lock_timeout_ms": lock_timeout.as_millis() as i64 })),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Removes the change capture (audited when it was there).
+async fn remove_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
+    let lock_timeout = std::time::Duration::from_millis(start.policy.session.lock_timeout_ms.max(1) as u64);
+    let removed = capture::remove(target, lock_timeout)
+        .await
+        .map_err(|error| EngineError::Capture { what: "remove", message: error.to_string() })?;
+    if removed {
+        tracing::info!(environment = %start.env, "change capture removed from projects");
+        audit::record_or_log(
+            control,
+            Entry {
+                actor: &start.started_by,
+                action: "capture.remove",
+                environment: Some(start.env),
+                before: Some(json!({ "capture": true })),
+                after: Some(json!({ "capture": false })),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Asks the environment's active run (or run `run_id`, which must be it) to pause, resume or

@@ -15,8 +15,11 @@ use crate::domain::run::RunKind;
 use std::time::Instant;
 
 /// Rows created by backfill runs: what a rollback would delete.
+/// That is rows a backfill run (or a reconcile) wrote, and rows the change capture wrote (its
+/// provenance is `0`, [`super::capture::CAPTURE_PROVENANCE`]); rows the application wrote with
+/// its flag on (`null`) stay.
 pub(super) const PROVENANCE: &str =
-    "backfill_run_id in (select id from sti_backfill_runs where kind = 'backfill')";
+    "(backfill_run_id = 0 or backfill_run_id in (select id from sti_backfill_runs where kind = 'backfill'))";
 
 pub use crate::domain::reports::RollbackPlan;
 

@@ -6,10 +6,10 @@ use crate::db::Database;
 use crate::domain::pacing::{Pacing, Progress};
 use crate::domain::policy::Policy;
 use crate::domain::run::{Hold, RunKind, RunRequest, RunState};
-use std::sync::Arc;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::sync::Arc;
 
 /// How long a lease lasts without renewal; every chunk renews it.
 pub const DEFAULT_LEASE_MS: i64 = 30_000;
@@ -168,7 +168,13 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(busy(db).await),
         Err(e) => return Err(e.into()),
     };
-    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms: new.lease_ms, policy: Arc::default() })
+    Ok(Held {
+        token: run.fencing_token,
+        run,
+        owner: owner.to_owned(),
+        lease_ms: new.lease_ms,
+        policy: Arc::default(),
+    })
 }
 
 /// Takes over the active run whose lease has expired by the database's clock, or whose holder

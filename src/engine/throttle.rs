@@ -43,7 +43,8 @@ pub async fn probe(db: &Database, throttle: &Throttle) -> Result<(), EngineError
 /// `(name, value, threshold)` per configured signal; lags and ages in milliseconds.
 async fn readings(db: &Database, throttle: &Throttle) -> Result<Vec<(String, f64, f64)>, EngineError> {
     let mut out = Vec::new();
-    let signal_error = |name: &str, e: sqlx::Error| EngineError::Signal { name: name.to_owned(), message: e.to_string() };
+    let signal_error =
+        |name: &str, e: sqlx::Error| EngineError::Signal { name: name.to_owned(), message: e.to_string() };
     if let Some(max) = throttle.max_replica_lag_ms {
         let lag = match &throttle.replica_url {
             Some(url) => {
@@ -87,11 +88,17 @@ async fn readings(db: &Database, throttle: &Throttle) -> Result<Vec<(String, f64
             Dialect::Postgres => "double precision",
             Dialect::Sqlite => "real",
         };
-        let value = sqlx::query_scalar::<_, Option<f64>>(&format!("select cast(({}) as {real})", custom.sql.trim().trim_end_matches(';')))
-            .fetch_one(db.pool())
-            .await
-            .map_err(|e| signal_error(&custom.name, e))?
-            .ok_or_else(|| EngineError::Signal { name: custom.name.clone(), message: "the query returned null".into() })?;
+        let value = sqlx::query_scalar::<_, Option<f64>>(&format!(
+            "select cast(({}) as {real})",
+            custom.sql.trim().trim_end_matches(';')
+        ))
+        .fetch_one(db.pool())
+        .await
+        .map_err(|e| signal_error(&custom.name, e))?
+        .ok_or_else(|| EngineError::Signal {
+            name: custom.name.clone(),
+            message: "the query returned null".into(),
+        })?;
         out.push((custom.name.clone(), value, custom.max));
     }
     Ok(out)
@@ -102,7 +109,8 @@ fn postgres_only(db: &Database, setting: &str) -> Result<(), EngineError> {
         Dialect::Postgres => Ok(()),
         Dialect::Sqlite => Err(EngineError::Signal {
             name: setting.to_owned(),
-            message: "only PostgreSQL has replicas and transactions to watch; remove it for a SQLite target".into(),
+            message: "only PostgreSQL has replicas and transactions to watch; remove it for a SQLite target"
+                .into(),
         }),
     }
 }

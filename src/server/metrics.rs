@@ -145,6 +145,22 @@ mod tests {
         );
         assert!(text.contains("sti_backfill_last_success_timestamp_seconds{environment=\"prod\"} 0"));
         assert!(text.contains("sti_backfill_run_state{environment=\"dev\",state=\"running\"} 0"));
-        assert_eq!(text.matches("# TYPE").count(), 5);
+        assert!(text.contains("sti_backfill_waiting{environment=\"dev\",reason=\"none\"} 0"));
+        assert!(text.contains("sti_backfill_throttled{environment=\"prod\",reason=\"none\"} 0"));
+        assert_eq!(text.matches("# TYPE").count(), 7);
+    }
+
+    #[test]
+    fn a_held_run_is_one_series_labelled_with_its_reason() {
+        let held = EnvironmentMetrics {
+            hold: Some((HoldKind::Throttled, "replica \"lag\"".into())),
+            ..EnvironmentMetrics::default()
+        };
+        let text = render([("prod", &held)].into_iter());
+        assert!(
+            text.contains("sti_backfill_throttled{environment=\"prod\",reason=\"replica \\\"lag\\\"\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sti_backfill_waiting{environment=\"prod\",reason=\"none\"} 0"));
     }
 }

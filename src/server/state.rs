@@ -21,7 +21,10 @@ pub struct AppState {
     /// Emergency contacts per environment, from the configuration.
     /// How runs meet faults and stress, per environment, from the configuration.
     pub policies: std::sync::Arc<
-        std::collections::BTreeMap<crate::domain::environment::Environment, std::sync::Arc<crate::domain::policy::Policy>>,
+        std::collections::BTreeMap<
+            crate::domain::environment::Environment,
+            std::sync::Arc<crate::domain::policy::Policy>,
+        >,
     >,
     pub contacts: std::sync::Arc<
         std::collections::BTreeMap<

@@ -9,6 +9,7 @@
 mod access;
 mod api_keys;
 mod assets;
+mod capture;
 mod cli_errors;
 mod console;
 mod demo_data;

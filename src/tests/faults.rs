@@ -29,9 +29,21 @@ async fn backfill_observed(
     chunk: i64,
     policy: Policy,
 ) -> (Result<runs::RunRecord, EngineError>, Vec<Hold>) {
+    run_observed(f, target, begin(target, chunk, policy).await).await
+}
+
+async fn begin(target: &Database, chunk: i64, policy: Policy) -> runs::Held {
     let mut start = start(chunk, 30_000);
     start.policy = Arc::new(policy);
-    let held = backfill::begin(target, &start).await.unwrap();
+    backfill::begin(target, &start).await.unwrap()
+}
+
+/// Runs `held` to its end; the run and every hold the runner reported on the way.
+async fn run_observed(
+    f: &Fixture,
+    target: &Database,
+    held: runs::Held,
+) -> (Result<runs::RunRecord, EngineError>, Vec<Hold>) {
     let mut holds: Vec<Hold> = Vec::new();
     let result = backfill::run(target, Some(&f.control), DEV, held, &mut |run, _| {
         if let Some(hold) = &run.hold {
@@ -55,18 +67,21 @@ async fn a_poison_row_becomes_a_dead_letter_and_the_run_completes(backend: Backe
     let (run, _) = backfill_observed(&f, &f.target, 1_000, quick()).await;
     let run = run.expect("one refused row does not fail the run");
     assert_eq!(run.state, RunState::Completed);
-    let reason: String =
-        sqlx::query_scalar("select reason from sti_backfill_dead_letters where run_id = $1 and project_id = 2500")
-            .bind(run.id)
-            .fetch_one(f.target.pool())
-            .await
-            .unwrap();
+    let reason: String = sqlx::query_scalar(
+        "select reason from sti_backfill_dead_letters where run_id = $1 and project_id = 2500",
+    )
+    .bind(run.id)
+    .fetch_one(f.target.pool())
+    .await
+    .unwrap();
     assert!(reason.starts_with(REFUSED_PREFIX) && reason.contains("poison row 2500"), "{reason}");
     assert_eq!(count(&f.target, "select count(*) from school_projects where project_id = 2500").await, 0);
     assert_eq!(copied(&f).await + run.errors, 3_000, "every other row copied, each once: {run:?}");
     assert_eq!(run.rows_read, 3_000, "the split chunks read each row once");
     // the third chunk was split: more chunks than three in the ledger, one of them the lone row
-    let lone = count(&f.target, "select count(*) from sti_backfill_chunks where from_id = 2499 and to_id = 2500").await;
+    let lone =
+        count(&f.target, "select count(*) from sti_backfill_chunks where from_id = 2499 and to_id = 2500")
+            .await;
     assert_eq!(lone, 1, "the refused row has its own ledger row");
     cure(&f).await;
 }
@@ -103,7 +118,11 @@ async fn the_breaker_stops_a_run_whose_chunks_mostly_fail(backend: Backend) {
     assert!(matches!(error, EngineError::Breaker { .. }), "{error}");
     let failed = runs::list(&f.target, 1).await.unwrap().remove(0);
     assert_eq!(failed.state, RunState::Failed);
-    assert!(failed.error.as_deref().unwrap_or_default().contains("the breaker stopped the run"), "{:?}", failed.error);
+    assert!(
+        failed.error.as_deref().unwrap_or_default().contains("the breaker stopped the run"),
+        "{:?}",
+        failed.error
+    );
     assert!(failed.checkpoint < 300, "it stopped early, at {}", failed.checkpoint);
 }
 
@@ -159,6 +178,9 @@ async fn postgres_a_locked_table_is_waited_out_and_the_run_goes_on() {
 async fn postgres_connections_killed_under_the_runner_are_waited_out() {
     let f = fixture(Backend::Postgres, 5_000).await;
     let target = target_with_sessions(&f, 5_000).await;
+    let mut policy = quick();
+    policy.retry.first_backoff_ms = 20;
+    let held = begin(&target, 100, policy).await;
     let killer_db = f.target.clone();
     let killing = tokio::spawn(async move {
         let mut killed = 0_i64;
@@ -174,25 +196,26 @@ async fn postgres_connections_killed_under_the_runner_are_waited_out() {
         }
         killed
     });
-    let mut policy = quick();
-    policy.retry.first_backoff_ms = 20;
-    let (run, holds) = backfill_observed(&f, &target, 100, policy).await;
+    let (run, holds) = run_observed(&f, &target, held).await;
     let killed = killing.await.unwrap();
     let run = run.expect("killed connections are waited out");
     assert!(killed > 0, "the test killed no connection");
     assert_eq!(run.state, RunState::Completed);
     assert_eq!(copied(&f).await + run.errors, 5_000, "no row lost or doubled: {run:?}");
-    let ledger = count(&f.target, &format!("select count(*) from sti_backfill_chunks where run_id = {}", run.id)).await;
+    let ledger =
+        count(&f.target, &format!("select count(*) from sti_backfill_chunks where run_id = {}", run.id))
+            .await;
     assert_eq!(ledger, run.chunks, "one ledger row per committed chunk");
-    assert!(holds.iter().any(|h| h.kind == HoldKind::Waiting), "killed {killed} connections, holds {holds:?}");
+    assert!(
+        holds.iter().any(|h| h.kind == HoldKind::Waiting),
+        "killed {killed} connections, holds {holds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_database_busy_past_its_timeout_is_waited_out() {
     let f = fixture(Backend::Sqlite, 1_000).await;
-    let mut start = start(500, 30_000);
-    start.policy = Arc::new(quick());
-    let held = backfill::begin(&f.target, &start).await.unwrap();
+    let held = begin(&f.target, 500, quick()).await;
     // then another writer holds the file longer than the busy timeout (5 s)
     let mut writer = f.target.begin_write().await.unwrap();
     sqlx::query("update projects set title = title where id = 1").execute(&mut *writer).await.unwrap();
@@ -200,9 +223,7 @@ async fn sqlite_a_database_busy_past_its_timeout_is_waited_out() {
         tokio::time::sleep(Duration::from_millis(6_500)).await;
         writer.commit().await.unwrap();
     });
-    let mut holds: Vec<Hold> = Vec::new();
-    let run = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |run, _| holds.extend(run.hold.clone()))
-        .await;
+    let (run, holds) = run_observed(&f, &f.target, held).await;
     release.await.unwrap();
     let run = run.expect("SQLITE_BUSY is waited out");
     assert_eq!((run.state, run.rows_read), (RunState::Completed, 1_000));
@@ -215,8 +236,11 @@ async fn a_run_throttled_by_a_custom_signal_holds_says_why_and_goes_on(backend: 
     exec(&f, "create table queue_depth (n integer)").await;
     exec(&f, "insert into queue_depth values (1200)").await;
     let mut policy = quick();
-    policy.throttle.custom =
-        Some(CustomSignal { name: "queue depth".into(), sql: "select max(n) from queue_depth".into(), max: 1000.0 });
+    policy.throttle.custom = Some(CustomSignal {
+        name: "queue depth".into(),
+        sql: "select max(n) from queue_depth".into(),
+        max: 1000.0,
+    });
     let seen = Arc::new(Mutex::new(None::<Hold>));
     let (control, target, watched) = (f.control.clone(), f.target.clone(), seen.clone());
     let watcher = tokio::spawn(async move {
@@ -257,11 +281,15 @@ async fn a_signal_that_cannot_be_read_stops_the_start_and_starts_nothing() {
     let f = fixture(Backend::Sqlite, 100).await;
     let mut start = start(50, 30_000);
     let mut policy = Policy::default();
-    policy.throttle.custom = Some(CustomSignal { name: "queue depth".into(), sql: "select n from nowhere".into(), max: 1.0 });
+    policy.throttle.custom =
+        Some(CustomSignal { name: "queue depth".into(), sql: "select n from nowhere".into(), max: 1.0 });
     start.policy = Arc::new(policy);
     let error = operate::begin(&f.control, &f.target, RunKind::Backfill, &start, None).await.unwrap_err();
     let message = error.to_string();
-    assert!(message.starts_with("the health signal 'queue depth' cannot be read:") && message.contains("nowhere"), "{message}");
+    assert!(
+        message.starts_with("the health signal 'queue depth' cannot be read:") && message.contains("nowhere"),
+        "{message}"
+    );
     assert_eq!(count(&f.target, "select count(*) from sti_backfill_runs").await, 0, "no run was created");
 }
 
@@ -273,7 +301,10 @@ fn a_policy_out_of_range_in_the_config_file_is_one_clear_error() {
     let error = sti_rollout::server::config::Config::load_with(dir.path(), Some(&file), &Default::default())
         .unwrap_err()
         .to_string();
-    assert!(error.contains("policy.prod.retry.first_backoff_ms must be between 10 and 60000, not 0"), "{error}");
+    assert!(
+        error.contains("policy.prod.retry.first_backoff_ms must be between 10 and 60000, not 0"),
+        "{error}"
+    );
     std::fs::write(&file, "[policy.prod.retry]\nfirst_backof_ms = 10\n").unwrap();
     let error = sti_rollout::server::config::Config::load_with(dir.path(), Some(&file), &Default::default())
         .unwrap_err()

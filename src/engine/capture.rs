@@ -1,0 +1,238 @@
+//! Change capture while a rollout is in progress: triggers on the target's `projects` that
+//! keep the subtype rows in step with every application write — from any client, raw SQL
+//! included. An insert gets its subtype row, an update re-identifies the row (moving it between
+//! the subtype tables, or to the dead letters when it turned dirty), a delete takes its subtype
+//! row. Installed by the engine when an operator starts a live backfill, removed by a rollback
+//! (as pgroll installs and removes its triggers around a migration).
+//!
+//! Identification stays one rule: the triggers run [`classified`] on the written row, the very
+//! subquery the backfill copies with. Rows the capture writes carry their own provenance,
+//! [`CAPTURE_PROVENANCE`] — not a run's id, not the application's null — and a rollback deletes
+//! them with the runs' rows.
+
+use super::classify::{classified, NORMALISED_PACE};
+use super::EngineError;
+use crate::db::{Database, Dialect};
+use std::time::Duration;
+
+/// `backfill_run_id` of a subtype row the change capture wrote.
+pub const CAPTURE_PROVENANCE: i64 = 0;
+
+/// The statements that make the subtype rows of legacy row `id` (an SQL expression: `new.id`,
+/// a literal) what identification says, writing `provenance` into the rows they write and
+/// recording a dirty row as a dead letter of `dead_letter_run`. Each statement is idempotent;
+/// a row already right is not written (its provenance stays).
+pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) -> Vec<String> {
+    let row = classified().replace("$1", &format!("({id}) - 1")).replace("$2", &format!("({id})"));
+    let c = format!(
+        "(select id, school_name, grade, {NORMALISED_PACE} as pace, goal_date, created_at, verdict from {row} r)"
+    );
+    vec![
+        format!(
+            "delete from school_projects where project_id = ({id})
+               and not exists (select 1 from {c} c where c.verdict = 'school')"
+        ),
+        format!(
+            "delete from self_study_projects where project_id = ({id})
+               and not exists (select 1 from {c} c where c.verdict = 'self_study')"
+        ),
+        format!(
+            "insert into school_projects (project_id, school_name, grade, backfill_run_id, created_at)
+             select id, school_name, grade, {provenance}, created_at from {c} c where c.verdict = 'school'
+             on conflict (project_id) do update set school_name = excluded.school_name, grade = excluded.grade,
+                 created_at = excluded.created_at, backfill_run_id = excluded.backfill_run_id
+             where school_projects.school_name is distinct from excluded.school_name
+                or school_projects.grade is distinct from excluded.grade
+                or school_projects.created_at is distinct from excluded.created_at"
+        ),
+        format!(
+            "insert into self_study_projects (project_id, pace, goal_date, backfill_run_id, created_at)
+             select id, pace, goal_date, {provenance}, created_at from {c} c where c.verdict = 'self_study'
+             on conflict (project_id) do update set pace = excluded.pace, goal_date = excluded.goal_date,
+                 created_at = excluded.created_at, backfill_run_id = excluded.backfill_run_id
+             where self_study_projects.pace is distinct from excluded.pace
+                or self_study_projects.goal_date is distinct from excluded.goal_date
+                or self_study_projects.created_at is distinct from excluded.created_at"
+        ),
+        format!(
+            "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
+             select {dead_letter_run}, id, substr(verdict, 3), {now} from {c} c
+             where c.verdict like 'x:%' and {dead_letter_run} is not null
+             on conflict (run_id, project_id) do update set reason = excluded.reason"
+        ),
+        // a row that is clean again is no dead letter any more, of any run
+        format!(
+            "delete from sti_backfill_dead_letters where project_id = ({id})
+               and not exists (select 1 from {c} c where c.verdict like 'x:%')"
+        ),
+    ]
+}
+
+/// The statements that remove what legacy row `id` (deleted, or moved to another id) had.
+fn forget(id: &str) -> Vec<String> {
+    ["school_projects", "self_study_projects", "sti_backfill_dead_letters"]
+        .into_iter()
+        .map(|table| format!("delete from {table} where project_id = ({id})"))
+        .collect()
+}
+
+/// The run a dirty row written by the application is recorded under: the newest backfill.
+const NEWEST_BACKFILL: &str = "(select max(id) from sti_backfill_runs where kind = 'backfill')";
+
+/// Columns whose change can change what a row becomes (an update of a title alone costs the
+/// capture nothing).
+const IDENTIFYING: [&str; 7] =
+    ["id", "project_type", "school_name", "grade", "pace", "goal_date", "created_at"];
+
+/// The names the capture's objects have in the target.
+const PG_FUNCTION: &str = "sti_capture_projects";
+const PG_TRIGGER: &str = "sti_capture_projects";
+const SQLITE_TRIGGERS: [&str; 3] = ["sti_capture_insert", "sti_capture_update", "sti_capture_delete"];
+
+/// Whether the capture is installed on `db`.
+pub async fn installed(db: &Database) -> Result<bool, EngineError> {
+    let found: i64 = match db.dialect() {
+        Dialect::Postgres => {
+            sqlx::query_scalar(
+                "select count(*) from pg_trigger where tgname = $1 and tgrelid = 'projects'::regclass",
+            )
+            .bind(PG_TRIGGER)
+            .fetch_one(db.pool())
+            .await?
+        }
+        Dialect::Sqlite => {
+            sqlx::query_scalar(
+                "select count(*) from sqlite_master where type = 'trigger' and tbl_name = 'projects'
+                   and name in ('sti_capture_insert', 'sti_capture_update', 'sti_capture_delete')",
+            )
+            .fetch_one(db.pool())
+            .await?
+        }
+    };
+    Ok(found > 0)
+}
+
+/// Installs (or brings up to date) the capture, in one transaction whose lock waits end after
+/// `lock_timeout` (PostgreSQL: a trigger takes a lock on `projects` that would queue every
+/// application write behind a long transaction). Idempotent; whether it was installed now
+/// (`false`: it was already).
+pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, EngineError> {
+    let was = installed(db).await?;
+    let now = db.dialect().now_ms_sql();
+    let mut tx = db.begin_write().await?;
+    match db.dialect() {
+        Dialect::Postgres => {
+            sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
+                .execute(&mut *tx)
+                .await?;
+            let body = |statements: Vec<String>| statements.join(";\n    ") + ";";
+            let changed = IDENTIFYING.map(|c| format!("old.{c} is distinct from new.{c}")).join(" or ");
+            sqlx::query(&format!(
+                "create or replace function {PG_FUNCTION}() returns trigger language plpgsql as $capture$
+                 begin
+                    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.id <> new.id) then
+                        {forget}
+                    end if;
+                    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not ({changed})) then
+                        return null;
+                    end if;
+                    {reidentify}
+                    return null;
+                 end
+                 $capture$",
+                forget = body(forget("old.id")),
+                reidentify =
+                    body(reidentify("new.id", &CAPTURE_PROVENANCE.to_string(), NEWEST_BACKFILL, now)),
+            ))
+            .execute(&mut *tx)
+            .await?;
+            if !was {
+                sqlx::query(&format!(
+                    "create trigger {PG_TRIGGER} after insert or update or delete on projects
+                     for each row execute function {PG_FUNCTION}()"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        Dialect::Sqlite => {
+            let body = |statements: Vec<String>| statements.join(";\n") + ";";
+            let changed = IDENTIFYING.map(|c| format!("old.{c} is not new.{c}")).join(" or ");
+            let reidentify =
+                body(reidentify("new.id", &CAPTURE_PROVENANCE.to_string(), NEWEST_BACKFILL, now));
+            for name in SQLITE_TRIGGERS {
+                sqlx::query(&format!("drop trigger if exists {name}")).execute(&mut *tx).await?;
+            }
+            for sql in [
+                format!("create trigger sti_capture_insert after insert on projects begin {reidentify} end"),
+                format!(
+                    "create trigger sti_capture_update after update on projects when {changed} begin
+                     {forget} {reidentify} end",
+                    // forgetting the old id first is right for a moved row and harmless otherwise:
+                    // the same statements put back what the row is now
+                    forget = body(forget("old.id")),
+                ),
+                format!(
+                    "create trigger sti_capture_delete after delete on projects begin {} end",
+                    body(forget("old.id"))
+                ),
+            ] {
+                sqlx::query(&sql).execute(&mut *tx).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(!was)
+}
+
+/// Removes the capture; whether it was installed.
+pub async fn remove(db: &Database, lock_timeout: Duration) -> Result<bool, EngineError> {
+    let was = installed(db).await?;
+    let mut tx = db.begin_write().await?;
+    match db.dialect() {
+        Dialect::Postgres => {
+            sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("drop trigger if exists {PG_TRIGGER} on projects"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("drop function if exists {PG_FUNCTION}()")).execute(&mut *tx).await?;
+        }
+        Dialect::Sqlite => {
+            for name in SQLITE_TRIGGERS {
+                sqlx::query(&format!("drop trigger if exists {name}")).execute(&mut *tx).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(was)
+}
+
+/// Re-identifies the legacy rows `ids` in one transaction, writing `provenance`: what the
+/// capture does for one written row, done for rows a verification found different.
+pub async fn reidentify_ids(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
+    ids: &[i64],
+    provenance: i64,
+) -> Result<(), EngineError> {
+    for id in ids {
+        // literals: every statement names the id a different number of times
+        let (id_sql, provenance_sql) = (id.to_string(), provenance.to_string());
+        for sql in reidentify(&id_sql, &provenance_sql, &provenance_sql, dialect.now_ms_sql()) {
+            sqlx::query(&sql).execute(&mut **tx).await?;
+        }
+        // a row that is gone has nothing left to re-identify: what it had goes
+        let exists: i64 = sqlx::query_scalar("select count(*) from projects where id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if exists == 0 {
+            for sql in forget(&id_sql) {
+                sqlx::query(&sql).execute(&mut **tx).await?;
+            }
+        }
+    }
+    Ok(())
+}
