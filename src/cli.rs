@@ -120,6 +120,21 @@ pub enum Command {
         #[command(flatten)]
         common: RunFlags,
     },
+    /// Re-copy exactly the ids the newest verification found different, as a fenced, resumable
+    /// run; then verify again.
+    Reconcile {
+        /// The environment: dev, staging or prod.
+        #[arg(long)]
+        env: Environment,
+        /// List the ids that would be re-copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Ids per chunk.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=MAX_CHUNK))]
+        chunk: i64,
+        #[command(flatten)]
+        common: RunFlags,
+    },
     /// Compare legacy rows with subtype rows range by range; exit 1 on any mismatch.
     Verify {
         /// The environment: dev, staging or prod.
@@ -406,6 +421,25 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                     policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
                 };
                 backfill::rollback(&control, &target, options).await
+            }
+        }
+        Some(Command::Reconcile { env, dry_run, chunk, common }) => {
+            let pacing =
+                Pacing::parse(chunk, 0, None).map_err(|e| CliError::Engine { env, source: e.into() })?;
+            let (control, target) = open_control_and_target(&config, env).await?;
+            if dry_run {
+                backfill::reconcile_dry_run(&control, env, common.json).await
+            } else {
+                let options = backfill::RunOptions {
+                    env,
+                    pacing,
+                    resume_from: None,
+                    lease_ms: common.lease_seconds * 1000,
+                    json: common.json,
+                    override_gate: None,
+                    policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
+                };
+                backfill::reconcile(&control, &target, options).await
             }
         }
         Some(Command::Verify { env, json }) => {

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod operate;
+pub mod reconcile;
 pub mod rollback;
 pub mod runs;
 pub mod throttle;
@@ -62,6 +63,8 @@ pub enum EngineError {
          transactions holding the table have ended"
     )]
     Capture { what: &'static str, message: String },
+    #[error("nothing to reconcile: {0}")]
+    NothingToReconcile(String),
     #[error("the health signal '{name}' cannot be read: {message}")]
     Signal { name: String, message: String },
     #[error("{0}")]

@@ -175,6 +175,60 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
     }
 }
 
+pub async fn reconcile(control: &Database, target: &Database, options: RunOptions) -> Result<(), CliError> {
+    let env = options.env;
+    let engine_error = |source| CliError::Engine { env, source };
+    let started = Instant::now();
+    let held = operate::begin(control, target, RunKind::Reconcile, &start(&options), None)
+        .await
+        .map_err(engine_error)?;
+    let ids = held.run.ids.as_ref().map_or(0, Vec::len);
+    eprintln!(
+        "{env}: reconcile #{} re-copies {} ids the last verification found different",
+        held.run.id,
+        format_count(ids as i64)
+    );
+    let mut reporter = Reporter::new(format!("{env} reconcile #{}", held.run.id), held.run.low_id);
+    let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
+        reporter.set_expected(run.rows_expected);
+        match &run.hold {
+            Some(hold) => reporter.hold(hold),
+            None => reporter.update(run.checkpoint, run.high_id, run.rows_read),
+        }
+    };
+    let result = crate::engine::reconcile::run(target, Some(control), env, held, &mut observe).await;
+    reporter.finish();
+    let run = result.map_err(engine_error)?;
+    summary(&run, started, options.json, "re-copied", "already right");
+    if run.state == crate::domain::run::RunState::Completed {
+        if !options.json {
+            println!("  now verify: `sti-rollout verify --env {env}`");
+        }
+        Ok(())
+    } else {
+        Err(CliError::Ended { env, run_id: run.id, state: run.state.to_string() })
+    }
+}
+
+pub async fn reconcile_dry_run(control: &Database, env: Environment, json: bool) -> Result<(), CliError> {
+    let plan = crate::engine::reconcile::plan(control, env)
+        .await
+        .map_err(|source| CliError::Engine { env, source })?;
+    if json {
+        println!("{}", json!({ "plan": plan }));
+    } else {
+        println!(
+            "{env} reconcile dry-run — nothing written: {} ids from verification #{} would be re-copied{}",
+            format_count(plan.ids.len() as i64),
+            plan.verification_id,
+            if plan.truncated { " (it found more: verify again after the reconcile)" } else { "" }
+        );
+        let shown: Vec<String> = plan.ids.iter().take(50).map(i64::to_string).collect();
+        println!("  {}{}", shown.join(" "), if plan.ids.len() > 50 { " …" } else { "" });
+    }
+    Ok(())
+}
+
 pub async fn rollback_dry_run(
     control: &Database,
     target: &Database,

@@ -157,6 +157,7 @@ const TABLES: &[Table] = &[
             ("created_at", Integer, true),
             ("updated_at", Integer, true),
             ("finished_at", Integer, false),
+            ("ids", Text, false),
         ],
         read_only: false,
         subtype: false,

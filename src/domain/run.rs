@@ -14,6 +14,8 @@ pub enum RunKind {
     Backfill,
     /// Deletes the subtype rows that backfill runs created.
     Rollback,
+    /// Re-copies the ids a verification found different (stored as a backfill with its ids).
+    Reconcile,
 }
 
 impl RunKind {
@@ -21,6 +23,16 @@ impl RunKind {
         match self {
             Self::Backfill => "backfill",
             Self::Rollback => "rollback",
+            Self::Reconcile => "reconcile",
+        }
+    }
+
+    /// What the console calls a run of this kind.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Backfill => "Backfill",
+            Self::Rollback => "Rollback",
+            Self::Reconcile => "Reconcile",
         }
     }
 
@@ -28,6 +40,7 @@ impl RunKind {
         match s {
             "backfill" => Some(Self::Backfill),
             "rollback" => Some(Self::Rollback),
+            "reconcile" => Some(Self::Reconcile),
             _ => None,
         }
     }
@@ -255,7 +268,7 @@ mod tests {
         for state in RunState::ALL {
             assert_eq!(RunState::parse(state.as_str()), Some(state));
         }
-        for kind in [RunKind::Backfill, RunKind::Rollback] {
+        for kind in [RunKind::Backfill, RunKind::Rollback, RunKind::Reconcile] {
             assert_eq!(RunKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(RunRequest::parse("cancel"), Some(RunRequest::Cancel));

@@ -324,6 +324,7 @@ pub async fn plan_begin(
         // few chunks, and nothing needs it before the run goes
         rows_expected: None,
         lease_ms: start.lease_ms,
+        ids: None,
     }))
 }
 
@@ -647,7 +648,10 @@ impl Turns<'_> {
         }
         let from = held.run.checkpoint;
         let walked = super::keys::walked_by(held.run.kind);
-        let to = super::keys::chunk_end(db, walked, from, self.chunk_size, held.run.high_id).await?;
+        let to = match &held.run.ids {
+            Some(ids) => super::reconcile::chunk_end(ids, from, self.chunk_size),
+            None => super::keys::chunk_end(db, walked, from, self.chunk_size, held.run.high_id).await?,
+        };
         let (chunk, refused) = self.copy(held, from, to, observer).await?;
         self.breaker(held, refused)?;
         tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");

@@ -21,7 +21,7 @@ pub const SELF_STUDY: Keyed = Keyed { table: "self_study_projects", key: "projec
 /// What a run of `kind` walks: a backfill the legacy rows, a rollback the subtype rows.
 pub fn walked_by(kind: RunKind) -> &'static [Keyed] {
     match kind {
-        RunKind::Backfill => &[LEGACY],
+        RunKind::Backfill | RunKind::Reconcile => &[LEGACY],
         RunKind::Rollback => &[SCHOOL, SELF_STUDY],
     }
 }
@@ -65,7 +65,7 @@ pub async fn rows_between(db: &Database, kind: RunKind, low: i64, high: i64) -> 
     let mut rows = 0;
     for Keyed { table, key } in walked_by(kind) {
         let only_created = match kind {
-            RunKind::Backfill => String::new(),
+            RunKind::Backfill | RunKind::Reconcile => String::new(),
             RunKind::Rollback => format!(" and {}", super::rollback::PROVENANCE),
         };
         let sql = format!("select count(*) from {table} where {key} > $1 and {key} <= $2{only_created}");

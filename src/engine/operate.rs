@@ -5,7 +5,7 @@
 use super::backfill::{self, Start};
 use super::runs::{self, Held, RunRecord};
 use super::verify::{self, VerifyReport};
-use super::{capture, dry_run, mirror, rollback, EngineError};
+use super::{capture, dry_run, mirror, reconcile, rollback, EngineError};
 use crate::db::audit::{self, Entry};
 use crate::db::control::ENABLE_STI;
 use crate::db::Database;
@@ -59,6 +59,12 @@ pub async fn begin(
                 new.high_id = new.high_id.max(crate::db::target::max_project_id(target).await?.unwrap_or(0));
             }
             backfill::carry_out(target, &beginning, start).await?
+        }
+        RunKind::Reconcile => {
+            let plan = reconcile::plan(control, start.env).await?;
+            // what the verification found different stays in step from here on
+            install_capture(control, target, start).await?;
+            reconcile::begin(target, &plan, start).await?
         }
         RunKind::Rollback => {
             rollback::ensure_flag_off(control, start.env).await?;

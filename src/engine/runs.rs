@@ -42,6 +42,8 @@ pub struct RunRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// A reconcile's ids, sorted (`None` for a backfill or rollback, which walk a key range).
+    pub ids: Option<Vec<i64>>,
     /// Why the runner holds between chunks, while it does (the runner's own knowledge: the
     /// database may not answer; the control database's mirror carries it).
     pub hold: Option<Hold>,
@@ -64,12 +66,25 @@ impl RunRecord {
         let text = |column: &str| -> Result<String, EngineError> { Ok(row.try_get::<String, _>(column)?) };
         let kind = text("kind")?;
         let state = text("state")?;
+        let ids: Option<Vec<i64>> = match row.try_get::<Option<String>, _>("ids")? {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                EngineError::Corrupt(format!("run has ids that are not a JSON list of ids: {e}"))
+            })?),
+            None => None,
+        };
         let requested: Option<String> = row.try_get("requested")?;
         let corrupt =
             |what: &str, value: &str| EngineError::Corrupt(format!("run has an unknown {what} '{value}'"));
         Ok(Self {
             id: row.try_get("id")?,
-            kind: RunKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+            kind: match (RunKind::parse(&kind), &ids) {
+                // a reconcile is stored as a backfill over its ids
+                (Some(RunKind::Backfill), Some(_)) => RunKind::Reconcile,
+                (Some(RunKind::Backfill | RunKind::Rollback), _) => {
+                    RunKind::parse(&kind).unwrap_or(RunKind::Backfill)
+                }
+                _ => return Err(corrupt("kind", &kind)),
+            },
             state: RunState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
             requested: match requested {
                 Some(r) => Some(RunRequest::parse(&r).ok_or_else(|| corrupt("request", &r))?),
@@ -102,6 +117,7 @@ impl RunRecord {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
+            ids,
             hold: None,
         })
     }
@@ -110,7 +126,7 @@ impl RunRecord {
 const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
     low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
     school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
-    created_at, updated_at, finished_at";
+    created_at, updated_at, finished_at, ids";
 
 /// What a new run covers and how it goes.
 #[derive(Clone, Debug)]
@@ -126,6 +142,17 @@ pub struct NewRun {
     /// runner counts them beside its first chunks otherwise).
     pub rows_expected: Option<i64>,
     pub lease_ms: i64,
+    /// A reconcile's ids, sorted.
+    pub ids: Option<Vec<i64>>,
+}
+
+/// How the target stores a run's kind: a reconcile is a backfill with its ids (the kind's check
+/// constraint predates it; rollback and provenance treat it as the backfill it is).
+fn stored(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Rollback => "rollback",
+        RunKind::Backfill | RunKind::Reconcile => "backfill",
+    }
 }
 
 /// A run this runner holds the lease of.
@@ -147,11 +174,11 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     let inserted = sqlx::query(&format!(
         "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
             target_chunk_ms, low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner,
-            lease_expires_at, created_at, updated_at)
-         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now})
+            lease_expires_at, created_at, updated_at, ids)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11)
          returning {COLUMNS}"
     ))
-    .bind(new.kind.as_str())
+    .bind(stored(new.kind))
     .bind(&new.started_by)
     .bind(new.pacing.chunk_size)
     .bind(new.pacing.pause_ms)
@@ -161,6 +188,7 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     .bind(owner)
     .bind(new.lease_ms)
     .bind(new.rows_expected)
+    .bind(new.ids.as_ref().map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())))
     .fetch_one(db.pool())
     .await;
     let run = match inserted {
@@ -252,9 +280,10 @@ pub async fn active(db: &Database) -> Result<Option<RunRecord>, EngineError> {
 /// The newest run of `kind`, if any.
 pub async fn latest(db: &Database, kind: RunKind) -> Result<Option<RunRecord>, EngineError> {
     let row = sqlx::query(&format!(
-        "select {COLUMNS} from sti_backfill_runs where kind = $1 order by id desc limit 1"
+        "select {COLUMNS} from sti_backfill_runs where kind = $1 and (ids is null) = $2 order by id desc limit 1"
     ))
-    .bind(kind.as_str())
+    .bind(stored(kind))
+    .bind(kind != RunKind::Reconcile)
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(RunRecord::from_row).transpose()

@@ -17,6 +17,9 @@ pub fn spawn(control: Database, target: Database, env: Environment, held: Held) 
         let result = match kind {
             RunKind::Backfill => backfill::run(&target, Some(&control), env, held, &mut quiet).await,
             RunKind::Rollback => rollback::run(&target, Some(&control), env, held, &mut quiet).await,
+            RunKind::Reconcile => {
+                crate::engine::reconcile::run(&target, Some(&control), env, held, &mut quiet).await
+            }
         };
         match result {
             Ok(run) => {

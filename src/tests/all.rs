@@ -19,6 +19,7 @@ mod faults;
 mod identification;
 mod overview;
 mod projects;
+mod reconcile;
 mod seed_command;
 mod support;
 mod target_databases;

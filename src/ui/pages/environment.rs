@@ -235,7 +235,7 @@ fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
         let gone = run.runner_gone(view.read_at);
         Either::Right(view! {
             <div class="run-head">
-                <h2 id="run-heading">{format!("{} #{}", if run.kind == RunKind::Rollback { "Rollback" } else { "Backfill" }, run.id)}</h2>
+                <h2 id="run-heading">{format!("{} #{}", run.kind.title(), run.id)}</h2>
                 <span class=format!("run-state run-state-{}", state_class(&run)) data-testid="run-state">{state_label(&run)}</span>
                 <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
             </div>
@@ -469,6 +469,13 @@ fn RunControls(env: Environment, live: RwSignal<LiveView>, role: Role, flash: Fl
                         <button class="button" data-testid="plan-rollback" disabled=busy on:click=move |_| { plan.dispatch(()); }>
                             {move || if plan.pending().get() { "Planning…" } else { "Plan rollback" }}
                         </button>
+                        {move || live.read().verification.clone().filter(|v| !v.ok && !v.mismatched_ids.is_empty()).map(|v| view! {
+                            <button class="button" data-testid="reconcile" disabled=busy
+                                title="Re-copy exactly the ids the last verification found different"
+                                on:click=move |_| confirming.set(Some(Pending::Start(RunKind::Reconcile)))>
+                                {format!("Reconcile {} ids…", format_count(v.mismatched_ids.len() as i64))}
+                            </button>
+                        })}
                     </div>
                 }),
                 Some(run) => {
@@ -502,6 +509,7 @@ fn RunControls(env: Environment, live: RwSignal<LiveView>, role: Role, flash: Fl
                 let what = match pending {
                     Pending::Start(RunKind::Backfill) => format!("Start a live backfill in {env}? It writes to the subtype tables."),
                     Pending::Start(RunKind::Rollback) => format!("Roll back in {env}? This deletes every subtype row the backfill created there."),
+                    Pending::Start(RunKind::Reconcile) => format!("Reconcile {env}? This re-copies the ids the last verification found different, then verify again."),
                     Pending::Stop => format!("Emergency stop in {env}: cancel the active run and turn ENABLE_STI off."),
                 };
                 let needs_name = env == Environment::Prod;

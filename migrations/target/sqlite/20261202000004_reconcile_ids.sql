@@ -1,0 +1,4 @@
+-- a reconcile is a backfill run over the ids a verification found different instead of a key
+-- range: their list (a JSON array, sorted), null for every other run. Rows it re-copies carry
+-- its id, so a rollback deletes them as it deletes any backfill's.
+alter table sti_backfill_runs add column ids text;
