@@ -262,6 +262,10 @@ pub struct RunFlags {
     /// Seconds a runner's lease lasts without renewal; a dead runner's run can be taken over after it.
     #[arg(long, env = "STI_LEASE_SECONDS", default_value_t = DEFAULT_LEASE_MS / 1000, value_parser = clap::value_parser!(i64).range(1..=3600))]
     lease_seconds: i64,
+    /// When another runner holds the environment's active run, wait (with a countdown) until
+    /// its lease runs out or the run ends, instead of failing.
+    #[arg(long)]
+    wait: bool,
 }
 
 /// What can go wrong in a subcommand, in one sentence each.
@@ -394,6 +398,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                 pacing,
                 resume_from: if restart { Some(0) } else { resume_from },
                 lease_ms: common.lease_seconds * 1000,
+                wait: common.wait,
                 json: common.json,
                 override_gate,
                 policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
@@ -416,6 +421,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                     pacing,
                     resume_from: restart.then_some(0),
                     lease_ms: common.lease_seconds * 1000,
+                    wait: common.wait,
                     json: common.json,
                     override_gate: None,
                     policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
@@ -435,6 +441,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                     pacing,
                     resume_from: None,
                     lease_ms: common.lease_seconds * 1000,
+                    wait: common.wait,
                     json: common.json,
                     override_gate: None,
                     policy: std::sync::Arc::new(config.targets[&env].policy.clone()),

@@ -9,7 +9,8 @@ use crate::domain::pacing::Pacing;
 use crate::domain::run::RunKind;
 use crate::domain::run::RunRequest;
 use crate::engine::backfill::{self, Start};
-use crate::engine::runs::{self, RunRecord};
+use crate::engine::runs::{self, Held, RunRecord};
+use crate::engine::EngineError;
 use crate::engine::{operate, rollback};
 use serde_json::json;
 use std::time::Instant;
@@ -20,6 +21,8 @@ pub struct RunOptions {
     pub pacing: Pacing,
     pub resume_from: Option<i64>,
     pub lease_ms: i64,
+    /// Wait for a held run's lease instead of failing.
+    pub wait: bool,
     pub json: bool,
     /// Start although the gate is closed, for this reason.
     pub override_gate: Option<String>,
@@ -35,6 +38,32 @@ fn start(options: &RunOptions) -> Start {
         resume_from: options.resume_from,
         lease_ms: options.lease_ms,
         policy: options.policy.clone(),
+    }
+}
+
+/// Begins a run with `begin`; with `--wait`, a run held by another runner is waited for — its
+/// lease counted down on stderr — and `begin` tried again each second, until the run is ours or
+/// over. Any other error ends the wait.
+async fn begin_waiting<F, Fut>(options: &RunOptions, mut begin: F) -> Result<Held, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Held, EngineError>>,
+{
+    let mut last_said: Option<Instant> = None;
+    loop {
+        match begin().await {
+            Err(EngineError::Busy { run_id, state, owner, seconds_left }) if options.wait => {
+                if last_said.is_none_or(|at| at.elapsed().as_secs() >= 5) {
+                    eprintln!(
+                        "{}: run #{run_id} ({state}) is held by {owner} for {seconds_left} s more; waiting for it (--wait)",
+                        options.env
+                    );
+                    last_said = Some(Instant::now());
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -62,13 +91,10 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
     let env = options.env;
     let engine_error = |source| CliError::Engine { env, source };
     let started = Instant::now();
-    let held = operate::begin(
-        control,
-        target,
-        RunKind::Backfill,
-        &start(&options),
-        options.override_gate.as_deref(),
-    )
+    let start = start(&options);
+    let held = begin_waiting(&options, || {
+        operate::begin(control, target, RunKind::Backfill, &start, options.override_gate.as_deref())
+    })
     .await
     .map_err(engine_error)?;
     announce(env, &held.run, &options);
@@ -152,7 +178,8 @@ pub async fn rollback(control: &Database, target: &Database, options: RunOptions
     let env = options.env;
     let engine_error = |source| CliError::Engine { env, source };
     let started = Instant::now();
-    let held = operate::begin(control, target, RunKind::Rollback, &start(&options), None)
+    let start = start(&options);
+    let held = begin_waiting(&options, || operate::begin(control, target, RunKind::Rollback, &start, None))
         .await
         .map_err(engine_error)?;
     announce(env, &held.run, &options);
@@ -179,7 +206,8 @@ pub async fn reconcile(control: &Database, target: &Database, options: RunOption
     let env = options.env;
     let engine_error = |source| CliError::Engine { env, source };
     let started = Instant::now();
-    let held = operate::begin(control, target, RunKind::Reconcile, &start(&options), None)
+    let start = start(&options);
+    let held = begin_waiting(&options, || operate::begin(control, target, RunKind::Reconcile, &start, None))
         .await
         .map_err(engine_error)?;
     let ids = held.run.ids.as_ref().map_or(0, Vec::len);

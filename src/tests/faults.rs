@@ -311,3 +311,33 @@ fn a_policy_out_of_range_in_the_config_file_is_one_clear_error() {
         .to_string();
     assert!(error.contains("first_backof_ms"), "an unknown setting is named: {error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_wait_counts_down_a_live_holders_lease_then_takes_the_run_over() {
+    let f = fixture(Backend::Sqlite, 1_000).await;
+    // this test process holds the run (alive, so no take-over at once) and never renews it
+    let held = backfill::begin(&f.target, &start(100, 3_000)).await.unwrap();
+    let vars = crate::support::config_vars(&f.config);
+    let refused = crate::support::cli(&["backfill", "--env", "dev"], &vars);
+    assert!(!refused.status.success());
+    assert!(
+        crate::support::stderr(&refused).contains("is already active"),
+        "{}",
+        crate::support::stderr(&refused)
+    );
+
+    let waited = crate::support::cli(&["backfill", "--env", "dev", "--wait"], &vars);
+    let err = crate::support::stderr(&waited);
+    assert!(waited.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("run #{} (running) is held by", held.run.id))
+            && err.contains("waiting for it (--wait)"),
+        "{err}"
+    );
+    let run = runs::get(&f.target, held.run.id).await.unwrap();
+    assert_eq!(
+        (run.state, run.rows_read),
+        (RunState::Completed, 1_000),
+        "the waiting runner took it over and finished it"
+    );
+}
