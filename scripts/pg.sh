@@ -51,10 +51,39 @@ pg_start() {
   pg_as_owner "'$PG_BIN/initdb' -D '$PG_DATA/data' -U postgres -A trust --no-sync -E UTF8 >'$PG_DATA/initdb.log' 2>&1"
   # by default fsync is off: the cluster lives for one test run and nothing in it must survive a
   # crash; PG_SETTINGS replaces that (the benchmark runs with durable settings)
-  local settings=${PG_SETTINGS:-"-c fsync=off -c synchronous_commit=off -c full_page_writes=off"}
-  pg_as_owner "'$PG_BIN/pg_ctl' -D '$PG_DATA/data' -l '$PG_DATA/server.log' -w -t 60 start \
-    -o \"-p $PG_PORT -k '$PG_DATA' -c listen_addresses=127.0.0.1 -c max_connections=200 $settings\"" >/dev/null
+  pg_ctl_start "$PG_DATA" "$PG_PORT"
   export STI_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+# Starts the cluster in $1 (made by pg_start) on port $2.
+pg_ctl_start() {
+  local settings=${PG_SETTINGS:-"-c fsync=off -c synchronous_commit=off -c full_page_writes=off"}
+  pg_as_owner "'$PG_BIN/pg_ctl' -D '$1/data' -l '$1/server.log' -w -t 60 start \
+    -o \"-p $2 -k '$1' -c listen_addresses=127.0.0.1 -c max_connections=200 $settings\"" >/dev/null
+}
+
+# Stops the cluster in $1 as an operator's restart would (`-m fast`: sessions are cut off).
+pg_ctl_stop() {
+  pg_as_owner "'$PG_BIN/pg_ctl' -D '$1/data' -m fast -w -t 60 stop" >/dev/null
+}
+
+# A second throwaway cluster for the torture test, which stops and starts it while a backfill
+# runs: exports STI_TORTURE_PG_URL and STI_TORTURE_PG_CTL (a command; `stop` or `start` after it).
+pg_start_torture() {
+  local data=${PG_DATA:-} port=${PG_PORT:-} url=${STI_TEST_PG_URL:-}
+  pg_start
+  TORTURE_PG_DATA=$PG_DATA
+  export STI_TORTURE_PG_URL=$STI_TEST_PG_URL
+  export STI_TORTURE_PG_CTL="env PG_BIN='$PG_BIN' bash '$PWD/scripts/pg-ctl.sh' '$PG_DATA' $PG_PORT"
+  PG_DATA=$data PG_PORT=$port STI_TEST_PG_URL=$url
+}
+
+pg_stop_torture() {
+  [ -n "${TORTURE_PG_DATA:-}" ] || return 0
+  local data=${PG_DATA:-}
+  PG_DATA=$TORTURE_PG_DATA
+  pg_stop
+  PG_DATA=$data TORTURE_PG_DATA=
 }
 
 pg_stop() {

@@ -40,6 +40,7 @@ time.sleep(86400)
 }
 port_holder=""
 cleanup() {
+  pg_stop_torture
   pg_stop
   if [ -n "$port_holder" ]; then kill "$port_holder" 2>/dev/null || true; fi
 }
@@ -66,7 +67,9 @@ step "clippy, browser build" cargo clippy --lib --features hydrate --target wasm
 trap cleanup EXIT
 hold_default_port
 pg_start
-step "unit and integration tests, SQLite and PostgreSQL" cargo test --features ssr
+pg_start_torture
+step "unit and integration tests, SQLite and PostgreSQL (with the torture test)" cargo test --features ssr
+pg_stop_torture
 pg_stop
 
 step "release build" build_release

@@ -12,6 +12,10 @@ pub struct Reporter {
     /// Rows the run expected when it began: the bar counts rows when it is known.
     expected: Option<i64>,
     started: Instant,
+    /// Rows the run had read when this process first saw it: a run taken over brings its
+    /// earlier rows along, which this process did not read.
+    first_rows: Option<i64>,
+    first_fraction: Option<f64>,
     last: Option<Instant>,
     terminal: bool,
     every: Duration,
@@ -25,6 +29,8 @@ impl Reporter {
             low,
             expected: None,
             started: Instant::now(),
+            first_rows: None,
+            first_fraction: None,
             last: None,
             terminal,
             every: if terminal { Duration::from_millis(100) } else { Duration::from_secs(2) },
@@ -46,8 +52,15 @@ impl Reporter {
         self.last = Some(Instant::now());
         let progress = Progress::of_run(self.low, high, checkpoint, rows, self.expected);
         let elapsed = self.started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 { rows as f64 / elapsed } else { 0.0 };
-        let eta = progress.eta_seconds(elapsed).map_or_else(|| "–".to_owned(), |s| format!("{s:.0} s"));
+        let first = *self.first_rows.get_or_insert(rows);
+        let rate = if elapsed > 0.0 { (rows - first).max(0) as f64 / elapsed } else { 0.0 };
+        // by what this process did: the rest at the pace since it began
+        let done_here = progress.fraction() - *self.first_fraction.get_or_insert(progress.fraction());
+        let eta = if done_here > 0.0 {
+            format!("{:.0} s", elapsed * (1.0 - progress.fraction()) / done_here)
+        } else {
+            "–".to_owned()
+        };
         let percent = progress.fraction() * 100.0;
         let line = format!(
             "{} {:5.1}%  id {} / {}  {} rows/s  ETA {}",

@@ -23,4 +23,5 @@ mod reconcile;
 mod seed_command;
 mod support;
 mod target_databases;
+mod torture;
 mod users;

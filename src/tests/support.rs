@@ -171,6 +171,16 @@ pub fn spawn_cli(args: &[&str], vars: &BTreeMap<String, String>) -> std::process
         .unwrap()
 }
 
+/// As [`spawn_cli`], its stderr appended to `log` (for the test to show when it fails).
+pub fn spawn_cli_logged(
+    args: &[&str],
+    vars: &BTreeMap<String, String>,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    cli_command(args, vars).stdout(std::process::Stdio::null()).stderr(file).spawn().unwrap()
+}
+
 fn cli_command(args: &[&str], vars: &BTreeMap<String, String>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
     for var in [
