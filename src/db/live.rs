@@ -6,7 +6,8 @@ use super::control::{self, ENABLE_STI};
 use super::Database;
 use crate::domain::environment::Environment;
 use crate::domain::live::{
-    chart_points, rate_and_eta, ChunkPoint, FlagChange, LiveView, RunView, VerificationView, MAX_CHART_POINTS,
+    chart_points, rate_and_eta, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, VerificationView,
+    MAX_CHART_POINTS,
 };
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
 use sqlx::any::AnyRow;
@@ -142,6 +143,7 @@ pub async fn last_verification(
 pub async fn fingerprint(control: &Database, env: Environment) -> Result<String, sqlx::Error> {
     let row = sqlx::query(
         "select (select coalesce(max(updated_at), 0) from runs where environment = $1) as run,
+                (select coalesce(max(coalesce(hold_next_try, 0)), 0) from runs where environment = $1) as held,
                 (select coalesce(max(run_id), 0) from runs where environment = $1) as run_id,
                 (select coalesce(max(id), 0) from verifications where environment = $1) as verification,
                 (select coalesce(max(updated_at), '') from flags where environment = $1) as flag,
@@ -151,8 +153,9 @@ pub async fn fingerprint(control: &Database, env: Environment) -> Result<String,
     .fetch_one(control.pool())
     .await?;
     Ok(format!(
-        "{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}",
         row.try_get::<i64, _>("run")?,
+        row.try_get::<i64, _>("held")?,
         row.try_get::<i64, _>("run_id")?,
         row.try_get::<i64, _>("verification")?,
         row.try_get::<String, _>("flag")?,
@@ -185,6 +188,29 @@ pub async fn flag_history(control: &Database, env: Environment) -> Result<Vec<Fl
         .collect()
 }
 
+/// The change capture's newest installation or removal in `env`, from the audit log.
+pub async fn capture(control: &Database, env: Environment) -> Result<Option<CaptureChange>, sqlx::Error> {
+    let row = sqlx::query(
+        "select at, actor, action, after from audit_log
+         where environment = $1 and action in ('capture.install', 'capture.remove') order by id desc limit 1",
+    )
+    .bind(env.as_str())
+    .fetch_optional(control.pool())
+    .await?;
+    row.map(|row| {
+        let after: Option<String> = row.try_get("after")?;
+        let after: serde_json::Value =
+            after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+        Ok(CaptureChange {
+            on: row.try_get::<String, _>("action")? == "capture.install",
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            lock_timeout_ms: after["lock_timeout_ms"].as_i64(),
+        })
+    })
+    .transpose()
+}
+
 /// Everything the page updates live.
 pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx::Error> {
     let flag_on = control::flag(control, env, ENABLE_STI)
@@ -214,6 +240,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         gate_closed: super::rollout::backfill_gate(control, env).await?.err(),
         checklist: super::checklist::entries(control, env).await?,
         flag_history: flag_history(control, env).await?,
+        capture: capture(control, env).await?,
         read_at: super::now_ms(),
     })
 }

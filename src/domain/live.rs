@@ -208,6 +208,8 @@ pub struct LiveView {
     pub checklist: Vec<super::checklist::ChecklistEntry>,
     /// Changes of `ENABLE_STI` here, newest first.
     pub flag_history: Vec<FlagChange>,
+    /// The change capture's newest installation or removal here (`None`: never installed).
+    pub capture: Option<CaptureChange>,
     /// The server's clock when this was read (epoch ms).
     pub read_at: i64,
 }
@@ -220,6 +222,16 @@ pub struct Contact {
     pub role: String,
     /// How to reach them: phone, e-mail, chat handle.
     pub reach: String,
+}
+
+/// The change capture installed (`on`) or removed, when and by whom, from the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureChange {
+    pub on: bool,
+    pub at: i64,
+    pub actor: String,
+    /// The lock timeout the installation held to, in ms.
+    pub lock_timeout_ms: Option<i64>,
 }
 
 /// One change of the flag, from the audit log.

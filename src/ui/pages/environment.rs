@@ -11,7 +11,8 @@ use crate::domain::access::Role;
 use crate::domain::checklist::SignState;
 use crate::domain::environment::Environment;
 use crate::domain::live::{
-    clock_ms, format_duration, format_epoch_ms, EnvironmentPage, LiveView, RunView, VerificationView,
+    clock_ms, format_duration, format_epoch_ms, CaptureChange, EnvironmentPage, LiveView, RunView,
+    VerificationView,
 };
 use crate::domain::overview::{format_count, format_percent};
 use crate::domain::pacing::DEFAULT_CHUNK;
@@ -305,7 +306,22 @@ fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                 </div>
             </dl>
             <p class="read-at">"Updated "<time>{clock_ms(run.updated_at)}</time>" UTC"</p>
+            <p class="read-at" data-testid="capture">{capture_line(view.capture.as_ref())}</p>
         })
+    }
+}
+
+/// Whether application writes are kept in step here, since when and by whose start.
+fn capture_line(capture: Option<&CaptureChange>) -> String {
+    match capture {
+        Some(c) if c.on => format!(
+            "Change capture on since {} (installed by {} with a {} ms lock timeout): every write to projects keeps the subtype rows in step; a rollback removes it.",
+            format_epoch_ms(c.at),
+            c.actor,
+            c.lock_timeout_ms.map_or("–".to_owned(), format_count)
+        ),
+        Some(c) => format!("Change capture removed {} by {} (rollback).", format_epoch_ms(c.at), c.actor),
+        None => "Change capture not installed: the first live backfill installs it.".to_owned(),
     }
 }
 
