@@ -1,6 +1,7 @@
 //! The identification rule exists twice — in Rust (`domain::study_type::identify`) and in the
 //! engine's set-based SQL — so it is checked over every combination of a wide set of field
-//! values, on both engines.
+//! values, on both engines — and the change capture, which runs the SQL in triggers, puts each
+//! row, inserted or updated, where the Rust rule says.
 
 use crate::support::{fresh_pg_database, open};
 use sqlx::Row;
@@ -57,6 +58,7 @@ async fn sql_and_rust_identify_every_combination_alike(url: DatabaseUrl) {
             }
         }
     }
+    sti_rollout::engine::capture::install(&db, std::time::Duration::from_secs(5)).await.unwrap();
     let mut tx = db.pool().begin().await.unwrap();
     for (i, row) in rows.iter().enumerate() {
         sqlx::query(
@@ -94,6 +96,66 @@ async fn sql_and_rust_identify_every_combination_alike(url: DatabaseUrl) {
         disagreements.len(),
         rows.len(),
         disagreements[..disagreements.len().min(10)].join("\n")
+    );
+    captured_where_rust_says(&db, &rows, 0).await;
+
+    // every row updated into another combination: the capture moves it
+    let shift = 7;
+    let mut tx = db.pool().begin().await.unwrap();
+    for i in 0..rows.len() {
+        let row = &rows[(i + shift) % rows.len()];
+        sqlx::query(
+            "update projects set project_type = $1, school_name = $2, grade = $3, pace = $4 where id = $5",
+        )
+        .bind(row.project_type)
+        .bind(row.school_name)
+        .bind(row.grade.map(|g| g as i32))
+        .bind(row.pace)
+        .bind(i as i64 + 1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    captured_where_rust_says(&db, &rows, shift).await;
+}
+
+/// Row `i + 1` holds the fields of `rows[(i + shift) % n]`: it must be in the subtype table the
+/// Rust rule names, and only there (in neither when it is rejected).
+async fn captured_where_rust_says(db: &sti_rollout::db::Database, rows: &[LegacyFields<'_>], shift: usize) {
+    let placed = sqlx::query(
+        "select p.id, case when s.project_id is not null then 1 else 0 end as school,
+                case when t.project_id is not null then 1 else 0 end as self_study
+         from projects p left join school_projects s on s.project_id = p.id
+         left join self_study_projects t on t.project_id = p.id order by p.id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut wrong = Vec::new();
+    for (i, row) in placed.iter().enumerate() {
+        let fields = &rows[(i + shift) % rows.len()];
+        let place = match (row.get::<i64, _>("school"), row.get::<i64, _>("self_study")) {
+            (1, 0) => "school",
+            (0, 1) => "self_study",
+            (0, 0) => "none",
+            _ => "both",
+        };
+        let want = match identify(fields) {
+            Ok(StudyType::School) => "school",
+            Ok(StudyType::SelfStudy) => "self_study",
+            Err(_) => "none",
+        };
+        if place != want {
+            wrong.push(format!("{fields:?}: captured into {place}, rust says {want}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} misplaced (shift {shift}):\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong[..wrong.len().min(10)].join("\n")
     );
 }
 
