@@ -162,6 +162,9 @@ pub enum Command {
         /// Pages sampled to extrapolate the OFFSET/LIMIT method.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
         offset_samples: i64,
+        /// Single-row updates timed per round with the change capture off and on (0: none).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+        writes: i64,
     },
     /// Ask the environment's active run to pause, resume or cancel, or change its pacing; the
     /// runner acts at its next chunk boundary.
@@ -453,10 +456,17 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             let (control, target) = open_control_and_target(&config, env).await?;
             backfill::verify(&control, &target, env, json).await
         }
-        Some(Command::Bench { rows, rounds, chunk, postgres, offset_samples }) => {
+        Some(Command::Bench { rows, rounds, chunk, postgres, offset_samples, writes }) => {
             let rounds = usize::try_from(rounds).unwrap_or(1);
-            bench::bench(bench::BenchOptions { postgres_url: postgres, rows, rounds, chunk, offset_samples })
-                .await
+            bench::bench(bench::BenchOptions {
+                postgres_url: postgres,
+                rows,
+                rounds,
+                chunk,
+                offset_samples,
+                writes,
+            })
+            .await
         }
         Some(Command::Control { env, action }) => {
             let (control, target) = open_control_and_target(&config, env).await?;

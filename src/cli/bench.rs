@@ -14,6 +14,7 @@ use crate::domain::environment::Environment;
 use crate::domain::pacing::Pacing;
 use crate::domain::run::RunKind;
 use crate::engine::backfill::{self, Start};
+use crate::engine::capture;
 use crate::engine::classify::{classified, Subtype};
 use crate::engine::{dry_run, rollback, EngineError};
 use std::time::Instant;
@@ -25,9 +26,11 @@ pub struct BenchOptions {
     pub rounds: usize,
     pub chunk: i64,
     pub offset_samples: i64,
+    /// Single-row updates timed per round with the change capture off and on.
+    pub writes: i64,
 }
 
-const METHODS: [&str; 7] = ["A", "A_oc", "B", "E", "D", "R", "C"];
+const METHODS: [&str; 8] = ["A", "A_oc", "B", "Bc", "E", "D", "R", "C"];
 
 pub async fn bench(options: BenchOptions) -> Result<(), CliError> {
     let fail = |e: EngineError| CliError::Engine { env: Environment::Dev, source: e };
@@ -82,28 +85,43 @@ async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineErro
         options.rounds
     );
     println!("{:>5} {}", "round", METHODS.map(|m| format!("{m:>8}")).join(""));
-    let mut seconds: Vec<[f64; 7]> = Vec::new();
+    let mut seconds: Vec<[f64; 8]> = Vec::new();
+    let mut writes: Vec<(f64, f64)> = Vec::new();
+    let lock_timeout = std::time::Duration::from_secs(5);
     for round in 1..=options.rounds {
-        let mut t = [0.0; 7];
+        let mut t = [0.0; 8];
         reset(db).await?;
         t[0] = timed(single_statement(db, false)).await?;
         reset(db).await?;
         t[1] = timed(single_statement(db, true)).await?;
         reset(db).await?;
         t[2] = timed(engine_backfill(db, options.chunk)).await?;
-        settle(db).await?;
+        // Bc: the same with the change capture installed and no application writes
+        reset(db).await?;
+        capture::install(db, lock_timeout).await?;
         t[3] = timed(engine_backfill(db, options.chunk)).await?;
+        capture::remove(db, lock_timeout).await?;
         settle(db).await?;
-        t[4] = timed(async {
+        t[4] = timed(engine_backfill(db, options.chunk)).await?;
+        settle(db).await?;
+        t[5] = timed(async {
             dry_run::dry_run(db, None, Environment::Dev, options.chunk, None, &mut |_, _| {})
                 .await
                 .map(|_| ())
         })
         .await?;
         settle(db).await?;
-        t[5] = timed(engine_rollback(db, options.chunk)).await?;
+        if options.writes > 0 {
+            // the table backfilled, as a rollout in progress has it: writes off, then on
+            let off = update_rate(db, options.writes, round as u64 * 2).await?;
+            capture::install(db, lock_timeout).await?;
+            let on = update_rate(db, options.writes, round as u64 * 2 + 1).await?;
+            capture::remove(db, lock_timeout).await?;
+            writes.push((off, on));
+        }
+        t[6] = timed(engine_rollback(db, options.chunk)).await?;
         reset(db).await?;
-        t[6] = offset_paging(db, options.rows, options.offset_samples).await?;
+        t[7] = offset_paging(db, options.rows, options.offset_samples).await?;
         println!("{round:>5} {}", t.map(|s| format!("{s:>7.2}s")).join(""));
         seconds.push(t);
     }
@@ -121,8 +139,43 @@ async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineErro
             options.rows as f64 / secs
         );
     }
+    let b_c = median(seconds.iter().map(|t| t[3] / t[0]).collect())
+        - median(seconds.iter().map(|t| t[2] / t[0]).collect());
+    println!("  change capture installed, no writes: Bc − B = {b_c:+.3} in the ratio to A");
+    if !writes.is_empty() {
+        let off = median(writes.iter().map(|w| w.0).collect());
+        let on = median(writes.iter().map(|w| w.1).collect());
+        let ratio = median(writes.iter().map(|w| w.1 / w.0).collect());
+        println!(
+            "  single-row updates of identifying columns, {} per round: capture off {off:.0}/s, on {on:.0}/s, on/off {ratio:.2} (median of rounds)",
+            options.writes
+        );
+    }
     println!("peak resident memory of this process: {} MiB", peak_rss_kib() / 1024);
     Ok(())
+}
+
+/// Single-row updates per second: `n` autocommitted updates of the school name and grade of
+/// rows spread over the table, each its own transaction, as an application writes.
+async fn update_rate(db: &Database, n: i64, seed: u64) -> Result<f64, EngineError> {
+    let high: i64 = sqlx::query_scalar("select cast(coalesce(max(id), 1) as bigint) from projects")
+        .fetch_one(db.pool())
+        .await?;
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed;
+    let started = Instant::now();
+    for i in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let id = (state % high as u64) as i64 + 1;
+        sqlx::query("update projects set school_name = $1, grade = $2 where id = $3")
+            .bind(format!("Bench High {i}"))
+            .bind(1 + (i % 13) as i32)
+            .bind(id)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn timed(work: impl std::future::Future<Output = Result<(), EngineError>>) -> Result<f64, EngineError> {

@@ -2,6 +2,8 @@
 //! connections for `API_SECONDS` seconds against a running console on loopback, ids drawn at
 //! random from `1..=API_IDS`, after one second of warm-up. Prints one line: the mode the API
 //! answered in, requests, requests/s, p50 and p99 latency. Any answer but 200 fails the run.
+//! `API_WRITE=1` replaces each row instead (`PUT`, a school project whose grade changes with
+//! every write), for the cost of a write — with or without the change capture.
 //! `scripts/bench-api.sh` builds this, starts the console and alternates legacy and STI rounds.
 
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ async fn connection(
     url: String,
     key: String,
     ids: u64,
+    write: bool,
     warm_until: Instant,
     end: Instant,
 ) -> Outcome {
@@ -44,19 +47,26 @@ async fn connection(
             break;
         }
         let id = next(&mut state) % ids + 1;
-        let response = client
-            .get(format!("{url}/api/projects/{id}"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("the console answers");
+        let request = if write {
+            let body = format!(
+                r#"{{"study_type":"school","title":"load {n}","owner_id":7,"school_name":"Load High","grade":{}}}"#,
+                1 + next(&mut state) % 13
+            );
+            client
+                .put(format!("{url}/api/projects/{id}"))
+                .header("content-type", "application/json")
+                .body(body)
+        } else {
+            client.get(format!("{url}/api/projects/{id}"))
+        };
+        let response = request.bearer_auth(&key).send().await.expect("the console answers");
         let status = response.status();
         if mode.is_empty() {
             mode =
                 response.headers().get("x-sti-mode").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
         }
         let body = response.bytes().await.expect("a whole body");
-        assert_eq!(status.as_u16(), 200, "GET /api/projects/{id}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(status.as_u16(), 200, "/api/projects/{id}: {}", String::from_utf8_lossy(&body));
         if start >= warm_until {
             latencies_us.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
@@ -70,12 +80,13 @@ fn main() {
     let ids: u64 = setting("API_IDS", None);
     let connections: u64 = setting("API_CONNECTIONS", Some(8));
     let seconds: u64 = setting("API_SECONDS", Some(10));
+    let write = setting::<u8>("API_WRITE", Some(0)) == 1;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     let outcomes = runtime.block_on(async {
         let warm_until = Instant::now() + Duration::from_secs(1);
         let end = warm_until + Duration::from_secs(seconds);
         let tasks: Vec<_> = (0..connections)
-            .map(|n| tokio::spawn(connection(n, url.clone(), key.clone(), ids, warm_until, end)))
+            .map(|n| tokio::spawn(connection(n, url.clone(), key.clone(), ids, write, warm_until, end)))
             .collect();
         let mut outcomes = Vec::new();
         for task in tasks {
