@@ -511,9 +511,15 @@ async fn drive_loop(
                 }
                 continue;
             }
-            Ok(Turn::Hold(hold)) => {
-                // throttled: the turn said why and for how long; nothing failed
+            Ok(Turn::Hold(mut hold)) => {
+                // throttled: the turn said why and for how long; nothing failed. Held for the
+                // same signal as before, it is held since then
                 fault = None;
+                if let Some(before) =
+                    held.run.hold.as_ref().filter(|b| b.kind == hold.kind && b.label == hold.label)
+                {
+                    hold.since_ms = before.since_ms;
+                }
                 turns.hold(held, hold, observer).await?;
                 continue;
             }

@@ -249,6 +249,8 @@ async fn a_run_throttled_by_a_custom_signal_holds_says_why_and_goes_on(backend: 
             let views = sti_rollout::db::live::history(&control, DEV, 1).await.unwrap();
             if let Some(hold) = views.first().and_then(|v| v.hold.clone()) {
                 *watched.lock().unwrap() = Some(hold);
+                // a few more looks at the signal before it goes under
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
                 sqlx::query("update queue_depth set n = 10").execute(target.pool()).await.unwrap();
                 return;
             }
@@ -264,6 +266,10 @@ async fn a_run_throttled_by_a_custom_signal_holds_says_why_and_goes_on(backend: 
     assert_eq!(mirrored.reason, "queue depth 1200 > 1000");
     assert_eq!(mirrored.label, "queue depth");
     assert!(holds.iter().any(|h| h.reason == "queue depth 1200 > 1000"), "{holds:?}");
+    let since: std::collections::BTreeSet<i64> =
+        holds.iter().filter(|h| h.kind == HoldKind::Throttled).map(|h| h.since_ms).collect();
+    assert_eq!(since.len(), 1, "held since the first check, however often it looked again: {holds:?}");
+    assert!(holds.len() >= 3, "it looked again while held: {holds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

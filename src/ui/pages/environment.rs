@@ -290,7 +290,9 @@ fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                 </div>
                 <div>
                     <dt>{if run.is_active() { "ETA" } else { "Took" }}</dt>
-                    <dd data-testid="eta">{if run.is_active() {
+                    <dd data-testid="eta">{if run.hold.is_some() && run.state == RunState::Running {
+                        "on hold".to_owned()
+                    } else if run.is_active() {
                         view.eta_seconds.map_or("—".into(), format_duration)
                     } else {
                         format_duration(run.duration_ms() as f64 / 1000.0)
