@@ -437,7 +437,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
                 Pacing::parse(chunk, 0, None).map_err(|e| CliError::Engine { env, source: e.into() })?;
             let (control, target) = open_control_and_target(&config, env).await?;
             if dry_run {
-                backfill::reconcile_dry_run(&control, env, common.json).await
+                backfill::reconcile_dry_run(&control, &target, env, common.json).await
             } else {
                 let options = backfill::RunOptions {
                     env,

@@ -50,9 +50,16 @@ where
     Fut: std::future::Future<Output = Result<Held, EngineError>>,
 {
     let mut last_said: Option<Instant> = None;
+    let mut expired = 0;
     loop {
         match begin().await {
+            // a lease run out that nobody takes over is a run of another kind whose runner is
+            // gone: waiting longer changes nothing, and the error says whose it is
+            Err(error @ EngineError::Busy { seconds_left: 0, .. }) if options.wait && expired >= 3 => {
+                return Err(error);
+            }
             Err(EngineError::Busy { run_id, state, owner, seconds_left }) if options.wait => {
+                expired = if seconds_left == 0 { expired + 1 } else { 0 };
                 if last_said.is_none_or(|at| at.elapsed().as_secs() >= 5) {
                     eprintln!(
                         "{}: run #{run_id} ({state}) is held by {owner} for {seconds_left} s more; waiting for it (--wait)",
@@ -238,8 +245,13 @@ pub async fn reconcile(control: &Database, target: &Database, options: RunOption
     }
 }
 
-pub async fn reconcile_dry_run(control: &Database, env: Environment, json: bool) -> Result<(), CliError> {
-    let plan = crate::engine::reconcile::plan(control, env)
+pub async fn reconcile_dry_run(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    json: bool,
+) -> Result<(), CliError> {
+    let plan = crate::engine::reconcile::plan(control, target, env)
         .await
         .map_err(|source| CliError::Engine { env, source })?;
     if json {

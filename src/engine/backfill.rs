@@ -544,6 +544,14 @@ async fn drive_loop(
             _ => now_ms() - elapsed_ms(since),
         };
         tracing::warn!(%error, attempt, wait_ms = wait, "a retryable fault: the run waits and tries again");
+        if reason.starts_with("statement timeout") && turns.chunk_size > 1 {
+            // the same chunk would time out again: half of it may not
+            turns.chunk_size = (turns.chunk_size / 2).max(1);
+            tracing::info!(
+                chunk_size = turns.chunk_size,
+                "a chunk ran into the statement timeout: halving the chunk size"
+            );
+        }
         let label = reason.split(" (").next().unwrap_or_default().to_owned();
         let hold = Hold { kind: HoldKind::Waiting, reason, label, since_ms, next_try_ms: now_ms() + wait };
         turns.hold(held, hold, observer).await?;
@@ -572,20 +580,29 @@ struct Turns<'a> {
     operator_chunk: i64,
     renew_every: Duration,
     last_renewal: Instant,
-    /// Of the last chunks, which had rows the target refused (the breaker's window).
+    /// Of the last chunks, which mostly failed: more than half their rows refused (the
+    /// breaker's window).
     recent: std::collections::VecDeque<bool>,
 }
 
 impl Turns<'_> {
     /// Says the run holds — mirrored, observed — and sleeps until the hold's next try. The lease
-    /// is not renewed while the database does not answer: if it runs out, another runner may
-    /// take the run over, and this one learns so at its next turn and stops.
+    /// is renewed when the database answers (a lock timeout, a throttle: the runner is alive);
+    /// while it does not, the lease may run out, another runner may take the run over, and this
+    /// one learns so at its next turn and stops.
     async fn hold(
         &mut self,
         held: &mut Held,
         hold: Hold,
         observer: &mut Observer<'_>,
     ) -> Result<(), EngineError> {
+        if hold.kind == HoldKind::Waiting {
+            match held.renew(self.db).await {
+                Ok(()) => self.last_renewal = Instant::now(),
+                Err(EngineError::LeaseLost { run_id }) => return Err(EngineError::LeaseLost { run_id }),
+                Err(_) => {} // the database does not answer: that is what the run waits for
+            }
+        }
         let wait = (hold.next_try_ms - now_ms()).max(0) as u64;
         held.run.hold = Some(hold);
         self.writer.run(&held.run);
@@ -598,6 +615,10 @@ impl Turns<'_> {
     async fn turn(&mut self, held: &mut Held, observer: &mut Observer<'_>) -> Result<Turn, EngineError> {
         let (db, writer) = (self.db, self.writer);
         held.refresh(db).await?;
+        if held.run.state.is_final() {
+            // ended by this runner in a turn whose answer was lost (the commit went through)
+            return Ok(Turn::Ended);
+        }
         if held.run.pacing.chunk_size != self.operator_chunk {
             // the operator changed it while we ran: theirs wins over the adaptive size
             self.operator_chunk = held.run.pacing.chunk_size;
@@ -658,8 +679,8 @@ impl Turns<'_> {
             Some(ids) => super::reconcile::chunk_end(ids, from, self.chunk_size),
             None => super::keys::chunk_end(db, walked, from, self.chunk_size, held.run.high_id).await?,
         };
-        let (chunk, refused) = self.copy(held, from, to, observer).await?;
-        self.breaker(held, refused)?;
+        let (chunk, rows, refused) = self.copy(held, from, to, observer).await?;
+        self.breaker(held, rows, refused)?;
         tracing::debug!(chunk = chunk.chunk_no, from, to, duration_ms = chunk.duration_ms, "chunk committed");
         let pacing = Pacing { chunk_size: self.chunk_size, ..held.run.pacing };
         let next = pacing.next_chunk_size(chunk.rows_read, chunk.duration_ms.max(0) as u64);
@@ -686,19 +707,20 @@ impl Turns<'_> {
     /// Copies `(from, to]` as one chunk; a chunk whose rows the target refuses, again and
     /// again, is split in halves down to the single row that is refused, which becomes a dead
     /// letter with the target's error (a rollback chunk is not split: its error fails the run).
-    /// Returns the last committed chunk and whether any row was refused.
+    /// Returns the last committed chunk, the rows read over `(from, to]` and how many of them
+    /// were refused.
     async fn copy(
         &mut self,
         held: &mut Held,
         from: i64,
         to: i64,
         observer: &mut Observer<'_>,
-    ) -> Result<(ChunkOutcome, bool), EngineError> {
+    ) -> Result<(ChunkOutcome, i64, i64), EngineError> {
         let db = self.db;
         let walked = super::keys::walked_by(held.run.kind);
         let mut ranges = vec![(from, to)];
         let mut last = None;
-        let mut refused = false;
+        let (mut rows_read, mut refused) = (0, 0);
         while let Some((a, b)) = ranges.pop() {
             let mut tries = 0;
             let outcome = loop {
@@ -719,7 +741,6 @@ impl Turns<'_> {
             let chunk = match outcome {
                 Ok(chunk) => chunk,
                 Err((error, reason)) => {
-                    refused = true;
                     let rows = super::keys::rows_between(db, held.run.kind, a, b).await?;
                     if rows > 1 {
                         let mid = super::keys::chunk_end(db, walked, a, rows / 2, b).await?;
@@ -733,9 +754,12 @@ impl Turns<'_> {
                         return Err(error);
                     }
                     tracing::warn!(from = a, to = b, %reason, "one row is refused: it becomes a dead letter");
-                    refuse_row(db, held, a, b, &reason).await?
+                    let chunk = refuse_row(db, held, a, b, &reason).await?;
+                    refused += chunk.errors;
+                    chunk
                 }
             };
+            rows_read += chunk.rows_read;
             held.refresh(db).await?;
             // a chunk went through: whatever the run waited for is over
             held.run.hold = None;
@@ -743,16 +767,17 @@ impl Turns<'_> {
             observer(&held.run, Some(&chunk));
             last = Some(chunk);
         }
-        last.map(|chunk| (chunk, refused))
+        last.map(|chunk| (chunk, rows_read, refused))
             .ok_or_else(|| EngineError::Corrupt(format!("no chunk was committed over ({from}, {to}]")))
     }
 
-    /// The failure-ratio breaker: fails the run when most of its recent chunks had rows the
-    /// target refused — a broken target, not a few poison rows.
-    fn breaker(&mut self, held: &Held, refused: bool) -> Result<(), EngineError> {
+    /// The failure-ratio breaker: fails the run when most of its recent chunks mostly failed —
+    /// more than half of their rows refused: a broken target, not a few poison rows (a chunk of
+    /// 5 000 with one refused row did not fail).
+    fn breaker(&mut self, held: &Held, rows: i64, refused: i64) -> Result<(), EngineError> {
         let retry = &held.policy.retry;
         let window = retry.breaker_window.max(1) as usize;
-        self.recent.push_back(refused);
+        self.recent.push_back(refused > 0 && refused * 2 > rows);
         while self.recent.len() > window {
             self.recent.pop_front();
         }
@@ -776,12 +801,25 @@ async fn refuse_row(
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
     let mut tx = db.begin_write().await?;
-    let id: i64 =
+    let id: Option<i64> =
         sqlx::query_scalar("select id from projects where id > $1 and id <= $2 order by id limit 1")
             .bind(from)
             .bind(to)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+    // deleted since it was refused: nothing to record, the checkpoint moves on
+    let Some(id) = id else {
+        let chunk = ChunkOutcome {
+            chunk_no: held.run.chunks + 1,
+            from_id: from,
+            to_id: to,
+            duration_ms: elapsed_ms(started),
+            ..ChunkOutcome::default()
+        };
+        record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+        tx.commit().await?;
+        return Ok(chunk);
+    };
     sqlx::query(
         "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at) values ($1, $2, $3, $4)
          on conflict (run_id, project_id) do update set reason = excluded.reason",

@@ -81,7 +81,8 @@ fn forget(id: &str) -> Vec<String> {
 }
 
 /// The run a dirty row written by the application is recorded under: the newest backfill.
-const NEWEST_BACKFILL: &str = "(select max(id) from sti_backfill_runs where kind = 'backfill')";
+const NEWEST_BACKFILL: &str =
+    "(select max(id) from sti_backfill_runs where kind = 'backfill' and ids is null)";
 
 /// Columns whose change can change what a row becomes (an update of a title alone costs the
 /// capture nothing).
@@ -225,9 +226,36 @@ pub async fn reidentify_ids(
     for id in ids {
         // literals: every statement names the id a different number of times
         let (id_sql, provenance_sql) = (id.to_string(), provenance.to_string());
+        // one id the target refuses (a constraint, a trigger) becomes a dead letter with its
+        // error, as a backfill's refused row does; the other ids go on
+        sqlx::query("savepoint sti_reidentify").execute(&mut **tx).await?;
+        let mut refused = None;
         for sql in reidentify(&id_sql, &provenance_sql, &provenance_sql, dialect.now_ms_sql()) {
-            sqlx::query(&sql).execute(&mut **tx).await?;
+            if let Err(error) = sqlx::query(&sql).execute(&mut **tx).await {
+                match super::faults::of_sqlx(&error) {
+                    super::faults::Fault::Rows(reason) => {
+                        refused = Some(reason);
+                        break;
+                    }
+                    _ => return Err(error.into()),
+                }
+            }
         }
+        if let Some(reason) = refused {
+            sqlx::query("rollback to savepoint sti_reidentify").execute(&mut **tx).await?;
+            sqlx::query(&format!(
+                "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
+                 values ($1, $2, $3, {})
+                 on conflict (run_id, project_id) do update set reason = excluded.reason",
+                dialect.now_ms_sql()
+            ))
+            .bind(provenance)
+            .bind(id)
+            .bind(format!("{}{reason}", super::backfill::REFUSED_PREFIX))
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query("release savepoint sti_reidentify").execute(&mut **tx).await?;
         // a row that is gone has nothing left to re-identify: what it had goes
         let exists: i64 = sqlx::query_scalar("select count(*) from projects where id = $1")
             .bind(id)

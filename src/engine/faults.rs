@@ -29,7 +29,7 @@ pub fn classify(error: &EngineError) -> Fault {
     }
 }
 
-fn of_sqlx(error: &sqlx::Error) -> Fault {
+pub(super) fn of_sqlx(error: &sqlx::Error) -> Fault {
     use sqlx::Error as E;
     match error {
         E::Io(e) => Fault::Retryable(match e.kind() {

@@ -42,6 +42,13 @@ pub async fn begin(
 ) -> Result<Held, EngineError> {
     // a health signal that cannot be read stops the start, not the run
     super::throttle::probe(target, &start.policy.throttle).await?;
+    // nothing is installed or removed for a start that cannot happen: another kind's run is
+    // active (the capture stays as that run needs it)
+    if let Some(active) = runs::active(target).await? {
+        if active.kind != kind || start.resume_from.is_some() {
+            return Err(runs::busy(target).await);
+        }
+    }
     let held = match kind {
         RunKind::Backfill => {
             // the gate is checked on the decision that is carried out: a run that ends between
@@ -61,10 +68,14 @@ pub async fn begin(
             backfill::carry_out(target, &beginning, start).await?
         }
         RunKind::Reconcile => {
-            let plan = reconcile::plan(control, start.env).await?;
+            // an active reconcile whose runner died is taken over whatever verification says now
+            let plan = match runs::active(target).await? {
+                Some(active) if active.kind == RunKind::Reconcile => None,
+                _ => Some(reconcile::plan(control, target, start.env).await?),
+            };
             // what the verification found different stays in step from here on
             install_capture(control, target, start).await?;
-            reconcile::begin(target, &plan, start).await?
+            reconcile::begin(target, plan.as_ref(), start).await?
         }
         RunKind::Rollback => {
             rollback::ensure_flag_off(control, start.env).await?;

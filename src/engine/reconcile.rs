@@ -25,14 +25,31 @@ pub struct ReconcilePlan {
     pub truncated: bool,
 }
 
-/// The ids of the newest verification; an error when there is none, or it found nothing.
-pub async fn plan(control: &Database, env: Environment) -> Result<ReconcilePlan, EngineError> {
+/// The ids of the newest verification; an error when there is none, it found nothing, or a run
+/// ended after it (its ids say nothing about the tables since).
+pub async fn plan(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+) -> Result<ReconcilePlan, EngineError> {
     let verification = last_verification(control, env).await?.ok_or_else(|| {
         EngineError::NothingToReconcile(format!("{env} has no verification yet: verify it first"))
     })?;
     if verification.ok || verification.mismatched_ids.is_empty() {
         return Err(EngineError::NothingToReconcile(format!(
             "{env}'s newest verification (#{}) found no difference",
+            verification.id
+        )));
+    }
+    let newer: Option<(i64, String)> = sqlx::query_as(
+        "select id, kind from sti_backfill_runs where finished_at > $1 and ids is null order by id desc limit 1",
+    )
+    .bind(verification.created_at)
+    .fetch_optional(target.pool())
+    .await?;
+    if let Some((run, kind)) = newer {
+        return Err(EngineError::NothingToReconcile(format!(
+            "{env}'s newest verification (#{}) is older than {kind} run #{run}: verify again first",
             verification.id
         )));
     }
@@ -48,14 +65,16 @@ pub async fn plan(control: &Database, env: Environment) -> Result<ReconcilePlan,
     })
 }
 
-/// Starts a reconcile over `plan`'s ids (or takes over the active reconcile whose runner died).
-pub async fn begin(db: &Database, plan: &ReconcilePlan, start: &Start) -> Result<Held, EngineError> {
+/// Starts a reconcile over `plan`'s ids, or takes over the active reconcile whose runner died
+/// (`plan` may then be `None`).
+pub async fn begin(db: &Database, plan: Option<&ReconcilePlan>, start: &Start) -> Result<Held, EngineError> {
     if let Some(active) = runs::active(db).await? {
         if active.kind == RunKind::Reconcile && start.resume_from.is_none() {
             return backfill::carry_out(db, &backfill::Beginning::TakeOver { run_id: active.id }, start)
                 .await;
         }
     }
+    let Some(plan) = plan else { return Err(EngineError::NoActiveRun) };
     let (first, last) = match (plan.ids.first(), plan.ids.last()) {
         (Some(first), Some(last)) => (*first, *last),
         _ => return Err(EngineError::NothingToReconcile("no ids to reconcile".into())),

@@ -237,7 +237,7 @@ pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -
 
 /// The error for "another run is active", naming it and how long its lease has left by the
 /// database's clock.
-async fn busy(db: &Database) -> EngineError {
+pub async fn busy(db: &Database) -> EngineError {
     let now = match database_now(db).await {
         Ok(now) => now,
         Err(e) => return e,

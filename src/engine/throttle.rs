@@ -43,14 +43,20 @@ pub async fn probe(db: &Database, throttle: &Throttle) -> Result<(), EngineError
 /// `(name, value, threshold)` per configured signal; lags and ages in milliseconds.
 async fn readings(db: &Database, throttle: &Throttle) -> Result<Vec<(String, f64, f64)>, EngineError> {
     let mut out = Vec::new();
-    let signal_error =
-        |name: &str, e: sqlx::Error| EngineError::Signal { name: name.to_owned(), message: e.to_string() };
+    // a signal the database cannot answer for now (restarting, timing out) is waited out like
+    // any fault of it; one that is wrong (a query that fails) stops the start or the run
+    let signal_error = |name: &str, e: sqlx::Error| match super::faults::of_sqlx(&e) {
+        super::faults::Fault::Retryable(_) => EngineError::from(e),
+        _ => EngineError::Signal { name: name.to_owned(), message: e.to_string() },
+    };
     if let Some(max) = throttle.max_replica_lag_ms {
         let lag = match &throttle.replica_url {
             Some(url) => {
                 let replica = replica(url).await?;
                 sqlx::query_scalar::<_, f64>(
-                    "select cast(coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0) as double precision)",
+                    "select cast(case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+                        else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0) end
+                        as double precision)",
                 )
                 .fetch_one(replica.pool())
                 .await
@@ -76,6 +82,7 @@ async fn readings(db: &Database, throttle: &Throttle) -> Result<Vec<(String, f64
             "select cast(coalesce(max(extract(epoch from clock_timestamp() - xact_start) * 1000), 0) as double precision)
              from pg_stat_activity
              where xact_start is not null and pid <> pg_backend_pid() and datname = current_database()
+               and backend_type = 'client backend'
                and application_name not like 'sti-rollout/%'",
         )
         .fetch_one(db.pool())

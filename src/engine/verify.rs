@@ -52,6 +52,9 @@ pub struct VerifyReport {
     pub self_study_rows: i64,
     pub mismatches: Vec<RangeMismatch>,
     pub mismatched_ids: Vec<i64>,
+    /// Legacy rows the target refused to take (dead letters `refused: …`, without a subtype
+    /// row): known and listed with the dead letters, not drift.
+    pub refused: i64,
     pub duration_ms: i64,
 }
 
@@ -93,8 +96,16 @@ pub async fn verify(
          union select project_id from ({self_study_rows} except {self_study} from {rows} c where verdict = 'self_study') e
          order by 1"
     );
+    // rows the target refused: identified, but in no subtype table, by the target's own rule
+    let refused_sql = format!(
+        "select c.id, c.verdict from {rows} c
+         where exists (select 1 from sti_backfill_dead_letters d where d.project_id = c.id and d.reason like '{}%')
+           and not exists (select 1 from school_projects s where s.project_id = c.id)
+           and not exists (select 1 from self_study_projects t where t.project_id = c.id)",
+        super::backfill::REFUSED_PREFIX
+    );
     let check = |from: i64, to: i64| {
-        let (counts_sql, diff_sql) = (counts_sql.clone(), diff_sql.clone());
+        let (counts_sql, diff_sql, refused_sql) = (counts_sql.clone(), diff_sql.clone(), refused_sql.clone());
         async move {
             let counts = sqlx::query(&counts_sql).bind(from).bind(to).fetch_one(db.pool()).await?;
             let mut ids: Vec<i64> =
@@ -104,15 +115,22 @@ pub async fn verify(
                     ids.insert(at, id);
                 }
             }
-            Ok::<_, EngineError>(RangeMismatch {
-                from_id: from,
-                to_id: to,
-                legacy_school: counts.try_get("legacy_school")?,
-                school_rows: counts.try_get("school_rows")?,
-                legacy_self_study: counts.try_get("legacy_self_study")?,
-                self_study_rows: counts.try_get("self_study_rows")?,
-                ids,
-            })
+            let refused: Vec<(i64, String)> =
+                sqlx::query_as(&refused_sql).bind(from).bind(to).fetch_all(db.pool()).await?;
+            ids.retain(|id| !refused.iter().any(|(r, _)| r == id));
+            let of = |verdict: &str| refused.iter().filter(|(_, v)| v == verdict).count() as i64;
+            Ok::<_, EngineError>((
+                RangeMismatch {
+                    from_id: from,
+                    to_id: to,
+                    legacy_school: counts.try_get::<i64, _>("legacy_school")? - of("school"),
+                    school_rows: counts.try_get("school_rows")?,
+                    legacy_self_study: counts.try_get::<i64, _>("legacy_self_study")? - of("self_study"),
+                    self_study_rows: counts.try_get("self_study_rows")?,
+                    ids,
+                },
+                refused.len() as i64,
+            ))
         }
     };
     let mut report = VerifyReport {
@@ -125,6 +143,7 @@ pub async fn verify(
         self_study_rows: 0,
         mismatches: Vec::new(),
         mismatched_ids: Vec::new(),
+        refused: 0,
         duration_ms: 0,
     };
     let walked = [keys::LEGACY, keys::SCHOOL, keys::SELF_STUDY];
@@ -132,7 +151,8 @@ pub async fn verify(
     let mut found = Vec::new();
     while from < high {
         let to = keys::chunk_end(db, &walked, from, RANGE_ROWS, high).await?;
-        let range = check(from, to).await?;
+        let (range, refused) = check(from, to).await?;
+        report.refused += refused;
         report.ranges += 1;
         report.legacy_school += range.legacy_school;
         report.legacy_self_study += range.legacy_self_study;
@@ -152,7 +172,7 @@ pub async fn verify(
         tokio::time::sleep(RECHECK_AFTER).await;
     }
     for first in found {
-        let again = check(first.from_id, first.to_id).await?;
+        let (again, _) = check(first.from_id, first.to_id).await?;
         if !again.differs() {
             tracing::info!(
                 from = first.from_id,

@@ -83,6 +83,19 @@ async fn a_poison_row_becomes_a_dead_letter_and_the_run_completes(backend: Backe
         count(&f.target, "select count(*) from sti_backfill_chunks where from_id = 2499 and to_id = 2500")
             .await;
     assert_eq!(lone, 1, "the refused row has its own ledger row");
+    // the refused row is known, not drift: verification passes and says so
+    let report =
+        sti_rollout::engine::verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
+    assert!(report.ok && report.refused == 1, "{report:?}");
+
+    // a reconcile meeting a refused id records it as a dead letter and goes on with the others
+    exec(&f, "update projects set project_type = 'school', school_name = 'Drifted', grade = 3, pace = null where id in (2499, 2501)").await;
+    let mut tx = f.target.begin_write().await.unwrap();
+    sti_rollout::engine::capture::reidentify_ids(&mut tx, f.target.dialect(), &[2499, 2500, 2501], run.id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(&f.target, "select count(*) from school_projects where project_id in (2499, 2501) and school_name = 'Drifted'").await, 2);
     cure(&f).await;
 }
 

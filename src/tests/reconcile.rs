@@ -157,6 +157,6 @@ async fn nothing_to_reconcile_after_a_clean_verification() {
     let f = fixture(Backend::Sqlite, 500).await;
     run_backfill(&f, 500).await;
     verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
-    let error = reconcile::plan(&f.control, DEV).await.unwrap_err().to_string();
+    let error = reconcile::plan(&f.control, &f.target, DEV).await.unwrap_err().to_string();
     assert!(error.contains("found no difference"), "{error}");
 }
