@@ -231,12 +231,12 @@ impl Writer {
             0..=3 => school(
                 format!("Torture High {n}"),
                 1 + self.rng.below(13) as i64,
-                *self.rng.pick(&["school", "School", " school "]),
+                self.rng.pick::<&str>(&["school", "School", " school "]),
             ),
             4..=6 => self_study(
                 *self.rng.pick(&[Some("relaxed"), Some(" Intensive "), None]),
                 *self.rng.pick(&[None, Some("2027-03-01")]),
-                *self.rng.pick(&["self-study", "self_study", "Self Study"]),
+                self.rng.pick::<&str>(&["self-study", "self_study", "Self Study"]),
             ),
             7 => school(format!("Out Of Range {n}"), 42, "school"),
             8 => Legacy { school_name: None, ..school(String::new(), 3, "school") },
@@ -489,6 +489,9 @@ fn check_tables(
     (failures, counts)
 }
 
+/// A ledger row: from, to, rows read, created, skipped, rejected.
+type LedgerRow = (i64, i64, i64, i64, i64, i64);
+
 async fn torture(backend: Backend) {
     let t = Torture::set_up(backend).await;
     let began = Instant::now();
@@ -577,7 +580,7 @@ async fn torture(backend: Backend) {
         runs.iter().filter(|r| r.kind == sti_rollout::domain::run::RunKind::Backfill).collect();
     assert_eq!(backfills.len(), 1, "the kills and restarts were one run, taken over: {runs:?}");
     let run = backfills[0];
-    let ledger = sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64)>(&format!(
+    let ledger = sqlx::query_as::<_, LedgerRow>(&format!(
         "select from_id, to_id, rows_read, school_created + self_study_created, school_skipped + self_study_skipped, errors
          from sti_backfill_chunks where run_id = {} order by chunk_no",
         run.id
@@ -591,7 +594,7 @@ async fn torture(backend: Backend) {
         at = *to;
     }
     assert_eq!(at, run.high_id, "the ledger reaches the frozen bound");
-    let sum = |f: fn(&(i64, i64, i64, i64, i64, i64)) -> i64| ledger.iter().map(f).sum::<i64>();
+    let sum = |f: fn(&LedgerRow) -> i64| ledger.iter().map(f).sum::<i64>();
     assert_eq!(
         (sum(|c| c.2), sum(|c| c.3), sum(|c| c.4), sum(|c| c.5), ledger.len() as i64),
         (run.rows_read, run.created(), run.skipped(), run.errors, run.chunks),
