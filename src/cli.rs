@@ -13,6 +13,7 @@ use crate::db::{control, Database, Schema};
 use crate::domain::environment::Environment;
 use crate::domain::overview::format_count;
 use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS};
+use crate::domain::run::RunKind;
 use crate::engine::runs::DEFAULT_LEASE_MS;
 use crate::engine::EngineError;
 use crate::server::config::{Config, ConfigError};
@@ -396,20 +397,12 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             let pacing = Pacing::parse(chunk, pause_ms, target_chunk_ms)
                 .map_err(|e| CliError::Engine { env, source: e.into() })?;
             let (control, target) = open_control_and_target(&config, env).await?;
-            let options = backfill::RunOptions {
-                env,
-                pacing,
-                resume_from: if restart { Some(0) } else { resume_from },
-                lease_ms: common.lease_seconds * 1000,
-                wait: common.wait,
-                json: common.json,
-                override_gate,
-                policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
-            };
+            let resume_from = if restart { Some(0) } else { resume_from };
+            let options = run_options(&config, env, pacing, resume_from, &common, override_gate);
             if dry_run {
                 backfill::backfill_dry_run(&control, &target, options).await
             } else {
-                backfill::backfill(&control, &target, options).await
+                backfill::run(&control, &target, RunKind::Backfill, options).await
             }
         }
         Some(Command::Rollback { env, dry_run, chunk, restart, common }) => {
@@ -419,17 +412,8 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             if dry_run {
                 backfill::rollback_dry_run(&control, &target, env, common.json).await
             } else {
-                let options = backfill::RunOptions {
-                    env,
-                    pacing,
-                    resume_from: restart.then_some(0),
-                    lease_ms: common.lease_seconds * 1000,
-                    wait: common.wait,
-                    json: common.json,
-                    override_gate: None,
-                    policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
-                };
-                backfill::rollback(&control, &target, options).await
+                let options = run_options(&config, env, pacing, restart.then_some(0), &common, None);
+                backfill::run(&control, &target, RunKind::Rollback, options).await
             }
         }
         Some(Command::Reconcile { env, dry_run, chunk, common }) => {
@@ -439,17 +423,8 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
             if dry_run {
                 backfill::reconcile_dry_run(&control, &target, env, common.json).await
             } else {
-                let options = backfill::RunOptions {
-                    env,
-                    pacing,
-                    resume_from: None,
-                    lease_ms: common.lease_seconds * 1000,
-                    wait: common.wait,
-                    json: common.json,
-                    override_gate: None,
-                    policy: std::sync::Arc::new(config.targets[&env].policy.clone()),
-                };
-                backfill::reconcile(&control, &target, options).await
+                let options = run_options(&config, env, pacing, None, &common, None);
+                backfill::run(&control, &target, RunKind::Reconcile, options).await
             }
         }
         Some(Command::Verify { env, json }) => {
@@ -565,6 +540,27 @@ async fn open_control(config: &Config) -> Result<Database, StartupError> {
 }
 
 /// The control database and one environment's target, without touching the other targets.
+/// What `backfill`, `rollback` and `reconcile` run with: their flags and `env`'s policy.
+fn run_options(
+    config: &Config,
+    env: Environment,
+    pacing: Pacing,
+    resume_from: Option<i64>,
+    common: &RunFlags,
+    override_gate: Option<String>,
+) -> backfill::RunOptions {
+    backfill::RunOptions {
+        env,
+        pacing,
+        resume_from,
+        lease_ms: common.lease_seconds * 1000,
+        wait: common.wait,
+        json: common.json,
+        override_gate,
+        policy: std::sync::Arc::new(config.targets.get(&env).map(|t| t.policy.clone()).unwrap_or_default()),
+    }
+}
+
 async fn open_control_and_target(
     config: &Config,
     env: Environment,

@@ -94,34 +94,57 @@ fn announce(env: Environment, run: &RunRecord, options: &RunOptions) {
     }
 }
 
-pub async fn backfill(control: &Database, target: &Database, options: RunOptions) -> Result<(), CliError> {
+/// `backfill`, `rollback` and `reconcile`: begins (or takes over) a run of `kind` — waiting for
+/// a held one with `--wait` — drives it with a progress line, and prints its summary.
+pub async fn run(
+    control: &Database,
+    target: &Database,
+    kind: RunKind,
+    options: RunOptions,
+) -> Result<(), CliError> {
     let env = options.env;
     let engine_error = |source| CliError::Engine { env, source };
     let started = Instant::now();
     let start = start(&options);
     let held = begin_waiting(&options, || {
-        operate::begin(control, target, RunKind::Backfill, &start, options.override_gate.as_deref())
+        operate::begin(control, target, kind, &start, options.override_gate.as_deref())
     })
     .await
     .map_err(engine_error)?;
-    announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} backfill #{}", held.run.id), held.run.low_id);
+    match &held.run.ids {
+        Some(ids) => eprintln!(
+            "{env}: reconcile #{} re-copies {} ids the last verification found different",
+            held.run.id,
+            format_count(ids.len() as i64)
+        ),
+        None => announce(env, &held.run, &options),
+    }
+    let mut reporter = Reporter::new(format!("{env} {} #{}", kind.as_str(), held.run.id), held.run.low_id);
     let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
         reporter.set_expected(run.rows_expected);
         match &run.hold {
             Some(hold) => reporter.hold(hold),
+            // a rollback's progress is the rows it deleted
+            None if kind == RunKind::Rollback => reporter.update(run.checkpoint, run.high_id, run.created()),
             None => reporter.update(run.checkpoint, run.high_id, run.rows_read),
         }
     };
     let result = backfill::run(target, Some(control), env, held, &mut observe).await;
     reporter.finish();
     let run = result.map_err(engine_error)?;
-    summary(&run, started, options.json, "created", "skipped");
-    if run.state == crate::domain::run::RunState::Completed {
-        Ok(())
-    } else {
-        Err(CliError::Ended { env, run_id: run.id, state: run.state.to_string() })
+    let (created, skipped) = match kind {
+        RunKind::Backfill => ("created", "skipped"),
+        RunKind::Rollback => ("deleted", "skipped"),
+        RunKind::Reconcile => ("re-copied", "already right"),
+    };
+    summary(&run, started, options.json, created, skipped);
+    if run.state != crate::domain::run::RunState::Completed {
+        return Err(CliError::Ended { env, run_id: run.id, state: run.state.to_string() });
     }
+    if kind == RunKind::Reconcile && !options.json {
+        println!("  now verify: `sti-rollout verify --env {env}`");
+    }
+    Ok(())
 }
 
 pub async fn backfill_dry_run(
@@ -179,70 +202,6 @@ pub async fn backfill_dry_run(
         report.estimate_basis
     );
     Ok(())
-}
-
-pub async fn rollback(control: &Database, target: &Database, options: RunOptions) -> Result<(), CliError> {
-    let env = options.env;
-    let engine_error = |source| CliError::Engine { env, source };
-    let started = Instant::now();
-    let start = start(&options);
-    let held = begin_waiting(&options, || operate::begin(control, target, RunKind::Rollback, &start, None))
-        .await
-        .map_err(engine_error)?;
-    announce(env, &held.run, &options);
-    let mut reporter = Reporter::new(format!("{env} rollback #{}", held.run.id), held.run.low_id);
-    let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
-        reporter.set_expected(run.rows_expected);
-        match &run.hold {
-            Some(hold) => reporter.hold(hold),
-            None => reporter.update(run.checkpoint, run.high_id, run.created()),
-        }
-    };
-    let result = rollback::run(target, Some(control), env, held, &mut observe).await;
-    reporter.finish();
-    let run = result.map_err(engine_error)?;
-    summary(&run, started, options.json, "deleted", "skipped");
-    if run.state == crate::domain::run::RunState::Completed {
-        Ok(())
-    } else {
-        Err(CliError::Ended { env, run_id: run.id, state: run.state.to_string() })
-    }
-}
-
-pub async fn reconcile(control: &Database, target: &Database, options: RunOptions) -> Result<(), CliError> {
-    let env = options.env;
-    let engine_error = |source| CliError::Engine { env, source };
-    let started = Instant::now();
-    let start = start(&options);
-    let held = begin_waiting(&options, || operate::begin(control, target, RunKind::Reconcile, &start, None))
-        .await
-        .map_err(engine_error)?;
-    let ids = held.run.ids.as_ref().map_or(0, Vec::len);
-    eprintln!(
-        "{env}: reconcile #{} re-copies {} ids the last verification found different",
-        held.run.id,
-        format_count(ids as i64)
-    );
-    let mut reporter = Reporter::new(format!("{env} reconcile #{}", held.run.id), held.run.low_id);
-    let mut observe = |run: &RunRecord, _: Option<&backfill::ChunkOutcome>| {
-        reporter.set_expected(run.rows_expected);
-        match &run.hold {
-            Some(hold) => reporter.hold(hold),
-            None => reporter.update(run.checkpoint, run.high_id, run.rows_read),
-        }
-    };
-    let result = crate::engine::reconcile::run(target, Some(control), env, held, &mut observe).await;
-    reporter.finish();
-    let run = result.map_err(engine_error)?;
-    summary(&run, started, options.json, "re-copied", "already right");
-    if run.state == crate::domain::run::RunState::Completed {
-        if !options.json {
-            println!("  now verify: `sti-rollout verify --env {env}`");
-        }
-        Ok(())
-    } else {
-        Err(CliError::Ended { env, run_id: run.id, state: run.state.to_string() })
-    }
 }
 
 pub async fn reconcile_dry_run(

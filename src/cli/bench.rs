@@ -16,7 +16,7 @@ use crate::domain::run::RunKind;
 use crate::engine::backfill::{self, Start};
 use crate::engine::capture;
 use crate::engine::classify::{classified, Subtype};
-use crate::engine::{dry_run, rollback, EngineError};
+use crate::engine::{dry_run, EngineError};
 use std::time::Instant;
 
 /// What to measure.
@@ -223,7 +223,7 @@ async fn engine_rollback(db: &Database, chunk: i64) -> Result<(), EngineError> {
             .fetch_one(db.pool())
             .await?;
     let held = backfill::begin_run(db, RunKind::Rollback, &start(chunk)?, high).await?;
-    rollback::run(db, None, Environment::Dev, held, &mut |_, _| {}).await.map(|_| ())
+    backfill::run(db, None, Environment::Dev, held, &mut |_, _| {}).await.map(|_| ())
 }
 
 /// C: pages of 1000 by OFFSET, as the legacy script read them, sampled at evenly spaced offsets

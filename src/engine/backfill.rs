@@ -361,7 +361,7 @@ fn backfill_step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> St
     Box::pin(backfill_chunk(db, held, from, to))
 }
 
-/// Runs a held backfill run to its end.
+/// Runs a held run — backfill, rollback or reconcile, each its own chunk step — to its end.
 pub async fn run(
     db: &Database,
     control: Option<&Database>,
@@ -369,7 +369,12 @@ pub async fn run(
     held: Held,
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
-    drive(db, control, env, held, backfill_step, observer).await
+    let step: Step = match held.run.kind {
+        RunKind::Backfill => backfill_step,
+        RunKind::Rollback => super::rollback::step,
+        RunKind::Reconcile => super::reconcile::step,
+    };
+    drive(db, control, env, held, step, observer).await
 }
 
 /// The loop: read requests and pacing, do one chunk, mirror, pause; until the frozen upper
@@ -849,12 +854,9 @@ pub const REFUSED_PREFIX: &str = "refused: ";
 
 /// A number in `[0, 1)` that differs from runner to runner and try to try.
 fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-    );
-    (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64
+    // the operating system's generator, as `db::random_hex` uses it
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    (OsRng.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 /// Renews the lease and mirrors the run, so the console sees a live runner (a paused run, a

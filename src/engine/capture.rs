@@ -10,7 +10,7 @@
 //! [`CAPTURE_PROVENANCE`] — not a run's id, not the application's null — and a rollback deletes
 //! them with the runs' rows.
 
-use super::classify::{classified, NORMALISED_PACE};
+use super::classify::{classified, Subtype};
 use super::EngineError;
 use crate::db::{Database, Dialect};
 use std::time::Duration;
@@ -28,36 +28,21 @@ pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) 
     // statements afresh (eight times slower writes)
     let row = classified().replace("where id > $1 and id <= $2", &format!("where id = ({id})"));
     debug_assert!(!row.contains("$1"), "classified() names its range as it did");
-    let c = format!(
-        "(select id, school_name, grade, {NORMALISED_PACE} as pace, goal_date, created_at, verdict from {row} r)"
-    );
-    vec![
-        format!(
-            "delete from school_projects where project_id = ({id})
-               and not exists (select 1 from {c} c where c.verdict = 'school')"
-        ),
-        format!(
-            "delete from self_study_projects where project_id = ({id})
-               and not exists (select 1 from {c} c where c.verdict = 'self_study')"
-        ),
-        format!(
-            "insert into school_projects (project_id, school_name, grade, backfill_run_id, created_at)
-             select id, school_name, grade, {provenance}, created_at from {c} c where c.verdict = 'school'
-             on conflict (project_id) do update set school_name = excluded.school_name, grade = excluded.grade,
-                 created_at = excluded.created_at, backfill_run_id = excluded.backfill_run_id
-             where school_projects.school_name is distinct from excluded.school_name
-                or school_projects.grade is distinct from excluded.grade
-                or school_projects.created_at is distinct from excluded.created_at"
-        ),
-        format!(
-            "insert into self_study_projects (project_id, pace, goal_date, backfill_run_id, created_at)
-             select id, pace, goal_date, {provenance}, created_at from {c} c where c.verdict = 'self_study'
-             on conflict (project_id) do update set pace = excluded.pace, goal_date = excluded.goal_date,
-                 created_at = excluded.created_at, backfill_run_id = excluded.backfill_run_id
-             where self_study_projects.pace is distinct from excluded.pace
-                or self_study_projects.goal_date is distinct from excluded.goal_date
-                or self_study_projects.created_at is distinct from excluded.created_at"
-        ),
+    let c = &row;
+    let mut statements = Vec::new();
+    for subtype in Subtype::ALL {
+        // a row in a table identification does not name for it leaves it
+        statements.push(format!(
+            "delete from {table} where project_id = ({id})
+               and not exists (select 1 from {c} c where c.verdict = '{verdict}')",
+            table = subtype.table(),
+            verdict = subtype.verdict(),
+        ));
+    }
+    for subtype in Subtype::ALL {
+        statements.push(subtype.upsert_from(c, provenance));
+    }
+    statements.extend([
         format!(
             "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
              select {dead_letter_run}, id, substr(verdict, 3), {now} from {c} c
@@ -69,7 +54,8 @@ pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) 
             "delete from sti_backfill_dead_letters where project_id = ({id})
                and not exists (select 1 from {c} c where c.verdict like 'x:%')"
         ),
-    ]
+    ]);
+    statements
 }
 
 /// The statements that remove what legacy row `id` (deleted, or moved to another id) had.

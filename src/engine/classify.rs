@@ -71,6 +71,43 @@ pub enum Subtype {
 impl Subtype {
     pub const ALL: [Subtype; 2] = [Subtype::School, Subtype::SelfStudy];
 
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::School => "school_projects",
+            Self::SelfStudy => "self_study_projects",
+        }
+    }
+
+    /// The verdict of [`classified`] that names this table.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Self::School => "school",
+            Self::SelfStudy => "self_study",
+        }
+    }
+
+    /// The columns copied from the legacy row (besides the key and the provenance).
+    fn copied(self) -> [&'static str; 3] {
+        match self {
+            Self::School => ["school_name", "grade", "created_at"],
+            Self::SelfStudy => ["pace", "goal_date", "created_at"],
+        }
+    }
+
+    /// [`Subtype::insert_from`] that brings a row already there up to date (writing `run_id`
+    /// into it) when a copied column differs, and leaves it — its provenance too — when none does.
+    pub fn upsert_from(self, source: &str, run_id: &str) -> String {
+        let table = self.table();
+        let set = self.copied().map(|c| format!("{c} = excluded.{c}")).join(", ");
+        let differs =
+            self.copied().map(|c| format!("{table}.{c} is distinct from excluded.{c}")).join(" or ");
+        format!(
+            "{} on conflict (project_id) do update set {set}, backfill_run_id = excluded.backfill_run_id
+             where {differs}",
+            self.insert_from(source, run_id, false)
+        )
+    }
+
     /// `insert into <table> (…) select … from <source> where verdict = '<type>'`: the copy of the
     /// identified rows of `source` (a relation with the columns of [`classified`]), provenance
     /// `run_id` (a parameter like `$3`, or a literal).

@@ -3,8 +3,8 @@
 //! re-identified as the change capture does it. What it writes carries its run's id, so a
 //! rollback deletes it with the backfills' rows.
 
-use super::backfill::{self, drive, record_chunk, ChunkOutcome, Observer, Start, StepFuture};
-use super::runs::{self, Held, NewRun, RunRecord};
+use super::backfill::{self, record_chunk, ChunkOutcome, Start, StepFuture};
+use super::runs::{self, Held, NewRun};
 use super::{capture, EngineError};
 use crate::db::live::last_verification;
 use crate::db::Database;
@@ -92,18 +92,7 @@ pub async fn begin(db: &Database, plan: Option<&ReconcilePlan>, start: &Start) -
     backfill::carry_out(db, &backfill::Beginning::New(new), start).await
 }
 
-/// Runs a held reconcile to its end.
-pub async fn run(
-    db: &Database,
-    control: Option<&Database>,
-    env: Environment,
-    held: Held,
-    observer: &mut Observer<'_>,
-) -> Result<RunRecord, EngineError> {
-    drive(db, control, env, held, reconcile_step, observer).await
-}
-
-fn reconcile_step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> StepFuture<'a> {
+pub(super) fn step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> StepFuture<'a> {
     Box::pin(reconcile_chunk(db, held, from, to))
 }
 

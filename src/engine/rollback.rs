@@ -5,8 +5,8 @@
 //! In a rollback run's ledger and counters, `school_created` / `self_study_created` count the
 //! rows *deleted*.
 
-use super::backfill::{self, begin_run, drive, ChunkOutcome, Observer, Start, StepFuture};
-use super::runs::{Held, RunRecord};
+use super::backfill::{self, begin_run, ChunkOutcome, Start, StepFuture};
+use super::runs::Held;
 use super::EngineError;
 use crate::db::control::{self, ENABLE_STI};
 use crate::db::Database;
@@ -60,18 +60,7 @@ pub async fn begin(db: &Database, control: &Database, start: &Start) -> Result<H
     begin_run(db, RunKind::Rollback, start, high).await
 }
 
-/// Runs a held rollback run to its end.
-pub async fn run(
-    db: &Database,
-    control: Option<&Database>,
-    env: Environment,
-    held: Held,
-    observer: &mut Observer<'_>,
-) -> Result<RunRecord, EngineError> {
-    drive(db, control, env, held, rollback_step, observer).await
-}
-
-fn rollback_step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> StepFuture<'a> {
+pub(super) fn step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> StepFuture<'a> {
     Box::pin(rollback_chunk(db, held, from, to))
 }
 

@@ -5,22 +5,15 @@
 
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::domain::run::RunKind;
+use crate::engine::backfill;
 use crate::engine::runs::Held;
-use crate::engine::{backfill, rollback};
 
 /// Drives `held` to its end on a background task.
 pub fn spawn(control: Database, target: Database, env: Environment, held: Held) {
     tokio::spawn(async move {
         let (run_id, kind) = (held.run.id, held.run.kind);
         let mut quiet = |_: &crate::engine::runs::RunRecord, _: Option<&backfill::ChunkOutcome>| {};
-        let result = match kind {
-            RunKind::Backfill => backfill::run(&target, Some(&control), env, held, &mut quiet).await,
-            RunKind::Rollback => rollback::run(&target, Some(&control), env, held, &mut quiet).await,
-            RunKind::Reconcile => {
-                crate::engine::reconcile::run(&target, Some(&control), env, held, &mut quiet).await
-            }
-        };
+        let result = backfill::run(&target, Some(&control), env, held, &mut quiet).await;
         match result {
             Ok(run) => {
                 tracing::info!(environment = %env, run_id, kind = kind.as_str(), state = %run.state, "run ended")

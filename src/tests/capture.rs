@@ -109,7 +109,7 @@ async fn application_writes_keep_the_subtype_rows_in_step(backend: Backend) {
     let held =
         operate::begin(&f.control, &f.target, RunKind::Rollback, &start(500, 30_000), None).await.unwrap();
     assert!(!capture::installed(&f.target).await.unwrap(), "the rollback removed the capture");
-    let rolled = rollback::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    let rolled = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(rolled.state, RunState::Completed);
     assert_eq!(
         count(

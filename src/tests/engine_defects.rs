@@ -78,7 +78,7 @@ async fn one_outlier_id_costs_one_row_not_a_span_of_keys(backend: Backend) {
     assert_eq!(report.ranges, 1, "1 001 rows are one range of 10 000");
 
     let held = rollback::begin(&f.target, &f.control, &start(100, 30_000)).await.unwrap();
-    let undone = within_a_minute("the rollback", rollback::run(&f.target, None, DEV, held, &mut |_, _| {}))
+    let undone = within_a_minute("the rollback", backfill::run(&f.target, None, DEV, held, &mut |_, _| {}))
         .await
         .unwrap();
     assert_eq!(undone.state, RunState::Completed);
@@ -109,7 +109,7 @@ async fn a_rollback_stops_when_the_flag_goes_on_under_it(backend: Backend) {
     let held = rollback::begin(&f.target, &f.control, &slow).await.unwrap();
     let mut observe = |_: &runs::RunRecord, _: Option<&backfill::ChunkOutcome>| {};
     let (ended, ()) =
-        tokio::join!(rollback::run(&f.target, Some(&f.control), DEV, held, &mut observe), async {
+        tokio::join!(backfill::run(&f.target, Some(&f.control), DEV, held, &mut observe), async {
             wait_for_checkpoint(&f.target, 1).await;
             // past the gate: an override, or someone in the control database
             set_flag(&f, true).await;

@@ -287,7 +287,7 @@ async fn rollback_removes_exactly_the_backfilled_rows(backend: Backend) {
         .unwrap();
 
     let held = rollback::begin(&f.target, &f.control, &start(300, 30_000)).await.unwrap();
-    let done = rollback::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    let done = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(done.state, RunState::Completed);
     assert_eq!(done.created(), plan.school + plan.self_study, "deleted");
     assert_eq!(count(&f.target, "select count(*) from school_projects").await, 0);

@@ -87,7 +87,7 @@ async fn reconcile_re_copies_exactly_the_ids_verification_found_different(backen
     // what it wrote, a rollback deletes
     let held =
         operate::begin(&f.control, &f.target, RunKind::Rollback, &start(1_000, 30_000), None).await.unwrap();
-    rollback::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(
         count(
             &f.target,
