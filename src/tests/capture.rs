@@ -7,7 +7,7 @@ use crate::engine_runs::{count, fixture, start, Fixture, DEV};
 use crate::support::Backend;
 use sti_rollout::db::audit;
 use sti_rollout::domain::run::{RunKind, RunState};
-use sti_rollout::engine::{backfill, capture, operate, rollback, verify};
+use sti_rollout::engine::{backfill, capture, operate, verify};
 
 /// The id of some legacy row that identification makes a school row.
 async fn a_school_row(f: &Fixture, after: i64) -> i64 {

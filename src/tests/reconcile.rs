@@ -5,7 +5,7 @@ use crate::engine_defects::exec;
 use crate::engine_runs::{count, fixture, run_backfill, start, Fixture, DEV};
 use crate::support::{cli, config_vars, stderr, stdout, Backend};
 use sti_rollout::domain::run::{RunKind, RunState};
-use sti_rollout::engine::{operate, reconcile, rollback, verify};
+use sti_rollout::engine::{backfill, operate, reconcile, verify};
 
 /// Ids of the first `n` school rows after `after`.
 async fn school_rows(f: &Fixture, after: i64, n: i64) -> Vec<i64> {
