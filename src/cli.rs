@@ -531,7 +531,7 @@ async fn seed(config: &Config, env: Environment, rows: i64, append: bool) -> Res
 async fn open_control(config: &Config) -> Result<Database, StartupError> {
     let database_error = |source| StartupError::Database { what: "control".into(), source };
     if config.uses_data_dir() {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::server::startup::create_private_dir(&config.data_dir)
             .map_err(|source| StartupError::DataDir { path: config.data_dir.clone(), source })?;
     }
     let control = Database::open(&config.control, Schema::Control).await.map_err(database_error)?;

@@ -9,6 +9,7 @@ pub mod checklist;
 pub mod control;
 pub mod joined_read;
 pub mod live;
+pub mod login_throttle;
 pub mod overview;
 pub mod pool;
 pub mod projects;
@@ -38,6 +39,15 @@ pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0_u8; bytes];
     OsRng.fill_bytes(&mut buffer);
     buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Logs an internal error under a new random id and returns the id. Browsers are shown a plain
+/// sentence and this id, never the error's own text (database messages name tables and columns);
+/// the id finds the log line.
+pub fn log_with_id(what: &str, error: &dyn std::fmt::Display) -> String {
+    let id = random_hex(4);
+    tracing::error!(error_id = %id, %error, "{what}");
+    id
 }
 
 /// Milliseconds since the Unix epoch by this process's clock: the sessions' times, and the

@@ -29,6 +29,8 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeyInfo>, ServerFnError> {
             created_by: k.created_by,
             created_at: k.created_at,
             revoked: k.revoked_at.is_some(),
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
         })
         .collect())
 }

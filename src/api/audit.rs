@@ -21,7 +21,8 @@ pub async fn audit_log(
     let state = super::app_state()?;
     let filter = crate::db::audit::Filter::parse(&env, &actor, &action, &from, &to)
         .map_err(|e| fail(axum::http::StatusCode::BAD_REQUEST, e))?;
-    let page = page.max(1);
+    // a page far beyond the end is an empty page, not an overflow
+    let page = page.clamp(1, i64::MAX / PER_PAGE);
     let (entries, total) = crate::db::audit::search(&state.control, &filter, PER_PAGE, (page - 1) * PER_PAGE)
         .await
         .map_err(|e| db_error("the audit log", e))?;

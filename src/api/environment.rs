@@ -32,17 +32,25 @@ pub(super) mod server {
             }
             EngineError::NoSuchRun(_) => StatusCode::NOT_FOUND,
             EngineError::Db(_) | EngineError::Corrupt(_) => {
-                tracing::error!(environment = %env, %error, "engine error");
-                StatusCode::SERVICE_UNAVAILABLE
+                // the database's own words (tables, columns, constraints) stay in the log
+                let id = crate::db::log_with_id(&format!("engine error in {env}"), &error);
+                return fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{env}: the database cannot be used just now; try again (error id {id})"),
+                );
             }
             _ => StatusCode::CONFLICT,
         };
         fail(status, format!("{env}: {error}"))
     }
 
+    /// A 503 for a database that failed: a sentence and an error id; its own text goes to the log.
     pub fn db_error(what: &str, error: impl std::fmt::Display) -> ServerFnError {
-        tracing::error!(%error, "cannot read {what}");
-        fail(StatusCode::SERVICE_UNAVAILABLE, format!("{what} cannot be read: {error}"))
+        let id = crate::db::log_with_id(&format!("cannot read {what}"), &error);
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what} cannot be read just now; try again (error id {id})"),
+        )
     }
 
     /// The environment named in the request, with its target database.
@@ -90,8 +98,8 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
     let contacts = super::app_state()?.contacts.get(&env).cloned().unwrap_or_default();
     // a target database that cannot be read costs the page its rejected rows, not the page
     let dead_letters = crate::engine::dead_letters::page(&target, None, None, 1).await.map_err(|error| {
-        tracing::error!(environment = %env, %error, "cannot read rejected rows");
-        format!("{env}: {error}")
+        let id = crate::db::log_with_id(&format!("cannot read {env}'s rejected rows"), &error);
+        format!("{env}: the rejected rows cannot be read just now (error id {id})")
     });
     Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters })
 }

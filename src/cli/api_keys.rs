@@ -17,6 +17,9 @@ pub enum ApiKeyAction {
         env: Environment,
         #[arg(long)]
         scope: Scope,
+        /// The key stops working after this many days (1 to 3650); without it, it works until revoked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     /// List the keys (prefixes only).
     List {
@@ -33,9 +36,11 @@ pub enum ApiKeyAction {
 pub async fn run(control: &Database, action: ApiKeyAction) -> Result<(), CliError> {
     let key_error = |e: api_keys::ApiKeyError| CliError::User(e.to_string());
     match action {
-        ApiKeyAction::Create { env, scope } => {
+        ApiKeyAction::Create { env, scope, expires_in_days } => {
             let by = super::actor();
-            let (created, key) = api_keys::create(control, env, scope, &by).await.map_err(key_error)?;
+            let expires_at = expires_in_days.map(|days| crate::db::now_ms() + i64::from(days) * 86_400_000);
+            let (created, key) =
+                api_keys::create_expiring(control, env, scope, &by, expires_at).await.map_err(key_error)?;
             eprintln!(
                 "API key #{} for {env} ({}) created; it is shown only now:",
                 created.id,
@@ -48,7 +53,9 @@ pub async fn run(control: &Database, action: ApiKeyAction) -> Result<(), CliErro
                     actor: &by,
                     action: "apikey.create",
                     environment: Some(env),
-                    after: Some(serde_json::json!({ "id": created.id, "scope": scope.as_str(), "prefix": created.prefix })),
+                    after: Some(serde_json::json!({
+                        "id": created.id, "scope": scope.as_str(), "prefix": created.prefix, "expires_at": expires_at,
+                    })),
                     ..Default::default()
                 },
             )
@@ -63,7 +70,13 @@ pub async fn run(control: &Database, action: ApiKeyAction) -> Result<(), CliErro
             } else {
                 println!("{:>4}  {:<8} {:<6} {:<18} state", "key", "env", "scope", "prefix");
                 for k in keys {
-                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.expires_at.is_some_and(|at| at <= crate::db::now_ms()) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
                     println!(
                         "{:>4}  {:<8} {:<6} {:<18} {state}",
                         k.id,

@@ -19,7 +19,30 @@ pub struct ApiKey {
     pub created_by: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// When it stops working by itself, if ever.
+    pub expires_at: Option<i64>,
+    /// When an application last presented it (to the minute), if ever.
+    pub last_used_at: Option<i64>,
 }
+
+/// Who presented a valid key: what the handlers check and the audit trail names (`key:PREFIX`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub id: i64,
+    pub environment: Environment,
+    pub scope: Scope,
+    pub prefix: String,
+}
+
+impl KeyHolder {
+    /// How the audit log names what this key did.
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.prefix)
+    }
+}
+
+/// How often a key's last use is written down at most.
+const LAST_USED_EVERY_MS: i64 = 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiKeyError {
@@ -53,18 +76,29 @@ pub fn generate(env: Environment) -> String {
     format!("sti_{env}_{random}")
 }
 
-/// Creates a key and returns it in the clear, the only time it exists so.
+/// Creates a key that never expires and returns it in the clear, the only time it exists so.
 pub async fn create(
     db: &Database,
     env: Environment,
     scope: Scope,
     created_by: &str,
 ) -> Result<(ApiKey, String), ApiKeyError> {
+    create_expiring(db, env, scope, created_by, None).await
+}
+
+/// Creates a key that stops working at `expires_at` (ms since the epoch), if given.
+pub async fn create_expiring(
+    db: &Database,
+    env: Environment,
+    scope: Scope,
+    created_by: &str,
+    expires_at: Option<i64>,
+) -> Result<(ApiKey, String), ApiKeyError> {
     let key = generate(env);
     let prefix: String = key.chars().take(16).collect();
     let id: i64 = sqlx::query(
-        "insert into api_keys (environment, scope, prefix, key_hash, created_by, created_at)
-         values ($1, $2, $3, $4, $5, $6) returning id",
+        "insert into api_keys (environment, scope, prefix, key_hash, created_by, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7) returning id",
     )
     .bind(env.as_str())
     .bind(scope.as_str())
@@ -72,6 +106,7 @@ pub async fn create(
     .bind(key_hash(&key))
     .bind(created_by)
     .bind(super::now_ms())
+    .bind(expires_at)
     .fetch_one(db.pool())
     .await?
     .try_get("id")?;
@@ -79,28 +114,43 @@ pub async fn create(
     Ok((created, key))
 }
 
-/// The environment and scope of a presented key, if it exists and is not revoked.
-pub async fn authenticate(db: &Database, key: &str) -> Result<Option<(Environment, Scope)>, ApiKeyError> {
-    let row =
-        sqlx::query("select environment, scope from api_keys where key_hash = $1 and revoked_at is null")
-            .bind(key_hash(key))
-            .fetch_optional(db.pool())
+/// The holder of a presented key, if it exists, is not revoked and has not expired. Notes the
+/// use (at most once a minute per key).
+pub async fn authenticate(db: &Database, key: &str) -> Result<Option<KeyHolder>, ApiKeyError> {
+    let now = super::now_ms();
+    let row = sqlx::query(
+        "select id, environment, scope, prefix, last_used_at from api_keys
+         where key_hash = $1 and revoked_at is null and (expires_at is null or expires_at > $2)",
+    )
+    .bind(key_hash(key))
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let env: String = row.try_get("environment")?;
+    let scope: String = row.try_get("scope")?;
+    let holder = KeyHolder {
+        id: row.try_get("id")?,
+        environment: Environment::parse(&env).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+        scope: Scope::parse(&scope).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
+        prefix: row.try_get("prefix")?,
+    };
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    if last_used.is_none_or(|at| at < now - LAST_USED_EVERY_MS) {
+        sqlx::query("update api_keys set last_used_at = $1 where id = $2")
+            .bind(now)
+            .bind(holder.id)
+            .execute(db.pool())
             .await?;
-    row.map(|row| {
-        let env: String = row.try_get("environment")?;
-        let scope: String = row.try_get("scope")?;
-        Ok((
-            Environment::parse(&env).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
-            Scope::parse(&scope).map_err(|e| ApiKeyError::Corrupt(e.to_string()))?,
-        ))
-    })
-    .transpose()
+    }
+    Ok(Some(holder))
 }
 
 /// Every key, newest first, revoked ones included.
 pub async fn list(db: &Database) -> Result<Vec<ApiKey>, ApiKeyError> {
     let rows = sqlx::query(
-        "select id, environment, scope, prefix, created_by, created_at, revoked_at from api_keys order by id desc",
+        "select id, environment, scope, prefix, created_by, created_at, revoked_at, expires_at, last_used_at
+         from api_keys order by id desc",
     )
     .fetch_all(db.pool())
     .await?;
@@ -116,6 +166,8 @@ pub async fn list(db: &Database) -> Result<Vec<ApiKey>, ApiKeyError> {
                 created_by: row.try_get("created_by")?,
                 created_at: row.try_get("created_at")?,
                 revoked_at: row.try_get("revoked_at")?,
+                expires_at: row.try_get("expires_at")?,
+                last_used_at: row.try_get("last_used_at")?,
             })
         })
         .collect()

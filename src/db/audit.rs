@@ -142,6 +142,30 @@ pub async fn search(
     Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
 }
 
+/// Entries matching `filter` older than entry `before` (all when `None`), newest first, at most
+/// `limit`: the exports read the log page by page this way, never whole.
+pub async fn page_before(
+    db: &Database,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "select id, at, actor, action, environment, before, after, reason from audit_log where {WHERE}
+         and (cast($6 as bigint) is null or id < cast($6 as bigint)) order by id desc limit $7"
+    ))
+    .bind(filter.environment.clone())
+    .bind(filter.actor.clone())
+    .bind(filter.action.clone())
+    .bind(filter.from_ms)
+    .bind(filter.to_ms)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Recorded, sqlx::Error> {
     Ok(Recorded {
         id: row.try_get("id")?,

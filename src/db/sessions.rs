@@ -1,6 +1,7 @@
 //! Server-side sessions: the browser holds a random id, the control database its SHA-256 and
 //! the user it belongs to. Logging in always makes a new id (rotation); disabling a user or
-//! changing their password or role deletes their sessions.
+//! changing their password or role deletes their sessions. A session ends at the first of: 12
+//! hours after sign-in, its idle time without a request ([`touch`] marks one), sign-out.
 
 use super::api_keys::key_hash;
 use super::pool::{Database, DbError};
@@ -16,8 +17,18 @@ fn new_id() -> String {
     super::random_hex(32)
 }
 
-/// Starts a session for `user`, ending `previous` (the id the browser had) if given.
-pub async fn start(db: &Database, user: &User, previous: Option<&str>) -> Result<String, DbError> {
+/// How often a session's last request is written down at most: the idle time is minutes, so
+/// a write per request would be a waste.
+const TOUCH_EVERY_MS: i64 = 30_000;
+
+/// Starts a session for `user` that ends after `idle_ms` without a request, ending `previous`
+/// (the id the browser had) if given.
+pub async fn start(
+    db: &Database,
+    user: &User,
+    previous: Option<&str>,
+    idle_ms: i64,
+) -> Result<String, DbError> {
     let id = new_id();
     let now = super::now_ms();
     let mut tx = db.begin_write().await?;
@@ -27,24 +38,31 @@ pub async fn start(db: &Database, user: &User, previous: Option<&str>) -> Result
             .execute(&mut *tx)
             .await?;
     }
-    // expired sessions of anyone go at the same time, so the table stays small
-    sqlx::query("delete from sessions where expires_at < $1").bind(now).execute(&mut *tx).await?;
-    sqlx::query("insert into sessions (id_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
-        .bind(key_hash(&id))
-        .bind(user.id)
+    // ended sessions of anyone go at the same time, so the table stays small
+    sqlx::query("delete from sessions where expires_at < $1 or last_seen_at + idle_ms < $1")
         .bind(now)
-        .bind(now + SESSION_MS)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "insert into sessions (id_hash, user_id, created_at, expires_at, last_seen_at, idle_ms)
+         values ($1, $2, $3, $4, $3, $5)",
+    )
+    .bind(key_hash(&id))
+    .bind(user.id)
+    .bind(now)
+    .bind(now + SESSION_MS)
+    .bind(idle_ms)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
 
-/// The user of a live session of an enabled user.
+/// The user of a live session (neither expired nor idle too long) of an enabled user.
 pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role)>, DbError> {
     let row = sqlx::query(
         "select u.id, u.username, u.role from sessions s join users u on u.id = s.user_id
-         where s.id_hash = $1 and s.expires_at > $2 and not u.disabled",
+         where s.id_hash = $1 and s.expires_at > $2 and s.last_seen_at + s.idle_ms > $2 and not u.disabled",
     )
     .bind(key_hash(id))
     .bind(super::now_ms())
@@ -56,6 +74,32 @@ pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role
     let role: String = row.try_get("role")?;
     // a row that no longer parses (edited by hand) is no valid session
     Ok(Username::parse(&username).ok().zip(Role::parse(&role).ok()).map(|(u, r)| (id, u, r)))
+}
+
+/// Notes a request in a live session, which keeps it from idling out (written at most every
+/// half minute).
+pub async fn touch(db: &Database, id: &str) -> Result<(), DbError> {
+    let now = super::now_ms();
+    sqlx::query(
+        "update sessions set last_seen_at = $2
+         where id_hash = $1 and last_seen_at < $3 and last_seen_at + idle_ms > $2 and expires_at > $2",
+    )
+    .bind(key_hash(id))
+    .bind(now)
+    .bind(now - TOUCH_EVERY_MS)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Ends every session of user `user_id` but `keep` (a password change signs out the others).
+pub async fn end_others(db: &Database, user_id: i64, keep: &str) -> Result<u64, DbError> {
+    let ended = sqlx::query("delete from sessions where user_id = $1 and id_hash <> $2")
+        .bind(user_id)
+        .bind(key_hash(keep))
+        .execute(db.pool())
+        .await?;
+    Ok(ended.rows_affected())
 }
 
 /// Ends one session.

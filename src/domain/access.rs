@@ -172,6 +172,10 @@ pub struct ApiKeyInfo {
     /// When it was created (ms since the epoch).
     pub created_at: i64,
     pub revoked: bool,
+    /// When it stops working by itself (ms since the epoch), if ever.
+    pub expires_at: Option<i64>,
+    /// When an application last used it (to the minute), if ever.
+    pub last_used_at: Option<i64>,
 }
 
 #[cfg(test)]

@@ -91,12 +91,20 @@ pub async fn csv(
     Ok(out)
 }
 
-/// A CSV field, quoted when it must be (RFC 4180).
+/// A text CSV field: quoted when it must be (RFC 4180), and made inert for spreadsheets: a field
+/// starting with `=`, `+`, `-`, `@`, TAB or CR would be read as a formula (OWASP's CSV
+/// injection), so it gets a leading `'`. Numbers the exports write themselves do not go
+/// through here.
 pub fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text.into_owned()
     }
 }
 
@@ -107,5 +115,7 @@ mod tests {
         assert_eq!(super::csv_field("missing_school"), "missing_school");
         assert_eq!(super::csv_field("a,b"), "\"a,b\"");
         assert_eq!(super::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(super::csv_field("=1+1"), "'=1+1");
+        assert_eq!(super::csv_field("a=1"), "a=1");
     }
 }

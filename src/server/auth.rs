@@ -3,7 +3,8 @@
 //! `/health`; every state change must come from the console's own origin.
 
 use super::state::AppState;
-use crate::db::users::{self, User};
+use crate::db::login_throttle::{self, Reservation};
+use crate::db::users;
 use crate::db::{sessions, Database};
 use crate::domain::access::{Role, Username};
 use axum::extract::{ConnectInfo, Form, Request, State};
@@ -11,14 +12,24 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-/// The session cookie's name.
-pub const COOKIE: &str = "sti_session";
+/// The session cookie's name: `__Host-` makes browsers keep it only when it is `Secure`, set by
+/// this host itself for the whole site, so neither another site on the domain nor a man in the
+/// middle on plain http can plant one.
+pub const COOKIE: &str = "__Host-sti_session";
+/// Its name under `plain_http = true`, where it cannot be `Secure`.
+pub const PLAIN_COOKIE: &str = "sti_session";
+
+/// The session cookie's name under this configuration.
+pub fn cookie_name(security: &super::config::Security) -> &'static str {
+    if security.plain_http {
+        PLAIN_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// The signed-in user of a request, put there by [`guard`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +47,29 @@ impl CurrentUser {
     }
 }
 
+/// Whether anyone may reach `path`, decided on the path as the file server and the router will
+/// read it: percent-decoded, with `.` and `..` segments resolved (`/pkg/%2e%2e/env/dev` is
+/// `/env/dev`, not a static file). A path that does not decode is not public.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/health" | "/favicon.svg" | "/robots.txt") || path.starts_with("/pkg/")
+    let Some(path) = normalise(path) else { return false };
+    matches!(path.as_str(), "/login" | "/health" | "/favicon.svg" | "/robots.txt")
+        || path.starts_with("/pkg/")
+}
+
+/// `path` percent-decoded, its dot segments resolved; `None` when it is not UTF-8.
+fn normalise(path: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    Some(format!("/{}", segments.join("/")))
 }
 
 /// Whether an unsafe request comes from another site: `Sec-Fetch-Site` when the browser sends
@@ -58,15 +90,15 @@ fn is_cross_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The session id the browser sent, if any.
-pub fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The session id the browser sent, if any, in the cookie named `name`.
+pub fn session_id(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -81,7 +113,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let path = req.uri().path().to_owned();
     if !safe
         && path.starts_with("/api/")
-        && session_id(req.headers()).is_some()
+        && session_id(req.headers(), cookie_name(&state.security)).is_some()
         && req.headers().get(crate::api::client::HEADER.0).and_then(|v| v.to_str().ok())
             != Some(crate::api::client::HEADER.1)
     {
@@ -92,31 +124,40 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         return next.run(req).await;
     }
     if path == "/metrics"
-        && state.metrics_token.as_deref().is_some_and(|token| bearer(req.headers()) == Some(token))
+        && state.metrics_token.as_deref().is_some_and(|token| same_secret(bearer(req.headers()), token))
     {
         return next.run(req).await;
     }
-    let user = match session_id(req.headers()) {
-        Some(id) => match sessions::user(&state.control, &id).await {
+    let session = session_id(req.headers(), cookie_name(&state.security));
+    let user = match &session {
+        Some(id) => match sessions::user(&state.control, id).await {
             Ok(user) => user,
-            Err(error) => {
-                tracing::error!(%error, "cannot read sessions");
-                return (StatusCode::SERVICE_UNAVAILABLE, "the control database is unavailable\n")
-                    .into_response();
-            }
+            Err(error) => return unavailable("cannot read sessions", &error),
         },
         None => None,
     };
-    match user {
-        Some((id, username, role)) => {
+    match (user, session) {
+        (Some((id, username, role)), Some(session)) => {
+            if let Err(error) = sessions::touch(&state.control, &session).await {
+                tracing::warn!(%error, "cannot note a session's request");
+            }
             req.extensions_mut().insert(CurrentUser { id, username, role });
             next.run(req).await
         }
-        None if safe && !path.starts_with("/api/") && path != "/metrics" => {
+        _ if safe && !path.starts_with("/api/") && path != "/metrics" => {
             Redirect::to(&format!("/login?next={}", encode_path(&path))).into_response()
         }
-        None => (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
+        _ => (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
     }
+}
+
+/// Whether `given` is `secret`, compared in constant time (of their SHA-256, so that not even
+/// the length shows).
+fn same_secret(given: Option<&str>, secret: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(given) = given else { return false };
+    let (given, secret) = (crate::db::api_keys::key_hash(given), crate::db::api_keys::key_hash(secret));
+    given.as_bytes().ct_eq(secret.as_bytes()).into()
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -128,11 +169,33 @@ fn encode_path(path: &str) -> String {
     path.replace('%', "%25").replace('&', "%26").replace('?', "%3F").replace('#', "%23").replace('/', "%2F")
 }
 
-/// A `next` that stays on this site, else `/`.
+/// Where to go after signing in: `next` when it is one of the console's own pages (a path,
+/// optionally with a query, without control characters or white space), else `/`.
 fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next,
-        _ => "/",
+    let Some(next) = next else { return "/" };
+    let path = next.split_once('?').map_or(next, |(path, _)| path);
+    let clean = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\' || c == '#');
+    if clean && super::startup::page_routes().iter().any(|route| route_matches(route.path(), path)) {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// Whether `path` is one `route` (`/env/{env}`, `/env/:env`) answers.
+fn route_matches(route: &str, path: &str) -> bool {
+    let mut route = route.split('/');
+    let mut path = path.split('/');
+    loop {
+        match (route.next(), path.next()) {
+            (None, None) => return true,
+            (Some(r), _) if r.starts_with('*') || r.starts_with("{*") => return true,
+            (Some(r), Some(p)) if r == p => {}
+            (Some(r), Some(p)) if (r.starts_with(':') || r.starts_with('{')) && !p.is_empty() => {}
+            _ => return false,
+        }
     }
 }
 
@@ -144,138 +207,115 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Failed logins per user and per address in the current window.
-#[derive(Default)]
-pub struct LoginThrottle(Mutex<HashMap<String, (u32, Instant)>>);
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl LoginThrottle {
-    /// Seconds to wait when any of `keys` failed too often.
-    fn retry_after(&self, keys: &[String]) -> Option<u64> {
-        let map = self.0.lock().ok()?;
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < WINDOW)
-            .map(|(_, since)| (WINDOW - since.elapsed()).as_secs().max(1))
-            .max()
-    }
-
-    fn fail(&self, keys: &[String]) {
-        if let Ok(mut map) = self.0.lock() {
-            for key in keys {
-                let entry = map.entry(key.clone()).or_insert((0, Instant::now()));
-                if entry.1.elapsed() >= WINDOW {
-                    *entry = (0, Instant::now());
-                }
-                entry.0 += 1;
-            }
-        }
-    }
-
-    fn succeed(&self, user_key: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(user_key);
-        }
-    }
+fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Response {
+    let id = crate::db::log_with_id(what, error);
+    (StatusCode::SERVICE_UNAVAILABLE, format!("the control database is unavailable (error id {id})\n"))
+        .into_response()
 }
 
-/// `POST /login`: checks the password, rotates the session, sets the cookie, goes to `next`.
+/// `POST /login`: reserves the attempt with the throttle, checks the password (against a dummy
+/// hash for a name that is no enabled user), rotates the session, sets the cookie, goes to `next`.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref()).to_owned();
-    let keys = [format!("user:{}", form.username), format!("addr:{}", addr.ip())];
-    if let Some(seconds) = state.login_throttle.retry_after(&keys) {
-        tracing::warn!(username = %form.username, address = %addr.ip(), "login throttled");
-        audit_login(&state.control, "login.throttled", &form.username, addr).await;
-        let mut response =
-            (StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later\n").into_response();
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    let address = state.proxies.client(peer.ip(), &headers).to_string();
+    // only a name that could be a user's reaches the log and the audit trail: anything else
+    // (a password typed into the wrong field, forged log lines) is "not a user name"
+    let name = Username::parse(&form.username).ok();
+    let shown = name.as_ref().map_or(NOT_A_NAME, Username::as_str);
+    match login_throttle::reserve(&state.control, shown, &address).await {
+        Ok(Reservation::Check) => {}
+        Ok(Reservation::Refused { retry_after_s, first, by_address }) => {
+            tracing::warn!(username = shown, address, retry_after_s, by_address, "login throttled");
+            if first {
+                audit_login(&state.control, "login.throttled", shown, &address).await;
+            }
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later\n").into_response();
+            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
         }
-        return response;
+        Err(error) => return unavailable("cannot reserve a sign-in attempt", &error),
     }
-    match check_password(&state.control, &form.username, &form.password).await {
-        Ok(Some(user)) => {
-            state.login_throttle.succeed(&keys[0]);
-            match sessions::start(&state.control, &user, session_id(&headers).as_deref()).await {
+    let found = match &name {
+        Some(name) => match users::find(&state.control, name).await {
+            Ok(found) => found.filter(|(user, _)| !user.disabled),
+            Err(error) => return unavailable("cannot check a password", &error),
+        },
+        None => None,
+    };
+    let (user, stored) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
+    let matches = super::password::check(form.password, stored).await;
+    match user.filter(|_| matches) {
+        Some(user) => {
+            if let Err(error) = login_throttle::succeeded(&state.control, shown, &address).await {
+                tracing::warn!(%error, "cannot clear the sign-in throttle");
+            }
+            let idle_ms = i64::from(state.security.idle_timeout_minutes) * 60_000;
+            match sessions::start(
+                &state.control,
+                &user,
+                session_id(&headers, cookie_name(&state.security)).as_deref(),
+                idle_ms,
+            )
+            .await
+            {
                 Ok(id) => {
                     tracing::info!(username = %user.username, "signed in");
-                    audit_login(&state.control, "login", user.username.as_str(), addr).await;
-                    let secure = if served_over_https(&headers) { "; Secure" } else { "" };
-                    let cookie = format!(
-                        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                        sessions::SESSION_MS / 1000
-                    );
+                    audit_login(&state.control, "login", user.username.as_str(), &address).await;
+                    let cookie = session_cookie(&state, &id);
                     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
                 }
-                Err(error) => {
-                    tracing::error!(%error, "cannot start a session");
-                    (StatusCode::SERVICE_UNAVAILABLE, "the control database is unavailable\n").into_response()
-                }
+                Err(error) => unavailable("cannot start a session", &error),
             }
         }
-        Ok(None) => {
-            state.login_throttle.fail(&keys);
-            tracing::warn!(username = %form.username, address = %addr.ip(), "failed login");
-            audit_login(&state.control, "login.failed", &form.username, addr).await;
-            // the same answer, a little later, whether the user exists or not
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        None => {
+            if let Err(error) = login_throttle::failed(&state.control, shown).await {
+                tracing::warn!(%error, "cannot count a failed sign-in");
+            }
+            tracing::warn!(username = shown, address, "failed login");
+            audit_login(&state.control, "login.failed", shown, &address).await;
             Redirect::to(&format!("/login?error=1&next={}", encode_path(&next))).into_response()
-        }
-        Err(error) => {
-            tracing::error!(%error, "cannot check a password");
-            (StatusCode::SERVICE_UNAVAILABLE, "the control database is unavailable\n").into_response()
         }
     }
 }
 
-/// Whether the browser reached the console over https (a proxy's `X-Forwarded-Proto`, or an
-/// https `Origin`), so the cookie must be `Secure`.
-/// Sign-ins, failed or not, in the audit log: the name tried (cut to a sane length) and the address.
-async fn audit_login(control: &Database, action: &str, username: &str, addr: SocketAddr) {
-    let tried: String = username.chars().take(64).collect();
-    let actor = if action == "login" { format!("user:{tried}") } else { "anonymous".to_owned() };
+/// What the log and the audit trail say for a tried name that is no user name at all.
+const NOT_A_NAME: &str = "(not a user name)";
+
+/// The session cookie for `id`: a browser session's (no `Max-Age`: it goes when the browser
+/// closes; the server ends it after 12 hours, or sooner when idle).
+fn session_cookie(state: &AppState, id: &str) -> String {
+    let name = cookie_name(&state.security);
+    let secure = if state.security.plain_http { "" } else { "; Secure" };
+    format!("{name}={id}; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// Sign-ins, failed or not, in the audit log: the name tried (one that parses as a user name)
+/// and the client's address.
+async fn audit_login(control: &Database, action: &str, username: &str, address: &str) {
+    let actor = if action == "login" { format!("user:{username}") } else { "anonymous".to_owned() };
     crate::db::audit::record_or_log(
         control,
         crate::db::audit::Entry {
             actor: &actor,
             action,
-            after: Some(serde_json::json!({ "username": tried, "address": addr.ip().to_string() })),
+            after: Some(serde_json::json!({ "username": username, "address": address })),
             ..Default::default()
         },
     )
     .await;
 }
 
-fn served_over_https(headers: &HeaderMap) -> bool {
-    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    forwarded.is_some_and(|p| p.eq_ignore_ascii_case("https"))
-        || origin.is_some_and(|o| o.starts_with("https://"))
-}
-
-/// The enabled user whose password this is.
-async fn check_password(
-    db: &Database,
-    username: &str,
-    password: &str,
-) -> Result<Option<User>, users::UserError> {
-    let Ok(username) = Username::parse(username) else { return Ok(None) };
-    let found = users::find(db, &username).await?;
-    Ok(found
-        .filter(|(user, hash)| !user.disabled && super::password::verify(password, hash))
-        .map(|(user, _)| user))
-}
-
 /// `POST /logout`: ends the session and clears the cookie.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(id) = session_id(&headers) {
+    if let Some(id) = session_id(&headers, cookie_name(&state.security)) {
         if let Ok(Some((_, username, _))) = sessions::user(&state.control, &id).await {
             crate::db::audit::record_or_log(
                 &state.control,
@@ -291,7 +331,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             tracing::warn!(%error, "cannot end a session");
         }
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let name = cookie_name(&state.security);
+    let secure = if state.security.plain_http { "" } else { "; Secure" };
+    let cookie = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
@@ -305,7 +347,8 @@ pub async fn ensure_first_admin(control: &Database, data_dir: &Path) -> Result<(
     let hash = super::password::hash(&password).map_err(|e| e.to_string())?;
     let admin = Username::parse("admin").map_err(|e| e.to_string())?;
     users::create(control, &admin, &hash, Role::Admin).await.map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("data folder {}: {e}", data_dir.display()))?;
+    super::startup::create_private_dir(data_dir)
+        .map_err(|e| format!("data folder {}: {e}", data_dir.display()))?;
     let file = data_dir.join("initial-admin-password");
     write_private(&file, &format!("{password}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
     eprintln!(
@@ -349,15 +392,39 @@ mod tests {
     #[test]
     fn next_never_leaves_the_site() {
         assert_eq!(safe_next(Some("/env/prod")), "/env/prod");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+        for bad in
+            ["//evil.example", "https://evil.example", "/\\evil", "", "/\t/evil.example", "/no-such-page"]
+        {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
     }
 
     #[test]
+    fn public_paths_are_judged_after_decoding_and_dot_segments() {
+        assert!(is_public("/pkg/sti_rollout.js"));
+        assert!(is_public("/login"));
+        for private in
+            ["/pkg/%2e%2e/env/dev", "/pkg/../audit", "/pkg/.%2E/keys", "/pkg/%ff", "/env/dev", "/loginx"]
+        {
+            assert!(!is_public(private), "{private}");
+        }
+    }
+
+    #[test]
+    fn a_route_pattern_matches_its_paths_only() {
+        assert!(route_matches("/env/{env}", "/env/prod"));
+        assert!(route_matches("/env/:env", "/env/prod"));
+        assert!(!route_matches("/env/{env}", "/env/"));
+        assert!(!route_matches("/env/{env}", "/env/prod/more"));
+        assert!(route_matches("/", "/"));
+        assert!(!route_matches("/", "/evil"));
+    }
+
+    #[test]
     fn the_session_cookie_is_found_among_others() {
-        let h = headers(&[("cookie", "a=1; sti_session=abc; b=2")]);
-        assert_eq!(session_id(&h).as_deref(), Some("abc"));
-        assert_eq!(session_id(&headers(&[("cookie", "a=1")])), None);
+        let h = headers(&[("cookie", "a=1; __Host-sti_session=abc; sti_session=plain; b=2")]);
+        assert_eq!(session_id(&h, COOKIE).as_deref(), Some("abc"));
+        assert_eq!(session_id(&h, PLAIN_COOKIE).as_deref(), Some("plain"));
+        assert_eq!(session_id(&headers(&[("cookie", "a=1")]), COOKIE), None);
     }
 }

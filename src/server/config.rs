@@ -29,6 +29,46 @@ pub struct Config {
     /// The rollout's D-day (`d_day = "2026-12-10"` in the file, or `STI_D_DAY`); one set in the
     /// console or with `sti-rollout timeline --set` takes precedence.
     pub d_day: Option<Day>,
+    /// How the console meets the web (`[security]` in the file).
+    pub security: Security,
+}
+
+/// `[security]`: what the console trusts and how long sessions last.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// Reverse proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed. From anyone else those headers are ignored: the sign-in
+    /// throttle counts the peer's own address.
+    pub trusted_proxies: Vec<String>,
+    /// A session ends after this many minutes without a request (and after 12 hours in any case).
+    pub idle_timeout_minutes: u32,
+    /// The session cookie without `Secure` and without the `__Host-` prefix, for a console
+    /// reached over plain http on another machine than the browser's. Browsers keep `Secure`
+    /// cookies from `http://localhost` and `http://127.0.0.1`, so local use does not need it.
+    pub plain_http: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self { trusted_proxies: Vec::new(), idle_timeout_minutes: 30, plain_http: false }
+    }
+}
+
+impl Security {
+    fn validate(&self) -> Result<(), String> {
+        for proxy in &self.trusted_proxies {
+            crate::server::client_address::Network::parse(proxy)
+                .map_err(|e| format!("security.trusted_proxies: {e}"))?;
+        }
+        if !(1..=24 * 60).contains(&self.idle_timeout_minutes) {
+            return Err(format!(
+                "security.idle_timeout_minutes must be between 1 and 1440, not {}",
+                self.idle_timeout_minutes
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One environment's target database.
@@ -87,6 +127,7 @@ struct File {
     d_day: Option<String>,
     #[serde(default)]
     policy: BTreeMap<String, Policy>,
+    security: Option<Security>,
 }
 
 /// A contact as the file spells it.
@@ -115,6 +156,7 @@ impl Config {
             metrics_token: None,
             contacts: BTreeMap::new(),
             d_day: None,
+            security: Security::default(),
         }
     }
 
@@ -195,6 +237,10 @@ impl Config {
                 path: path.to_owned(),
                 message: format!("d_day: {message}"),
             })?);
+        }
+        if let Some(security) = file.security {
+            security.validate().map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
+            self.security = security;
         }
         for (name, contacts) in file.contacts {
             let env = environment(&name)?;

@@ -65,13 +65,24 @@ impl HttpMetrics {
     }
 }
 
+/// A method as a label: the standard ones by name, any other token `OTHER`, so that nobody
+/// can add series to `/metrics` by inventing methods.
+fn method_label(method: &axum::http::Method) -> &str {
+    match method.as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE") => {
+            known
+        }
+        _ => "OTHER",
+    }
+}
+
 /// Times a request by its matched route; layered on the applications' routes only
 /// (`/api/projects…`, `/ofrep/…`).
 pub async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
     let Some(route) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
         return next.run(request).await;
     };
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let start = Instant::now();
     let response = next.run(request).await;
     metrics.observe(&route, &method, response.status().as_u16(), start.elapsed().as_secs_f64());

@@ -26,7 +26,6 @@ fn evaluation(env: Environment, key: &str, flag: &FlagState) -> Value {
         "metadata": {
             "environment": env.as_str(),
             "updatedAt": flag.updated_at,
-            "updatedBy": flag.updated_by,
         },
     })
 }
@@ -81,12 +80,20 @@ fn context(body: &Bytes) -> Result<(), (&'static str, String)> {
 
 /// The caller's environment, from its API key (401 without a valid one).
 async fn environment(state: &AppState, headers: &HeaderMap) -> Result<Environment, Response> {
-    api_key(state, headers, false).await.map_err(|refusal| cors(refusal.into_response()))
+    api_key(state, headers, false)
+        .await
+        .map(|holder| holder.environment)
+        .map_err(|refusal| cors(refusal.into_response()))
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "OFREP: the control database cannot be read");
-    failure(StatusCode::INTERNAL_SERVER_ERROR, None, "GENERAL", "the flags cannot be read; try again")
+    let id = crate::db::log_with_id("OFREP: the control database cannot be read", &error);
+    failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "GENERAL",
+        format!("the flags cannot be read; try again (error id {id})"),
+    )
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.

@@ -25,6 +25,29 @@ pub fn verify(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks at most this many passwords at once: argon2 takes tens of milliseconds of a core each,
+/// and a burst of sign-ins must not take every core from the rest of the console.
+const CONCURRENT_CHECKS: usize = 2;
+
+/// Checks `password` against `stored` on a blocking thread, waiting for a free slot first; with
+/// no `stored` hash (an unknown or disabled user) checks against a dummy one, so the answer takes
+/// as long either way and tells nobody which names exist. Always false without a stored hash.
+pub async fn check(password: String, stored: Option<String>) -> bool {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CHECKS);
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let Ok(_slot) = SLOTS.acquire().await else { return false };
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => verify(&password, &stored),
+        None => {
+            let dummy = DUMMY.get_or_init(|| hash(&random_password()).unwrap_or_default());
+            verify(&password, dummy);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// A random password of 24 hex digits (96 bits), for the first administrator.
 pub fn random_password() -> String {
     crate::db::random_hex(12)

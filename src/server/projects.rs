@@ -60,8 +60,12 @@ pub fn problem(status: StatusCode, error: impl Into<String>, fields: Vec<FieldEr
 }
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> Refusal {
-    tracing::error!(%error, "projects API: {what} cannot be reached");
-    problem(StatusCode::SERVICE_UNAVAILABLE, format!("{what} cannot be reached; try again"), vec![])
+    let id = crate::db::log_with_id(&format!("projects API: {what} cannot be reached"), &error);
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{what} cannot be reached; try again (error id {id})"),
+        vec![],
+    )
 }
 
 /// Who is calling: the key's environment, its target database and the mode now.
@@ -73,26 +77,31 @@ struct Caller {
 
 /// The bearer key's environment: 401 without a key or with a bad one, 403 for a read key that
 /// writes.
-pub async fn api_key(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Environment, Refusal> {
+pub async fn api_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    write: bool,
+) -> Result<crate::db::api_keys::KeyHolder, Refusal> {
     let unauthorized = |why: &str| problem(StatusCode::UNAUTHORIZED, why, vec![]);
     let key = super::auth::bearer(headers)
         .ok_or_else(|| unauthorized("an API key is required: Authorization: Bearer <key>"))?;
-    let (env, scope) = crate::db::api_keys::authenticate(&state.control, key.trim())
+    let holder = crate::db::api_keys::authenticate(&state.control, key.trim())
         .await
         .map_err(|e| unavailable("the control database", e))?
-        .ok_or_else(|| unauthorized("the API key is not valid, or it was revoked"))?;
-    if write && scope != Scope::Write {
+        .ok_or_else(|| unauthorized("the API key is not valid, or it was revoked or expired"))?;
+    if write && holder.scope != Scope::Write {
         return Err(problem(
             StatusCode::FORBIDDEN,
             "this API key may only read; writing needs a write key",
             vec![],
         ));
     }
-    Ok(env)
+    Ok(holder)
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Caller, Refusal> {
-    let env = api_key(state, headers, write).await?;
+    let holder = api_key(state, headers, write).await?;
+    let env = holder.environment;
     let target = state.targets.get(env).cloned().ok_or_else(|| {
         problem(StatusCode::SERVICE_UNAVAILABLE, format!("{env} has no database configured"), vec![])
     })?;

@@ -14,6 +14,10 @@
 //! effects all stay on that thread, and the whole response is produced there before the next
 //! render starts. Server functions and the plain routes (the live event stream among them) stay
 //! on the main runtime.
+//!
+//! The queue in front of the threads is bounded ([`QUEUE_PER_THREAD`] renders per thread): a
+//! flood of page loads beyond it is answered `503 Service Unavailable` with `Retry-After` at
+//! once, instead of piling up memory and answering everyone late.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -27,16 +31,25 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Renders that may wait per render thread.
+pub const QUEUE_PER_THREAD: usize = 8;
+
 /// A handle on the render threads; cloning it shares them.
 #[derive(Clone)]
 pub struct RenderPool {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Why a render did not produce a page.
+enum Refused {
+    Busy,
+    Panicked,
 }
 
 impl RenderPool {
     /// Starts `threads` render threads (at least one). They end when the last handle is dropped.
     pub fn start(threads: usize) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::unbounded_channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Job>(threads.max(1) * QUEUE_PER_THREAD);
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -55,14 +68,18 @@ impl RenderPool {
         Ok(Self { jobs })
     }
 
-    /// Runs `future` on a render thread and waits for its result; `None` if it panicked.
-    async fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> Option<T> {
+    /// Runs `future` on a render thread and waits for its result; refused at once when the
+    /// queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Refused> {
         let (reply, answer) = oneshot::channel();
         let job = Box::pin(async move {
             let _ = reply.send(future.await);
         });
-        self.jobs.send(job).ok()?;
-        answer.await.ok()
+        self.jobs.try_send(job).map_err(|_| Refused::Busy)?;
+        answer.await.map_err(|_| Refused::Panicked)
     }
 }
 
@@ -84,9 +101,18 @@ pub async fn isolate(State(pool): State<RenderPool>, request: Request, next: Nex
         })
         .await;
     match rendered {
-        Some(Ok(response)) => return response,
-        Some(Err(error)) => tracing::error!(%path, %error, "a page render failed"),
-        None => tracing::error!(%path, "a page render panicked"),
+        Ok(Ok(response)) => return response,
+        Ok(Err(error)) => tracing::error!(%path, %error, "a page render failed"),
+        Err(Refused::Panicked) => tracing::error!(%path, "a page render panicked"),
+        Err(Refused::Busy) => {
+            tracing::warn!(%path, "too many pages at once: refused a render");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                "The console is rendering too many pages at once; try again in a moment.\n",
+            )
+                .into_response();
+        }
     }
     (StatusCode::INTERNAL_SERVER_ERROR, "This page could not be rendered; the server log has the cause.")
         .into_response()

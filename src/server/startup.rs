@@ -71,7 +71,11 @@ impl Application {
             control,
             targets,
             metrics_token: config.metrics_token.clone(),
-            login_throttle: Default::default(),
+            proxies: std::sync::Arc::new(super::client_address::TrustedProxies::new(
+                &config.security.trusted_proxies,
+            )),
+            security: std::sync::Arc::new(config.security.clone()),
+            streams: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
             policies: std::sync::Arc::new(
                 config.targets.iter().map(|(env, t)| (*env, std::sync::Arc::new(t.policy.clone()))).collect(),
@@ -81,8 +85,14 @@ impl Application {
         };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
         let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
+        let pkg = std::path::Path::new(&leptos_options.site_root.to_string())
+            .join(leptos_options.site_pkg_dir.to_string());
         let pages = Router::new()
-            .leptos_routes_with_context(&state, page_routes(), || {}, move || shell(leptos_options.clone()))
+            .leptos_routes_with_context(&state, page_routes(), provide_script_nonce, move || {
+                shell(leptos_options.clone())
+            })
+            // the site's own files, and nothing outside its folder (a plain 404 otherwise)
+            .nest_service("/pkg", tower_http::services::ServeDir::new(pkg))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .layer(axum::middleware::from_fn_with_state(renders, super::render::isolate));
         let (by_key, by_session): (Vec<_>, Vec<_>) =
@@ -98,6 +108,7 @@ impl Application {
             .fold(pages, |router, r| router.route(r.path, r.handler))
             .layer(from_fn_with_state(state.clone(), super::auth::guard))
             .merge(applications)
+            .layer(from_fn_with_state(state.clone(), super::headers::security_headers))
             .with_state(state);
         Ok(Self { listener, router, port: local.port() })
     }
@@ -116,6 +127,16 @@ impl Application {
     /// Serves until the returned future is dropped (tests).
     pub async fn run(self) -> std::io::Result<()> {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).await
+    }
+}
+
+/// Gives the page its request's script nonce (see `server::headers`), the one the
+/// `Content-Security-Policy` header names, instead of the one Leptos made up.
+fn provide_script_nonce() {
+    let nonce = leptos::prelude::use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<super::headers::Nonce>().cloned());
+    if let Some(super::headers::Nonce(nonce)) = nonce {
+        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(nonce));
     }
 }
 
@@ -257,13 +278,23 @@ pub async fn seed_with_progress(
     Ok(record)
 }
 
-/// Creates the data folder if needed and proves it is writable.
+/// Creates the data folder if needed (readable by its owner only: it holds the databases and
+/// the first administrator's password) and proves it is writable.
 fn prepare_data_dir(path: &Path) -> Result<(), StartupError> {
     let fail = |source| StartupError::DataDir { path: path.to_owned(), source };
-    std::fs::create_dir_all(path).map_err(fail)?;
+    create_private_dir(path).map_err(fail)?;
     let probe = path.join(".sti-write-check");
     std::fs::write(&probe, b"ok").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)
+}
+
+/// Creates `path` and its missing parents, the new ones with mode 0700.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Leptos' settings: where the built site is and what the WebAssembly bundle is called.

@@ -13,7 +13,12 @@ pub struct AppState {
     pub targets: Targets,
     /// A bearer token that may read `/metrics` without a session (`STI_METRICS_TOKEN`).
     pub metrics_token: Option<String>,
-    pub login_throttle: std::sync::Arc<super::auth::LoginThrottle>,
+    /// The reverse proxies whose forwarded headers are believed.
+    pub proxies: std::sync::Arc<super::client_address::TrustedProxies>,
+    /// `[security]` of the configuration: session idle timeout, the plain-http switch.
+    pub security: std::sync::Arc<super::config::Security>,
+    /// Event streams open per session, so that one session cannot hold hundreds.
+    pub streams: std::sync::Arc<super::events::StreamCount>,
     /// The D-day of the config file; one set in the console or the CLI takes precedence.
     pub d_day: Option<crate::domain::timeline::Day>,
     /// How long the applications' API requests take (`/metrics`).

@@ -20,6 +20,7 @@ mod identification;
 mod overview;
 mod projects;
 mod reconcile;
+mod security;
 mod seed_command;
 mod support;
 mod target_databases;

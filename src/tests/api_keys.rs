@@ -22,10 +22,9 @@ async fn an_api_key_is_shown_once_stored_hashed_and_revocable(backend: Backend) 
         sqlx::query_scalar("select key_hash from api_keys").fetch_one(control.pool()).await.unwrap();
     assert_ne!(stored, key);
     assert_eq!(stored, api_keys::key_hash(key));
-    assert_eq!(
-        api_keys::authenticate(&control, key).await.unwrap(),
-        Some((Environment::Staging, Scope::Write))
-    );
+    let holder = api_keys::authenticate(&control, key).await.unwrap().unwrap();
+    assert_eq!((holder.environment, holder.scope), (Environment::Staging, Scope::Write));
+    assert_eq!(holder.actor(), format!("key:{}", &key[..16]));
     assert_eq!(api_keys::authenticate(&control, "sti_staging_guess").await.unwrap(), None);
 
     let listed = cli(&["apikey", "list", "--json"], &vars);

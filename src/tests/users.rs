@@ -136,14 +136,14 @@ async fn sessions_rotate_at_login_and_end_with_the_user(backend: Backend) {
             .await
             .unwrap();
 
-    let first = sessions::start(&control, &user, None).await.unwrap();
+    let first = sessions::start(&control, &user, None, 1_800_000).await.unwrap();
     assert_eq!(first.len(), 64);
     assert_eq!(sessions::user(&control, &first).await.unwrap().map(|u| u.2), Some(Role::Operator));
     let stored: String =
         sqlx::query_scalar("select id_hash from sessions").fetch_one(control.pool()).await.unwrap();
     assert_ne!(stored, first, "only the hash of a session id is stored");
 
-    let second = sessions::start(&control, &user, Some(&first)).await.unwrap();
+    let second = sessions::start(&control, &user, Some(&first), 1_800_000).await.unwrap();
     assert_ne!(first, second);
     assert_eq!(sessions::user(&control, &first).await.unwrap(), None, "the old id is gone after a new login");
     assert!(sessions::user(&control, &second).await.unwrap().is_some());
@@ -151,7 +151,20 @@ async fn sessions_rotate_at_login_and_end_with_the_user(backend: Backend) {
     sqlx::query("update sessions set expires_at = 1").execute(control.pool()).await.unwrap();
     assert_eq!(sessions::user(&control, &second).await.unwrap(), None, "an expired session is no session");
 
-    let third = sessions::start(&control, &user, None).await.unwrap();
+    let idle = sessions::start(&control, &user, None, 1_800_000).await.unwrap();
+    sqlx::query("update sessions set last_seen_at = last_seen_at - 1800001 where id_hash = $1")
+        .bind(sti_rollout::db::api_keys::key_hash(&idle))
+        .execute(control.pool())
+        .await
+        .unwrap();
+    sessions::touch(&control, &idle).await.unwrap();
+    assert_eq!(
+        sessions::user(&control, &idle).await.unwrap(),
+        None,
+        "30 minutes idle: no session, and no revival"
+    );
+
+    let third = sessions::start(&control, &user, None, 1_800_000).await.unwrap();
     users::disable(&control, &ana).await.unwrap();
     assert_eq!(sessions::user(&control, &third).await.unwrap(), None, "a disabled user loses their sessions");
     let left: i64 =

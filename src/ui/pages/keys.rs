@@ -49,6 +49,11 @@ fn RevokeKey(id: i64) -> impl IntoView {
     }
 }
 
+/// A time in the table (UTC, to the minute), or `none` for a time there is not.
+fn when(at: Option<i64>, none: &'static str) -> String {
+    at.map_or_else(|| none.to_owned(), |ms| format!("{} UTC", crate::domain::live::format_epoch_ms(ms)))
+}
+
 #[component]
 fn KeyTable(keys: Vec<ApiKeyInfo>) -> impl IntoView {
     if keys.is_empty() {
@@ -57,7 +62,7 @@ fn KeyTable(keys: Vec<ApiKeyInfo>) -> impl IntoView {
     view! {
         <table class="table" data-testid="keys">
             <thead>
-                <tr><th>"#"</th><th>"Environment"</th><th>"Scope"</th><th>"Key starts with"</th><th>"Created by"</th><th>"State"</th></tr>
+                <tr><th>"#"</th><th>"Environment"</th><th>"Scope"</th><th>"Key starts with"</th><th>"Created by"</th><th>"Last used"</th><th>"Expires"</th><th>"State"</th></tr>
             </thead>
             <tbody>
                 {keys
@@ -71,6 +76,8 @@ fn KeyTable(keys: Vec<ApiKeyInfo>) -> impl IntoView {
                                 <td>{key.scope.as_str()}</td>
                                 <td><code>{key.prefix}"…"</code></td>
                                 <td>{key.created_by}</td>
+                                <td data-testid=format!("key-{id}-last-used")>{when(key.last_used_at, "never")}</td>
+                                <td>{when(key.expires_at, "never")}</td>
                                 <td>
                                     {if key.revoked {
                                         view! { <span class="run-state run-state-cancelled">"revoked"</span> }.into_any()
