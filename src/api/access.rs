@@ -15,10 +15,9 @@ pub async fn whoami() -> Result<Me, ServerFnError> {
 pub async fn list_api_keys() -> Result<Vec<ApiKeyInfo>, ServerFnError> {
     super::require(crate::domain::access::Role::Admin).await?;
     let state = super::app_state()?;
-    let keys = crate::db::api_keys::list(&state.control).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot list API keys");
-        ServerFnError::new("the API keys could not be read")
-    })?;
+    let keys = crate::db::api_keys::list(&state.control)
+        .await
+        .map_err(|e| super::environment::server::db_error("the API keys", e))?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyInfo {
@@ -40,7 +39,17 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeyInfo>, ServerFnError> {
 pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
     let user = super::require(crate::domain::access::Role::Admin).await?;
     let state = super::app_state()?;
-    crate::db::api_keys::revoke(&state.control, id).await.map_err(|e| ServerFnError::new(e.to_string()))?;
+    crate::db::api_keys::revoke(&state.control, id, &user.actor()).await.map_err(|e| {
+        use crate::db::api_keys::ApiKeyError;
+        let status = match &e {
+            ApiKeyError::NotFound(_) => axum::http::StatusCode::NOT_FOUND,
+            ApiKeyError::AlreadyRevoked(_) => axum::http::StatusCode::CONFLICT,
+            ApiKeyError::Db(_) | ApiKeyError::Corrupt(_) => {
+                return super::environment::server::db_error("the API keys", e);
+            }
+        };
+        super::environment::server::fail(status, e.to_string())
+    })?;
     tracing::info!(key = id, by = %user.username, "API key revoked");
     Ok(())
 }

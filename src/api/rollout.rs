@@ -67,21 +67,9 @@ pub async fn sign_checklist(
         signed_by: user.actor(),
         signed_at: crate::db::now_ms(),
     };
-    crate::db::checklist::sign(&control, env, item.id, &signoff)
+    crate::db::checklist::sign(&control, env, &item, &signoff)
         .await
         .map_err(|e| super::environment::server::db_error("the checklist", e))?;
-    crate::db::audit::record_or_log(
-        &control,
-        crate::db::audit::Entry {
-            actor: &signoff.signed_by,
-            action: "checklist.sign",
-            environment: Some(env),
-            after: Some(serde_json::json!({ "item": item.id, "title": item.title, "state": state.as_str(), "evidence": signoff.evidence_url })),
-            reason: Some(&signoff.comment).filter(|c| !c.is_empty()).map(String::as_str),
-            ..Default::default()
-        },
-    )
-    .await;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 
 use super::CliError;
 use crate::db::api_keys;
-use crate::db::audit;
 use crate::db::Database;
 use crate::domain::access::Scope;
 use crate::domain::environment::Environment;
@@ -47,19 +46,6 @@ pub async fn run(control: &Database, action: ApiKeyAction) -> Result<(), CliErro
                 scope.as_str()
             );
             println!("{key}");
-            audit::record_or_log(
-                control,
-                audit::Entry {
-                    actor: &by,
-                    action: "apikey.create",
-                    environment: Some(env),
-                    after: Some(serde_json::json!({
-                        "id": created.id, "scope": scope.as_str(), "prefix": created.prefix, "expires_at": expires_at,
-                    })),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
         ApiKeyAction::List { json } => {
             let keys = api_keys::list(control).await.map_err(key_error)?;
@@ -88,18 +74,8 @@ pub async fn run(control: &Database, action: ApiKeyAction) -> Result<(), CliErro
             }
         }
         ApiKeyAction::Revoke { id } => {
-            api_keys::revoke(control, id).await.map_err(key_error)?;
+            api_keys::revoke(control, id, &super::actor()).await.map_err(key_error)?;
             eprintln!("API key #{id} revoked");
-            audit::record_or_log(
-                control,
-                audit::Entry {
-                    actor: &super::actor(),
-                    action: "apikey.revoke",
-                    after: Some(serde_json::json!({ "id": id })),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
     }
     Ok(())

@@ -2,7 +2,6 @@
 //! without echo) or from the first line of stdin, never from an argument.
 
 use super::CliError;
-use crate::db::audit;
 use crate::db::users::{self, User};
 use crate::db::Database;
 use crate::domain::access::{check_new_password, Role, Username};
@@ -48,39 +47,26 @@ pub async fn run(control: &Database, action: UserAction) -> Result<(), CliError>
     match action {
         UserAction::Add { username, role } => {
             let hash = new_password_hash(&username)?;
-            let user = users::create(control, &username, &hash, role).await.map_err(user_error)?;
+            let user =
+                users::create(control, &username, &hash, role, &super::actor()).await.map_err(user_error)?;
             eprintln!("user {} added as {}", user.username, user.role);
-            audit_user(control, "user.add", &user, None).await;
         }
         UserAction::SetPassword { username } => {
             if users::find(control, &username).await.map_err(user_error)?.is_none() {
                 return Err(user_error(users::UserError::NotFound(username)));
             }
             let hash = new_password_hash(&username)?;
-            users::set_password(control, &username, &hash).await.map_err(user_error)?;
+            users::set_password(control, &username, &hash, &super::actor()).await.map_err(user_error)?;
             eprintln!("password of {username} changed; their sessions ended");
-            audit::record_or_log(
-                control,
-                audit::Entry {
-                    actor: &super::actor(),
-                    action: "user.set_password",
-                    after: Some(serde_json::json!({ "username": username.as_str() })),
-                    ..Default::default()
-                },
-            )
-            .await;
         }
         UserAction::SetRole { username, role } => {
-            let before = users::find(control, &username).await.map_err(user_error)?.map(|(u, _)| u);
-            let user = users::set_role(control, &username, role).await.map_err(user_error)?;
+            let user =
+                users::set_role(control, &username, role, &super::actor()).await.map_err(user_error)?;
             eprintln!("{} is now {}; their sessions ended", user.username, user.role);
-            audit_user(control, "user.set_role", &user, before.as_ref()).await;
         }
         UserAction::Disable { username } => {
-            let before = users::find(control, &username).await.map_err(user_error)?.map(|(u, _)| u);
-            let user = users::disable(control, &username).await.map_err(user_error)?;
+            let user = users::disable(control, &username, &super::actor()).await.map_err(user_error)?;
             eprintln!("{} is disabled; their sessions ended", user.username);
-            audit_user(control, "user.disable", &user, before.as_ref()).await;
         }
         UserAction::List { json } => {
             let all = users::list(control).await.map_err(user_error)?;
@@ -92,21 +78,6 @@ pub async fn run(control: &Database, action: UserAction) -> Result<(), CliError>
         }
     }
     Ok(())
-}
-
-async fn audit_user(control: &Database, action: &str, user: &User, before: Option<&User>) {
-    let state = |u: &User| serde_json::json!({ "username": u.username.as_str(), "role": u.role.as_str(), "disabled": u.disabled });
-    audit::record_or_log(
-        control,
-        audit::Entry {
-            actor: &super::actor(),
-            action,
-            before: before.map(state),
-            after: Some(state(user)),
-            ..Default::default()
-        },
-    )
-    .await;
 }
 
 fn print_table(all: &[User]) {

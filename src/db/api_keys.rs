@@ -96,6 +96,7 @@ pub async fn create_expiring(
 ) -> Result<(ApiKey, String), ApiKeyError> {
     let key = generate(env);
     let prefix: String = key.chars().take(16).collect();
+    let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query(
         "insert into api_keys (environment, scope, prefix, key_hash, created_by, created_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7) returning id",
@@ -107,9 +108,23 @@ pub async fn create_expiring(
     .bind(created_by)
     .bind(super::now_ms())
     .bind(expires_at)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
+    super::audit::record_in(
+        &mut tx,
+        super::audit::Entry {
+            actor: created_by,
+            action: "apikey.create",
+            environment: Some(env),
+            after: Some(serde_json::json!({
+                "id": id, "scope": scope.as_str(), "prefix": prefix, "expires_at": expires_at,
+            })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
     let created = list(db).await?.into_iter().find(|k| k.id == id).ok_or(ApiKeyError::NotFound(id))?;
     Ok((created, key))
 }
@@ -173,16 +188,29 @@ pub async fn list(db: &Database) -> Result<Vec<ApiKey>, ApiKeyError> {
         .collect()
 }
 
-/// Revokes a key: it stops working at once.
-pub async fn revoke(db: &Database, id: i64) -> Result<(), ApiKeyError> {
+/// Revokes a key as `by`, with its audit entry (`apikey.revoke`): it stops working at once.
+pub async fn revoke(db: &Database, id: i64, by: &str) -> Result<(), ApiKeyError> {
+    let mut tx = db.begin_write().await?;
     let revoked = sqlx::query("update api_keys set revoked_at = $1 where id = $2 and revoked_at is null")
         .bind(super::now_ms())
         .bind(id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
     if revoked.rows_affected() == 1 {
+        super::audit::record_in(
+            &mut tx,
+            super::audit::Entry {
+                actor: by,
+                action: "apikey.revoke",
+                after: Some(serde_json::json!({ "id": id })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
         return Ok(());
     }
+    drop(tx);
     match list(db).await?.into_iter().find(|k| k.id == id) {
         Some(_) => Err(ApiKeyError::AlreadyRevoked(id)),
         None => Err(ApiKeyError::NotFound(id)),

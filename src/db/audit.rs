@@ -1,5 +1,10 @@
 //! The audit log: who changed what, where, when, from what to what, and why. Append-only: this
-//! module inserts and reads; nothing in the code updates or deletes an entry.
+//! module inserts and reads, and triggers in both engines refuse updates and deletes.
+//!
+//! A change to the control database writes its entry in its own transaction ([`record_in`]):
+//! the functions that change users, keys, the checklist, the D-day and flags take the actor
+//! and write the entry themselves. A change to a target database (runs, projects) cannot share
+//! a transaction with the control database: its entry follows it ([`record_or_log`]).
 
 use super::Database;
 use crate::domain::environment::Environment;
@@ -23,6 +28,17 @@ pub use crate::domain::audit::AuditEntry as Recorded;
 
 /// Appends an entry.
 pub async fn record(db: &Database, entry: Entry<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    record_in(&mut tx, entry).await?;
+    tx.commit().await
+}
+
+/// Appends an entry in the transaction that makes the change it records: the two commit
+/// together or not at all. Every change to the control database goes through this.
+pub async fn record_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    entry: Entry<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into audit_log (at, actor, action, environment, before, after, reason)
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -34,13 +50,14 @@ pub async fn record(db: &Database, entry: Entry<'_>) -> Result<(), sqlx::Error> 
     .bind(entry.before.map(|v| v.to_string()))
     .bind(entry.after.map(|v| v.to_string()))
     .bind(entry.reason)
-    .execute(db.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Appends an entry where the change itself already happened: a lost audit entry is logged
-/// loudly rather than undoing the change or failing the request.
+/// Appends an entry for a change made in another database than this one (a run or a project in
+/// an environment's target), which has already happened: a lost entry is logged loudly rather
+/// than failing a request whose change stands.
 pub async fn record_or_log(db: &Database, entry: Entry<'_>) {
     let action = entry.action.to_owned();
     if let Err(error) = record(db, entry).await {

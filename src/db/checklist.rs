@@ -75,52 +75,54 @@ pub async fn tally(db: &Database, env: Environment) -> Result<(usize, usize, usi
     Ok((signed, failed, entries.len()))
 }
 
-/// Appends a sign-off; it supersedes the previous one of this item in `env`.
+/// Appends a sign-off of `item` by `signoff.signed_by`, with its audit entry
+/// (`checklist.sign`, the comment as the reason); it supersedes the previous one in `env`.
 pub async fn sign(
     db: &Database,
     env: Environment,
-    item_id: i64,
+    item: &ChecklistItem,
     signoff: &SignOff,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "insert into checklist_signoffs (environment, item_id, state, comment, evidence_url, signed_by, signed_at)
          values ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(env.as_str())
-    .bind(item_id)
+    .bind(item.id)
     .bind(signoff.state.as_str())
     .bind(&signoff.comment)
     .bind(&signoff.evidence_url)
     .bind(&signoff.signed_by)
     .bind(signoff.signed_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
-    Ok(())
-}
-
-/// Adds an item at the end of the template and records it in the audit log
-/// (`checklist.add_item`); the console and the CLI both add items through here.
-pub async fn add_item(db: &Database, title: &str, owner_role: Role, by: &str) -> Result<i64, sqlx::Error> {
-    let id = insert_item(db, title, owner_role, by).await?;
-    super::audit::record_or_log(
-        db,
+    super::audit::record_in(
+        &mut tx,
         super::audit::Entry {
-            actor: by,
-            action: "checklist.add_item",
-            after: Some(serde_json::json!({ "id": id, "title": title, "owner_role": owner_role.as_str() })),
+            actor: &signoff.signed_by,
+            action: "checklist.sign",
+            environment: Some(env),
+            after: Some(serde_json::json!({
+                "item": item.id, "title": item.title, "state": signoff.state.as_str(), "evidence": signoff.evidence_url,
+            })),
+            reason: Some(signoff.comment.as_str()).filter(|c| !c.is_empty()),
             ..Default::default()
         },
     )
-    .await;
-    Ok(id)
+    .await?;
+    tx.commit().await
 }
 
-async fn insert_item(db: &Database, title: &str, owner_role: Role, by: &str) -> Result<i64, sqlx::Error> {
+/// Adds an item at the end of the template, with its audit entry (`checklist.add_item`); the
+/// console and the CLI both add items through here.
+pub async fn add_item(db: &Database, title: &str, owner_role: Role, by: &str) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     let position: i64 =
         sqlx::query_scalar("select cast(coalesce(max(position), 0) + 1 as bigint) from checklist_items")
-            .fetch_one(db.pool())
+            .fetch_one(&mut *tx)
             .await?;
-    sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar(
         "insert into checklist_items (position, title, owner_role, created_by, created_at) values ($1, $2, $3, $4, $5)
          returning id",
     )
@@ -129,23 +131,36 @@ async fn insert_item(db: &Database, title: &str, owner_role: Role, by: &str) -> 
     .bind(owner_role.as_str())
     .bind(by)
     .bind(super::now_ms())
-    .fetch_one(db.pool())
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    super::audit::record_in(
+        &mut tx,
+        super::audit::Entry {
+            actor: by,
+            action: "checklist.add_item",
+            after: Some(serde_json::json!({ "id": id, "title": title, "owner_role": owner_role.as_str() })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
-/// Retires an item from the template (its sign-offs stay) and records it in the audit log
+/// Retires an item from the template (its sign-offs stay), with its audit entry
 /// (`checklist.retire_item`). False when there was no such current item.
 pub async fn retire_item(db: &Database, id: i64, by: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query("update checklist_items set retired_at = $1 where id = $2 and retired_at is null")
         .bind(super::now_ms())
         .bind(id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    super::audit::record_or_log(
-        db,
+    super::audit::record_in(
+        &mut tx,
         super::audit::Entry {
             actor: by,
             action: "checklist.retire_item",
@@ -153,6 +168,7 @@ pub async fn retire_item(db: &Database, id: i64, by: &str) -> Result<bool, sqlx:
             ..Default::default()
         },
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(true)
 }

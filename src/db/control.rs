@@ -73,15 +73,25 @@ fn flag_state(row: &AnyRow) -> Result<FlagState, sqlx::Error> {
     })
 }
 
-/// Sets flag `key` in `env` as `by`; returns whether it was on before. The flag must exist.
-pub async fn set_flag(
+/// Sets flag `key` in `env` as `by`, with the audit entry `entry` makes of whether it was on
+/// before, in the same transaction; returns whether it was on before. The flag must exist.
+pub async fn set_flag<'a>(
     db: &Database,
     env: Environment,
     key: &str,
     enabled: bool,
     by: &str,
+    entry: impl FnOnce(bool) -> super::audit::Entry<'a>,
 ) -> Result<bool, DbError> {
-    let before = flag(db, env, key).await?.is_some_and(|f| f.enabled);
+    let mut tx = db.begin_write().await?;
+    let before: Option<i64> = sqlx::query_scalar(
+        "select case when enabled then 1 else 0 end from flags where environment = $1 and key = $2",
+    )
+    .bind(env.as_str())
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let before = before == Some(1);
     // `$1 = 1` is a boolean on postgres and 0/1 on sqlite: the column's type on each
     sqlx::query(
         "update flags set enabled = ($1 = 1), updated_at = $2, updated_by = $3 where environment = $4 and key = $5",
@@ -91,8 +101,10 @@ pub async fn set_flag(
     .bind(by)
     .bind(env.as_str())
     .bind(key)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    super::audit::record_in(&mut tx, entry(before)).await?;
+    tx.commit().await?;
     Ok(before)
 }
 

@@ -23,8 +23,15 @@ async fn d_day_setting(control: &Database) -> Result<Option<(Day, String, i64)>,
     Ok(Some((day, row.try_get("updated_by")?, row.try_get("updated_at")?)))
 }
 
-/// Sets (or with `None` clears) the D-day; returns the one it replaced.
-async fn set_d_day(control: &Database, day: Option<Day>, actor: &str) -> Result<Option<Day>, sqlx::Error> {
+/// Sets (or with `None` clears) the D-day as `actor`, with its audit entry (`timeline.d_day`,
+/// the day before and after) in the same transaction; returns the one it replaced. Both the
+/// console and the CLI change it through here.
+pub async fn change_d_day(
+    control: &Database,
+    day: Option<Day>,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Option<Day>, sqlx::Error> {
     let mut tx = control.begin_write().await?;
     let before: Option<String> = sqlx::query_scalar("select value from rollout_settings where name = $1")
         .bind(D_DAY)
@@ -42,8 +49,21 @@ async fn set_d_day(control: &Database, day: Option<Day>, actor: &str) -> Result<
         .execute(&mut *tx)
         .await?;
     }
+    let before = before.and_then(|b| Day::parse(&b).ok());
+    super::audit::record_in(
+        &mut tx,
+        super::audit::Entry {
+            actor,
+            action: "timeline.d_day",
+            before: Some(serde_json::json!({ "d_day": before.map(|d| d.to_string()) })),
+            after: Some(serde_json::json!({ "d_day": day.map(|d| d.to_string()) })),
+            reason: reason.filter(|r| !r.trim().is_empty()),
+            ..Default::default()
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(before.and_then(|b| Day::parse(&b).ok()))
+    Ok(before)
 }
 
 /// What happened in `env`: its first dry-run or run, the day its last phase was done (the
@@ -99,28 +119,4 @@ pub async fn read(
         environments = crate::domain::timeline::schedule(d_day, today, &actuals);
     }
     Ok(Timeline { d_day, source, today, environments })
-}
-
-/// Sets or clears the D-day as `actor` and records it in the audit log (`timeline.d_day`, with
-/// the day before and after). Both the console and the CLI change it through here.
-pub async fn change_d_day(
-    control: &Database,
-    day: Option<Day>,
-    actor: &str,
-    reason: Option<&str>,
-) -> Result<Option<Day>, sqlx::Error> {
-    let before = set_d_day(control, day, actor).await?;
-    super::audit::record_or_log(
-        control,
-        super::audit::Entry {
-            actor,
-            action: "timeline.d_day",
-            before: Some(serde_json::json!({ "d_day": before.map(|d| d.to_string()) })),
-            after: Some(serde_json::json!({ "d_day": day.map(|d| d.to_string()) })),
-            reason: reason.filter(|r| !r.trim().is_empty()),
-            ..Default::default()
-        },
-    )
-    .await;
-    Ok(before)
 }

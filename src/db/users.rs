@@ -1,6 +1,7 @@
 //! Users in the control database. Disabling a user or changing their password ends their
 //! sessions at once.
 
+use super::audit::Entry;
 use super::pool::{Database, DbError};
 use crate::domain::access::{Role, Username};
 use serde::Serialize;
@@ -56,13 +57,20 @@ fn now() -> i64 {
     super::now_ms()
 }
 
-/// Adds a user with an already hashed password.
+/// The audit trail's view of a user.
+fn audited(user: &User) -> serde_json::Value {
+    serde_json::json!({ "username": user.username.as_str(), "role": user.role.as_str(), "disabled": user.disabled })
+}
+
+/// Adds a user with an already hashed password, as `by`, with its audit entry (`user.add`).
 pub async fn create(
     db: &Database,
     username: &Username,
     password_hash: &str,
     role: Role,
+    by: &str,
 ) -> Result<User, UserError> {
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "insert into users (username, password_hash, role, disabled, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $5)",
@@ -72,8 +80,15 @@ pub async fn create(
     .bind(role.as_str())
     .bind(false)
     .bind(now())
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await;
+    if inserted.is_ok() {
+        let after =
+            serde_json::json!({ "username": username.as_str(), "role": role.as_str(), "disabled": false });
+        let entry = Entry { actor: by, action: "user.add", after: Some(after), ..Default::default() };
+        super::audit::record_in(&mut tx, entry).await?;
+        tx.commit().await?;
+    }
     match inserted {
         Ok(_) => find(db, username)
             .await?
@@ -105,37 +120,68 @@ pub async fn count(db: &Database) -> Result<i64, UserError> {
     Ok(sqlx::query_scalar("select count(*) from users").fetch_one(db.pool()).await?)
 }
 
-/// Replaces the password hash and ends the user's sessions.
+/// Replaces the password hash and ends the user's sessions (`user.set_password`); a password
+/// someone set is no longer one that must be changed (`$1 = ''` is false for every hash).
 pub async fn set_password(
     db: &Database,
     username: &Username,
     password_hash: &str,
+    by: &str,
 ) -> Result<User, UserError> {
-    update(db, username, "password_hash = $1", password_hash).await
+    update(
+        db,
+        username,
+        "password_hash = $1, must_change_password = ($1 = '')",
+        password_hash,
+        by,
+        "user.set_password",
+    )
+    .await
 }
 
-/// Changes the role; sessions end so that the new role applies from the next login.
-pub async fn set_role(db: &Database, username: &Username, role: Role) -> Result<User, UserError> {
-    update(db, username, "role = $1", role.as_str()).await
+/// Changes the role (`user.set_role`); sessions end so that the new role applies from the next login.
+pub async fn set_role(db: &Database, username: &Username, role: Role, by: &str) -> Result<User, UserError> {
+    update(db, username, "role = $1", role.as_str(), by, "user.set_role").await
 }
 
-/// Disables the user (the row stays for the audit trail) and ends their sessions.
-pub async fn disable(db: &Database, username: &Username) -> Result<User, UserError> {
+/// Disables the user (`user.disable`; the row stays for the audit trail) and ends their sessions.
+pub async fn disable(db: &Database, username: &Username, by: &str) -> Result<User, UserError> {
     // a comparison is a boolean on PostgreSQL and 1 on SQLite: one statement for both
-    update(db, username, "disabled = ($1 = 'yes')", "yes").await
+    update(db, username, "disabled = ($1 = 'yes')", "yes", by, "user.disable").await
 }
 
-/// Sets one column (`set` is a constant of this module, never input) and ends the sessions.
-async fn update(db: &Database, username: &Username, set: &str, value: &str) -> Result<User, UserError> {
-    let (user, _) = find(db, username).await?.ok_or_else(|| UserError::NotFound(username.clone()))?;
+/// Sets one column (`set` is a constant of this module, never input), ends the sessions and
+/// records `action` by `by`, the user before and after, in one transaction.
+async fn update(
+    db: &Database,
+    username: &Username,
+    set: &str,
+    value: &str,
+    by: &str,
+    action: &str,
+) -> Result<User, UserError> {
+    let (before, _) = find(db, username).await?.ok_or_else(|| UserError::NotFound(username.clone()))?;
     let mut tx = db.begin_write().await?;
     sqlx::query(&format!("update users set {set}, updated_at = $2 where id = $3"))
         .bind(value)
         .bind(now())
-        .bind(user.id)
+        .bind(before.id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("delete from sessions where user_id = $1").bind(user.id).execute(&mut *tx).await?;
+    sqlx::query("delete from sessions where user_id = $1").bind(before.id).execute(&mut *tx).await?;
+    let row = sqlx::query(&format!("select {COLUMNS} from users where id = $1"))
+        .bind(before.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let after = from_row(&row)?;
+    let entry = Entry {
+        actor: by,
+        action,
+        before: Some(audited(&before)),
+        after: Some(audited(&after)),
+        ..Default::default()
+    };
+    super::audit::record_in(&mut tx, entry).await?;
     tx.commit().await?;
     find(db, username).await?.map(|(user, _)| user).ok_or_else(|| UserError::NotFound(username.clone()))
 }

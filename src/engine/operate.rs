@@ -304,29 +304,23 @@ pub async fn emergency_stop(
     actor: &str,
     reason: &str,
 ) -> Result<Stopped, EngineError> {
-    let flag_was_on = crate::db::control::set_flag(control, env, ENABLE_STI, false, actor).await?;
-    let cancelled_run = match runs::active(target).await? {
-        Some(active) if active.requested != Some(RunRequest::Cancel) => {
-            let updated = runs::request(target, active.id, RunRequest::Cancel).await?;
-            mirror::record(Some(control), env, &updated).await;
-            Some(active.id)
-        }
-        Some(active) => Some(active.id),
-        None => None,
-    };
+    // the flag goes off and the stop is recorded in one transaction; then the run is told
+    let active = runs::active(target).await?;
+    let cancelled_run = active.as_ref().map(|a| a.id);
+    let flag_was_on = crate::db::control::set_flag(control, env, ENABLE_STI, false, actor, |was_on| Entry {
+        actor,
+        action: "emergency_stop",
+        environment: Some(env),
+        before: Some(json!({ "ENABLE_STI": was_on, "active_run": cancelled_run })),
+        after: Some(json!({ "ENABLE_STI": false, "cancel_requested": cancelled_run })),
+        reason: Some(reason),
+    })
+    .await?;
+    if let Some(active) = active.filter(|a| a.requested != Some(RunRequest::Cancel)) {
+        let updated = runs::request(target, active.id, RunRequest::Cancel).await?;
+        mirror::record(Some(control), env, &updated).await;
+    }
     let stopped = Stopped { environment: env, cancelled_run, flag_was_on };
-    audit::record_or_log(
-        control,
-        Entry {
-            actor,
-            action: "emergency_stop",
-            environment: Some(env),
-            before: Some(json!({ "ENABLE_STI": flag_was_on, "active_run": cancelled_run })),
-            after: Some(json!({ "ENABLE_STI": false, "cancel_requested": cancelled_run })),
-            reason: Some(reason),
-        },
-    )
-    .await;
     Ok(stopped)
 }
 
@@ -374,18 +368,14 @@ pub async fn set_flag(
         let gate = crate::domain::phases::flag_gate(env, &phases);
         check_gate(control, env, actor, "flag on", gate, override_gate).await?;
     }
-    let before = crate::db::control::set_flag(control, env, ENABLE_STI, enabled, actor).await?;
-    audit::record_or_log(
-        control,
-        Entry {
-            actor,
-            action: "flag.set",
-            environment: Some(env),
-            before: Some(json!({ "enabled": before })),
-            after: Some(json!({ "enabled": enabled })),
-            reason: reason.map(str::trim).filter(|r| !r.is_empty()),
-        },
-    )
-    .await;
+    let before = crate::db::control::set_flag(control, env, ENABLE_STI, enabled, actor, |before| Entry {
+        actor,
+        action: "flag.set",
+        environment: Some(env),
+        before: Some(json!({ "enabled": before })),
+        after: Some(json!({ "enabled": enabled })),
+        reason: reason.map(str::trim).filter(|r| !r.is_empty()),
+    })
+    .await?;
     Ok(before)
 }

@@ -73,6 +73,9 @@ struct Caller {
     env: Environment,
     target: Database,
     mode: Mode,
+    /// `key:PREFIX`: what the audit trail names for the key's writes.
+    actor: String,
+    control: Database,
 }
 
 /// The bearer key's environment: 401 without a key or with a bad one, 403 for a read key that
@@ -109,10 +112,25 @@ async fn caller(state: &AppState, headers: &HeaderMap, write: bool) -> Result<Ca
         .await
         .map_err(|e| unavailable("the control database", e))?;
     let mode = if flag.is_some_and(|f| f.enabled) { Mode::Sti } else { Mode::Legacy };
-    Ok(Caller { env, target, mode })
+    Ok(Caller { env, target, mode, actor: holder.actor(), control: state.control.clone() })
 }
 
 impl Caller {
+    /// Records a write the key made (in the target database, so after it: see `db::audit`).
+    async fn audit(&self, action: &str, id: i64) {
+        crate::db::audit::record_or_log(
+            &self.control,
+            crate::db::audit::Entry {
+                actor: &self.actor,
+                action,
+                environment: Some(self.env),
+                after: Some(serde_json::json!({ "project": id, "mode": self.mode.as_str() })),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+
     fn answer(&self, status: StatusCode, body: impl Serialize) -> Response {
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert("x-sti-mode", HeaderValue::from_static(self.mode.as_str()));
@@ -309,6 +327,7 @@ pub async fn create_project(State(state): State<AppState>, headers: HeaderMap, b
         let id = projects::create(&caller.target, caller.mode, &new)
             .await
             .map_err(|e| caller.database_error(e))?;
+        caller.audit("project.create", id).await;
         // 404 if someone deleted it in between
         let project = read(&caller, id).await?;
         let mut response = caller.answer(StatusCode::CREATED, project);
@@ -377,6 +396,7 @@ pub async fn replace_project(
         let id = parse_id(&id)?;
         let new = valid_body(&headers, &body)?;
         projects::replace(&caller.target, caller.mode, id, &new).await.map_err(|e| caller.write_error(e))?;
+        caller.audit("project.replace", id).await;
         let project = read(&caller, id).await?;
         Ok(caller.answer(StatusCode::OK, project))
     })
@@ -407,6 +427,7 @@ pub async fn delete_project(
         let caller = caller(&state, &headers, true).await?;
         let id = parse_id(&id)?;
         projects::delete(&caller.target, id).await.map_err(|e| caller.write_error(e))?;
+        caller.audit("project.delete", id).await;
         let mut response = StatusCode::NO_CONTENT.into_response();
         response.headers_mut().insert("x-sti-mode", HeaderValue::from_static(caller.mode.as_str()));
         Ok(response)

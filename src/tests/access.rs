@@ -192,7 +192,7 @@ async fn logins_rotate_sessions_fail_slowly_and_are_limited() {
     let control = open(&config.control, Schema::Control).await;
     let leaver = app.sign_in_new(&control, "leaver", Role::Operator).await;
     assert_eq!(leaver.get(url("/")).send().await.unwrap().status().as_u16(), 200);
-    users::disable(&control, &Username::parse("leaver").unwrap()).await.unwrap();
+    users::disable(&control, &Username::parse("leaver").unwrap(), "test").await.unwrap();
     assert_eq!(leaver.get(url("/")).send().await.unwrap().status().as_u16(), 303);
 
     // a wrong password goes back to the form, and five of them block that user for a while

@@ -276,7 +276,7 @@ async fn keys_are_required_scoped_and_revocable() {
     assert_eq!(page["items"].as_array().unwrap().len(), 40);
 
     // revoked: refused at once
-    sti_rollout::db::api_keys::revoke(&api.control, staging.0.id).await.unwrap();
+    sti_rollout::db::api_keys::revoke(&api.control, staging.0.id, "test").await.unwrap();
     assert_eq!(
         api.call(Method::GET, "/api/projects", Some(&staging.1), None).await.0,
         StatusCode::UNAUTHORIZED

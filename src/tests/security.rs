@@ -714,3 +714,115 @@ async fn an_expired_api_key_is_refused_and_a_key_shows_when_it_was_last_used() {
     assert!(shown(expired.id)["expires_at"].as_i64().is_some(), "{keys:?}");
     assert!(shown(expired.id)["last_used_at"].is_null(), "{keys:?}");
 }
+
+// --- 4. every change leaves exactly one audit entry, with its actor ---------------------------
+
+/// Entries by `actor` after entry `after`: their actions.
+async fn actions_by(control: &sti_rollout::db::Database, actor: &str, after: i64) -> Vec<String> {
+    let entries = audit::recent(control, None, 100_000).await.unwrap();
+    entries.iter().rev().filter(|e| e.id > after && e.actor == actor).map(|e| e.action.clone()).collect()
+}
+
+async fn newest_entry(control: &sti_rollout::db::Database) -> i64 {
+    audit::recent(control, None, 1).await.unwrap().first().map_or(0, |e| e.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_leaves_its_audit_entry_with_its_actor() {
+    use sti_rollout::domain::access::Scope;
+    use sti_rollout::domain::environment::Environment;
+    let (config, _dir) = config(Backend::Sqlite, [500, 1, 1]).await;
+    let app = TestApp::start(&config).await;
+    let control = open(&config.control, Schema::Control).await;
+    let admin = app.sign_in_new(&control, "boss", Role::Admin).await;
+    let (revocable, _) =
+        sti_rollout::db::api_keys::create(&control, Environment::Dev, Scope::Read, "test").await.unwrap();
+    let item = sti_rollout::db::checklist::items(&control).await.unwrap()[0].id;
+
+    // every server function, in an order in which each one that changes something succeeds;
+    // one missing from this table fails the test
+    let table: Vec<(&str, String, &[&str])> = vec![
+        ("get_overview", String::new(), &[]),
+        ("whoami", String::new(), &[]),
+        ("list_api_keys", String::new(), &[]),
+        ("get_environment", "env=dev".into(), &[]),
+        ("dead_letters", "env=dev&page=1".into(), &[]),
+        ("audit_log", "env=&actor=&action=&from=&to=&page=1".into(), &[]),
+        ("plan_rollback", "env=dev".into(), &[]),
+        ("dry_run", "env=dev&chunk_size=100".into(), &["dry_run"]),
+        ("revoke_api_key", format!("id={}", revocable.id), &["apikey.revoke"]),
+        (
+            "sign_checklist",
+            format!("env=dev&item_id={item}&state=fail&comment=walk&evidence_url="),
+            &["checklist.sign"],
+        ),
+        ("add_checklist_item", "title=Audit+walk&owner_role=viewer".into(), &["checklist.add_item"]),
+        ("retire_checklist_item", "id={added}".into(), &["checklist.retire_item"]),
+        ("set_d_day", "date=2026-12-10&reason=walk".into(), &["timeline.d_day"]),
+        ("set_flag", "env=dev&enabled=false&confirm=&reason=walk".into(), &["flag.set"]),
+        // the first backfill also installs the capture triggers in the application's database:
+        // a change of its own there, recorded as such
+        (
+            "start_run",
+            "env=dev&kind=backfill&chunk_size=10&pause_ms=500&confirm=".into(),
+            &["capture.install", "run.start"],
+        ),
+        ("pace_run", "env=dev&run_id=1&chunk_size=20&pause_ms=500".into(), &["run.pace"]),
+        ("control_run", "env=dev&run_id=1&request=pause".into(), &["run.pause"]),
+        ("emergency_stop", "env=dev&confirm=&reason=walk".into(), &["emergency_stop"]),
+        ("verify_environment", "env=dev".into(), &["verify"]),
+    ];
+    let registered: Vec<String> =
+        leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p.to_owned()).collect();
+    for path in &registered {
+        assert!(
+            table.iter().any(|(name, _, _)| path.trim_start_matches("/api/").starts_with(name)),
+            "{path} is missing from the audit walk"
+        );
+    }
+    let mut added = String::new();
+    for (name, body, expected) in &table {
+        let body = body.replace("{added}", &added);
+        let before = newest_entry(&control).await;
+        let (code, answer) = call(&app, &admin, name, &body).await;
+        assert_eq!(code, 200, "{name}: {answer}");
+        if *name == "add_checklist_item" {
+            added = answer.trim().to_owned();
+        }
+        let actions = actions_by(&control, "user:boss", before).await;
+        assert_eq!(actions, *expected, "{name} as user:boss");
+    }
+
+    // the plain routes that change something: signing in and out, and the applications' writes
+    let before = newest_entry(&control).await;
+    let client = signed_in(&app.address, "boss").await;
+    assert_eq!(actions_by(&control, "user:boss", before).await, ["login"]);
+    let before = newest_entry(&control).await;
+    client.post(format!("{}/logout", app.address)).send().await.unwrap();
+    assert_eq!(actions_by(&control, "user:boss", before).await, ["logout"]);
+
+    let (writer, key) =
+        sti_rollout::db::api_keys::create(&control, Environment::Staging, Scope::Write, "test")
+            .await
+            .unwrap();
+    let actor = format!("key:{}", writer.prefix);
+    let api = |method: reqwest::Method, path: String| {
+        browser().request(method, format!("{}{path}", app.address)).bearer_auth(&key)
+    };
+    let project = serde_json::json!({
+        "study_type": "school", "title": "Audit walk", "owner_id": 12, "school_name": "Riverside Primary", "grade": 4
+    });
+    let before = newest_entry(&control).await;
+    let created = api(reqwest::Method::POST, "/api/projects".into()).json(&project).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let replaced =
+        api(reqwest::Method::PUT, format!("/api/projects/{id}")).json(&project).send().await.unwrap();
+    assert_eq!(replaced.status().as_u16(), 200);
+    let deleted = api(reqwest::Method::DELETE, format!("/api/projects/{id}")).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(
+        actions_by(&control, &actor, before).await,
+        ["project.create", "project.replace", "project.delete"]
+    );
+}

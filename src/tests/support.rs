@@ -107,7 +107,9 @@ impl TestApp {
 pub async fn add_user(control: &Database, name: &str, role: Role) {
     let username = Username::parse(name).unwrap();
     if users::find(control, &username).await.unwrap().is_none() {
-        users::create(control, &username, &password::hash(TEST_PASSWORD).unwrap(), role).await.unwrap();
+        users::create(control, &username, &password::hash(TEST_PASSWORD).unwrap(), role, "test")
+            .await
+            .unwrap();
     }
 }
 

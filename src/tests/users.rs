@@ -131,10 +131,15 @@ async fn sessions_rotate_at_login_and_end_with_the_user(backend: Backend) {
     std::fs::create_dir_all(&config.data_dir).unwrap();
     let control = open(&config.control, Schema::Control).await;
     let ana = Username::parse("ana").unwrap();
-    let user =
-        users::create(&control, &ana, &password::hash("correct horse battery").unwrap(), Role::Operator)
-            .await
-            .unwrap();
+    let user = users::create(
+        &control,
+        &ana,
+        &password::hash("correct horse battery").unwrap(),
+        Role::Operator,
+        "test",
+    )
+    .await
+    .unwrap();
 
     let first = sessions::start(&control, &user, None, 1_800_000).await.unwrap();
     assert_eq!(first.len(), 64);
@@ -165,7 +170,7 @@ async fn sessions_rotate_at_login_and_end_with_the_user(backend: Backend) {
     );
 
     let third = sessions::start(&control, &user, None, 1_800_000).await.unwrap();
-    users::disable(&control, &ana).await.unwrap();
+    users::disable(&control, &ana, "test").await.unwrap();
     assert_eq!(sessions::user(&control, &third).await.unwrap(), None, "a disabled user loses their sessions");
     let left: i64 =
         sqlx::query_scalar("select count(*) from sessions").fetch_one(control.pool()).await.unwrap();
