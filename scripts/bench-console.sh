@@ -28,8 +28,13 @@ STI_LOG=warn "$bin" --data-dir "$dir" serve --addr "127.0.0.1:$port" >/dev/null 
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 jar="$dir/cookies"
-curl -fs -c "$jar" -o /dev/null -d "username=admin" --data-urlencode "password=$(cat "$dir/initial-admin-password")" \
+generated=$(cat "$dir/initial-admin-password")
+curl -fs -c "$jar" -o /dev/null -d "username=admin" --data-urlencode "password=$generated" \
   "http://127.0.0.1:$port/login"
+# a generated password is replaced before anything else answers
+curl -fs -b "$jar" -o /dev/null --data-urlencode "current=$generated" \
+  --data-urlencode "new=benchmark passphrase" --data-urlencode "repeat=benchmark passphrase" \
+  "http://127.0.0.1:$port/account/password"
 
 times() { # url → one time_total per line, in ms
   for _ in $(seq "$N"); do curl -fs -b "$jar" -o /dev/null -w '%{time_total}\n' "$1"; done

@@ -1,8 +1,8 @@
 import { test, expect, type Browser, type Page } from "@playwright/test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { cli, repo, signInAs } from "./helpers";
+import { cli, repo, signIn, signInAs } from "./helpers";
 
 // The whole rollout of the demo data, dev → staging → prod, through the browser, by the three
 // kinds of user it takes: an operator runs it, a stakeholder (viewer) signs off, an admin watches
@@ -114,7 +114,7 @@ test("the demo data is rolled out from dev to prod through the browser, gates, s
   browser,
 }) => {
   test.setTimeout(420_000);
-  await signInAs(admin, "admin", readFileSync(path.join(data, "initial-admin-password"), "utf8").trim());
+  await signIn(admin, data);
   const ops = await userPage(browser, "ops", "runs the rollout");
   const stakeholder = await userPage(browser, "stakeholder", "signs it off");
 

@@ -58,10 +58,12 @@ pub async fn start(
     Ok(id)
 }
 
-/// The user of a live session (neither expired nor idle too long) of an enabled user.
-pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role)>, DbError> {
+/// The user of a live session (neither expired nor idle too long) of an enabled user: their
+/// id, name, role and whether they must change their password first.
+pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role, bool)>, DbError> {
     let row = sqlx::query(
-        "select u.id, u.username, u.role from sessions s join users u on u.id = s.user_id
+        "select u.id, u.username, u.role, case when u.must_change_password then 1 else 0 end as must_change
+         from sessions s join users u on u.id = s.user_id
          where s.id_hash = $1 and s.expires_at > $2 and s.last_seen_at + s.idle_ms > $2 and not u.disabled",
     )
     .bind(key_hash(id))
@@ -72,8 +74,9 @@ pub async fn user(db: &Database, id: &str) -> Result<Option<(i64, Username, Role
     let id: i64 = row.try_get("id")?;
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
+    let must_change = row.try_get::<i64, _>("must_change")? == 1;
     // a row that no longer parses (edited by hand) is no valid session
-    Ok(Username::parse(&username).ok().zip(Role::parse(&role).ok()).map(|(u, r)| (id, u, r)))
+    Ok(Username::parse(&username).ok().zip(Role::parse(&role).ok()).map(|(u, r)| (id, u, r, must_change)))
 }
 
 /// Notes a request in a live session, which keeps it from idling out (written at most every
@@ -90,16 +93,6 @@ pub async fn touch(db: &Database, id: &str) -> Result<(), DbError> {
     .execute(db.pool())
     .await?;
     Ok(())
-}
-
-/// Ends every session of user `user_id` but `keep` (a password change signs out the others).
-pub async fn end_others(db: &Database, user_id: i64, keep: &str) -> Result<u64, DbError> {
-    let ended = sqlx::query("delete from sessions where user_id = $1 and id_hash <> $2")
-        .bind(user_id)
-        .bind(key_hash(keep))
-        .execute(db.pool())
-        .await?;
-    Ok(ended.rows_affected())
 }
 
 /// Ends one session.

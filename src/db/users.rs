@@ -15,6 +15,9 @@ pub struct User {
     pub username: Username,
     pub role: Role,
     pub disabled: bool,
+    /// A generated password (the first administrator's): the user must choose their own before
+    /// anything else.
+    pub must_change_password: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -37,8 +40,8 @@ impl From<sqlx::Error> for UserError {
     }
 }
 
-const COLUMNS: &str =
-    "id, username, role, case when disabled then 1 else 0 end as disabled, created_at, updated_at";
+const COLUMNS: &str = "id, username, role, case when disabled then 1 else 0 end as disabled,
+    case when must_change_password then 1 else 0 end as must_change_password, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<User, UserError> {
     let username: String = row.try_get("username")?;
@@ -48,6 +51,7 @@ fn from_row(row: &AnyRow) -> Result<User, UserError> {
         username: Username::parse(&username).map_err(|e| UserError::Corrupt(e.to_string()))?,
         role: Role::parse(&role).map_err(|e| UserError::Corrupt(e.to_string()))?,
         disabled: row.try_get::<i64, _>("disabled")? == 1,
+        must_change_password: row.try_get::<i64, _>("must_change_password")? == 1,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -70,15 +74,40 @@ pub async fn create(
     role: Role,
     by: &str,
 ) -> Result<User, UserError> {
+    insert(db, username, password_hash, role, by, false).await
+}
+
+/// As [`create`], for a password the console generated: the user must replace it at their
+/// first sign-in.
+pub async fn create_with_generated_password(
+    db: &Database,
+    username: &Username,
+    password_hash: &str,
+    role: Role,
+    by: &str,
+) -> Result<User, UserError> {
+    insert(db, username, password_hash, role, by, true).await
+}
+
+async fn insert(
+    db: &Database,
+    username: &Username,
+    password_hash: &str,
+    role: Role,
+    by: &str,
+    generated: bool,
+) -> Result<User, UserError> {
     let mut tx = db.begin_write().await?;
+    // `$5 = 1` is a boolean on PostgreSQL and 0/1 on SQLite: the column's type on each
     let inserted = sqlx::query(
-        "insert into users (username, password_hash, role, disabled, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $5)",
+        "insert into users (username, password_hash, role, disabled, must_change_password, created_at, updated_at)
+         values ($1, $2, $3, $4, $5 = 1, $6, $6)",
     )
     .bind(username.as_str())
     .bind(password_hash)
     .bind(role.as_str())
     .bind(false)
+    .bind(i64::from(generated))
     .bind(now())
     .execute(&mut *tx)
     .await;
@@ -120,23 +149,51 @@ pub async fn count(db: &Database) -> Result<i64, UserError> {
     Ok(sqlx::query_scalar("select count(*) from users").fetch_one(db.pool()).await?)
 }
 
-/// Replaces the password hash and ends the user's sessions (`user.set_password`); a password
-/// someone set is no longer one that must be changed (`$1 = ''` is false for every hash).
+/// The signed-in user `user` replaces their own password (`user.change_password`): it is no
+/// longer one that must be changed, and every other session of theirs ends; `keep` (the id of
+/// the session they changed it in) stays. Returns how many sessions ended.
+pub async fn change_own_password(
+    db: &Database,
+    user: &User,
+    password_hash: &str,
+    keep: &str,
+) -> Result<u64, UserError> {
+    let mut tx = db.begin_write().await?;
+    // `$3 = 1` is false: a boolean on PostgreSQL, 0 on SQLite
+    sqlx::query(
+        "update users set password_hash = $1, must_change_password = ($3 = 1), updated_at = $2 where id = $4",
+    )
+    .bind(password_hash)
+    .bind(now())
+    .bind(0_i64)
+    .bind(user.id)
+    .execute(&mut *tx)
+    .await?;
+    let ended = sqlx::query("delete from sessions where user_id = $1 and id_hash <> $2")
+        .bind(user.id)
+        .bind(super::api_keys::key_hash(keep))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let entry = Entry {
+        actor: &format!("user:{}", user.username),
+        action: "user.change_password",
+        after: Some(serde_json::json!({ "username": user.username.as_str(), "other_sessions_ended": ended })),
+        ..Default::default()
+    };
+    super::audit::record_in(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Replaces the password hash and ends the user's sessions (`user.set_password`).
 pub async fn set_password(
     db: &Database,
     username: &Username,
     password_hash: &str,
     by: &str,
 ) -> Result<User, UserError> {
-    update(
-        db,
-        username,
-        "password_hash = $1, must_change_password = ($1 = '')",
-        password_hash,
-        by,
-        "user.set_password",
-    )
-    .await
+    update(db, username, "password_hash = $1", password_hash, by, "user.set_password").await
 }
 
 /// Changes the role (`user.set_role`); sessions end so that the new role applies from the next login.

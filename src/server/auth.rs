@@ -37,6 +37,8 @@ pub struct CurrentUser {
     pub id: i64,
     pub username: Username,
     pub role: Role,
+    /// Their password was generated: until they choose their own, only `/account` answers.
+    pub must_change_password: bool,
 }
 
 /// Paths anyone may reach.
@@ -137,11 +139,18 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         None => None,
     };
     match (user, session) {
-        (Some((id, username, role)), Some(session)) => {
+        (Some((_, _, _, true)), Some(_)) if !allowed_before_changing_password(&path) => {
+            if safe && !path.starts_with("/api/") {
+                Redirect::to("/account?first=1").into_response()
+            } else {
+                (StatusCode::FORBIDDEN, "choose your own password first: /account\n").into_response()
+            }
+        }
+        (Some((id, username, role, must_change_password)), Some(session)) => {
             if let Err(error) = sessions::touch(&state.control, &session).await {
                 tracing::warn!(%error, "cannot note a session's request");
             }
-            req.extensions_mut().insert(CurrentUser { id, username, role });
+            req.extensions_mut().insert(CurrentUser { id, username, role, must_change_password });
             next.run(req).await
         }
         _ if safe && !path.starts_with("/api/") && path != "/metrics" => {
@@ -158,6 +167,12 @@ fn same_secret(given: Option<&str>, secret: &str) -> bool {
     let Some(given) = given else { return false };
     let (given, secret) = (crate::db::api_keys::key_hash(given), crate::db::api_keys::key_hash(secret));
     given.as_bytes().ct_eq(secret.as_bytes()).into()
+}
+
+/// What a user who must change their password may reach: the page that changes it, what that
+/// page reads, and signing out.
+fn allowed_before_changing_password(path: &str) -> bool {
+    matches!(path, "/account" | "/account/password" | "/logout") || path.starts_with("/api/whoami")
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -270,7 +285,8 @@ pub async fn login(
                     tracing::info!(username = %user.username, "signed in");
                     audit_login(&state.control, "login", user.username.as_str(), &address).await;
                     let cookie = session_cookie(&state, &id);
-                    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+                    let to = if user.must_change_password { "/account?first=1" } else { next.as_str() };
+                    ([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response()
                 }
                 Err(error) => unavailable("cannot start a session", &error),
             }
@@ -316,7 +332,7 @@ async fn audit_login(control: &Database, action: &str, username: &str, address: 
 /// `POST /logout`: ends the session and clears the cookie.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers, cookie_name(&state.security)) {
-        if let Ok(Some((_, username, _))) = sessions::user(&state.control, &id).await {
+        if let Ok(Some((_, username, _, _))) = sessions::user(&state.control, &id).await {
             crate::db::audit::record_or_log(
                 &state.control,
                 crate::db::audit::Entry {
@@ -338,7 +354,8 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// With no user at all, creates `admin` with a random password, prints it once and writes it to
-/// `initial-admin-password` in the data folder, readable by its owner only.
+/// [`INITIAL_PASSWORD_FILE`] in the data folder, readable by its owner only. `admin` must choose
+/// their own at the first sign-in, which deletes the file.
 pub async fn ensure_first_admin(control: &Database, data_dir: &Path) -> Result<(), String> {
     if users::count(control).await.map_err(|e| e.to_string())? > 0 {
         return Ok(());
@@ -346,17 +363,105 @@ pub async fn ensure_first_admin(control: &Database, data_dir: &Path) -> Result<(
     let password = super::password::random_password();
     let hash = super::password::hash(&password).map_err(|e| e.to_string())?;
     let admin = Username::parse("admin").map_err(|e| e.to_string())?;
-    users::create(control, &admin, &hash, Role::Admin, "system").await.map_err(|e| e.to_string())?;
+    users::create_with_generated_password(control, &admin, &hash, Role::Admin, "system")
+        .await
+        .map_err(|e| e.to_string())?;
     super::startup::create_private_dir(data_dir)
         .map_err(|e| format!("data folder {}: {e}", data_dir.display()))?;
-    let file = data_dir.join("initial-admin-password");
+    let file = data_dir.join(INITIAL_PASSWORD_FILE);
     write_private(&file, &format!("{password}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
     eprintln!(
         "\n  First start: created the user 'admin' with the password\n\n      {password}\n\n  \
-         (also in {}, readable only by you). Sign in and change it.\n",
+         (also in {}, readable only by you). Sign in with it: the console then asks you to\n  \
+         choose your own, and deletes the file.\n",
         file.display()
     );
     Ok(())
+}
+
+/// The first administrator's generated password, in the data folder until they replace it.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// The password change form.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+/// `POST /account/password`: the signed-in user replaces their own password, checked against
+/// the current one (through the sign-in throttle: a stolen session cannot guess it quickly);
+/// their other sessions end. After a generated password, its file goes. Back to `/account`
+/// with what happened.
+pub async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Extension(me): axum::Extension<CurrentUser>,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let first = if me.must_change_password { "&first=1" } else { "" };
+    let refuse = |code: &str| Redirect::to(&format!("/account?error={code}{first}")).into_response();
+    let address = state.proxies.client(peer.ip(), &headers).to_string();
+    match login_throttle::reserve(&state.control, me.username.as_str(), &address).await {
+        Ok(Reservation::Check) => {}
+        Ok(Reservation::Refused { .. }) => return refuse("wait"),
+        Err(error) => return unavailable("cannot reserve a password check", &error),
+    }
+    let (user, stored) = match users::find(&state.control, &me.username).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return refuse("gone"),
+        Err(error) => return unavailable("cannot read a user", &error),
+    };
+    if !super::password::check(form.current.clone(), Some(stored)).await {
+        if let Err(error) = login_throttle::failed(&state.control, me.username.as_str()).await {
+            tracing::warn!(%error, "cannot count a wrong current password");
+        }
+        return refuse("wrong");
+    }
+    if let Err(error) = login_throttle::succeeded(&state.control, me.username.as_str(), &address).await {
+        tracing::warn!(%error, "cannot clear the sign-in throttle");
+    }
+    if let Err(error) = crate::domain::access::check_new_password(&form.new) {
+        let code = match error {
+            crate::domain::access::CredentialError::PasswordTooLong => "long",
+            _ => "short",
+        };
+        return refuse(code);
+    }
+    if form.new != form.repeat {
+        return refuse("differ");
+    }
+    if form.new == form.current {
+        return refuse("same");
+    }
+    let Some(session) = session_id(&headers, cookie_name(&state.security)) else { return refuse("gone") };
+    let new = form.new;
+    let hash = match tokio::task::spawn_blocking(move || super::password::hash(&new)).await {
+        Ok(Ok(hash)) => hash,
+        Ok(Err(error)) => return unavailable("cannot hash a password", &error),
+        Err(error) => return unavailable("cannot hash a password", &error),
+    };
+    match users::change_own_password(&state.control, &user, &hash, &session).await {
+        Ok(ended) => {
+            tracing::info!(username = %user.username, ended, "password changed");
+            if user.must_change_password {
+                let file = state.data_dir.join(INITIAL_PASSWORD_FILE);
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {
+                        tracing::info!(file = %file.display(), "the generated password's file is deleted")
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        tracing::warn!(%error, file = %file.display(), "cannot delete the generated password's file")
+                    }
+                }
+            }
+            Redirect::to(&format!("/account?changed={ended}")).into_response()
+        }
+        Err(error) => unavailable("cannot change a password", &error),
+    }
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

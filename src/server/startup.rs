@@ -69,6 +69,7 @@ impl Application {
         let state = AppState {
             leptos_options: leptos_options.clone(),
             control,
+            data_dir: config.data_dir.clone(),
             targets,
             metrics_token: config.metrics_token.clone(),
             proxies: std::sync::Arc::new(super::client_address::TrustedProxies::new(

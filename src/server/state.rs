@@ -10,6 +10,8 @@ use leptos::config::LeptosOptions;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub control: Database,
+    /// The data folder (where the first administrator's generated password waits).
+    pub data_dir: std::path::PathBuf,
     pub targets: Targets,
     /// A bearer token that may read `/metrics` without a session (`STI_METRICS_TOKEN`).
     pub metrics_token: Option<String>,

@@ -3,8 +3,8 @@
 use crate::api::access::whoami;
 use crate::domain::access::Role;
 use crate::ui::pages::{
-    audit::AuditLogPage, environment::EnvironmentPage, keys::KeysPage, login::LoginPage, not_found::NotFound,
-    overview::OverviewPage,
+    account::AccountPage, audit::AuditLogPage, environment::EnvironmentPage, keys::KeysPage,
+    login::LoginPage, not_found::NotFound, overview::OverviewPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
@@ -53,6 +53,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=OverviewPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("login") view=LoginPage/>
                     <Route path=StaticSegment("keys") view=KeysPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("account") view=AccountPage/>
                     <Route path=StaticSegment("audit") view=AuditLogPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("env"), ParamSegment("env")) view=EnvironmentPage ssr=SsrMode::Async/>
                 </Routes>
@@ -83,7 +84,7 @@ fn SignOut() -> impl IntoView {
                     {move || me.get().flatten().map(|me| view! {
                         <A href="/audit" attr:class="navlink" attr:data-testid="nav-audit">"Audit log"</A>
                         {(me.role == Role::Admin).then(|| view! { <A href="/keys" attr:class="navlink" attr:data-testid="nav-keys">"API keys"</A> })}
-                        <span class="whoami" data-testid="whoami">{format!("{} · {}", me.username, me.role)}</span>
+                        <A href="/account" attr:class="whoami" attr:data-testid="whoami" attr:title="Your password">{format!("{} · {}", me.username, me.role)}</A>
                     })}
                 </Suspense>
                 <form method="post" action="/logout" class="signout">

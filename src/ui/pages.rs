@@ -1,5 +1,6 @@
 //! One module per page; each holds one public page component and its small private parts.
 
+pub mod account;
 pub mod audit;
 pub mod environment;
 pub mod keys;

@@ -22,7 +22,7 @@ alter table sessions add column idle_ms bigint not null default 1800000;
 alter table api_keys add column expires_at bigint;
 alter table api_keys add column last_used_at bigint;
 
--- the first administrator's generated password must be replaced at the first sign-in.
+-- a generated password (the first administrator's) must be replaced at the first sign-in.
 alter table users add column must_change_password boolean not null default false;
 
 -- the audit log is append-only in the database itself, not by convention.

@@ -22,9 +22,8 @@ alter table sessions add column idle_ms integer not null default 1800000;
 alter table api_keys add column expires_at integer;
 alter table api_keys add column last_used_at integer;
 
--- the first administrator's generated password must be replaced at the first sign-in.
-alter table users add column must_change_password integer not null default 0
-    check (must_change_password in (0, 1));
+-- a generated password (the first administrator's) must be replaced at the first sign-in.
+alter table users add column must_change_password integer not null default 0 check (must_change_password in (0, 1));
 
 -- the audit log is append-only in the database itself, not by convention.
 create trigger if not exists audit_log_no_update before update on audit_log
