@@ -249,6 +249,11 @@ pub async fn login(
             if first {
                 audit_login(&state.control, "login.throttled", shown, &address).await;
             }
+            if wants_html(&headers) {
+                // a browser's form post: back to the form, which says how long to wait
+                let to = format!("/login?error=wait&retry={retry_after_s}&next={}", encode_path(&next));
+                return Redirect::to(&to).into_response();
+            }
             let mut response =
                 (StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later\n").into_response();
             if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
@@ -300,6 +305,14 @@ pub async fn login(
             Redirect::to(&format!("/login?error=1&next={}", encode_path(&next))).into_response()
         }
     }
+}
+
+/// Whether the request is a browser's navigation (it accepts HTML), not a script's.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// What the log and the audit trail say for a tried name that is no user name at all.

@@ -204,6 +204,21 @@ async fn logins_rotate_sessions_fail_slowly_and_are_limited() {
     assert_eq!(delayed.status().as_u16(), 429);
     let retry: u64 = delayed.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
+    // a browser is sent back to the form, which says how long to wait
+    let page = stranger
+        .post(url("/login"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .form(&[("username", "tester"), ("password", TEST_PASSWORD), ("next", "/audit")])
+        .send()
+        .await
+        .unwrap();
+    let location = page.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/login?error=wait&retry=") && location.ends_with("&next=%2Faudit"),
+        "{location}"
+    );
+    let form = browser().get(url(&location)).send().await.unwrap().text().await.unwrap();
+    assert!(form.contains("Too many wrong passwords: wait"), "{form}");
     // an address that made its 30 wrong guesses in the window is refused for any user
     sqlx::query("update login_attempts set failures = 30 where key = 'addr:127.0.0.1'")
         .execute(control.pool())
@@ -218,7 +233,7 @@ async fn logins_rotate_sessions_fail_slowly_and_are_limited() {
     let audited = sti_rollout::db::audit::recent(&control, None, 100).await.unwrap();
     let count = |action: &str| audited.iter().filter(|e| e.action == action).count();
     assert_eq!(count("login.failed"), 2);
-    assert_eq!(count("login.throttled"), 2, "one for the user, one for the address");
+    assert_eq!(count("login.throttled"), 2, "the first for the user (not the second), one for the address");
     assert!(count("login") >= 4, "{audited:?}");
     let failed = audited.iter().find(|e| e.action == "login.failed").unwrap();
     assert_eq!(failed.actor, "anonymous");
