@@ -9,11 +9,45 @@ pub mod environment;
 pub mod overview;
 pub mod rollout;
 
+/// What server functions read: the databases and the configuration they need. The server
+/// provides it to every server function (it sits above this layer and builds it from its own
+/// state).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct ApiState {
+    pub control: crate::db::Database,
+    pub targets: crate::db::overview::Targets,
+    /// The D-day of the config file; one set in the console or the CLI takes precedence.
+    pub d_day: Option<crate::domain::timeline::Day>,
+    /// Emergency contacts per environment, from the configuration.
+    pub contacts: std::sync::Arc<
+        std::collections::BTreeMap<
+            crate::domain::environment::Environment,
+            Vec<crate::domain::live::Contact>,
+        >,
+    >,
+    /// How runs meet faults and stress, per environment, from the configuration.
+    pub policies: std::sync::Arc<
+        std::collections::BTreeMap<
+            crate::domain::environment::Environment,
+            std::sync::Arc<crate::domain::policy::Policy>,
+        >,
+    >,
+}
+
 /// The server state, as every server function reads it.
 #[cfg(feature = "ssr")]
-pub(crate) fn app_state() -> Result<crate::server::state::AppState, leptos::prelude::ServerFnError> {
-    leptos::prelude::use_context::<crate::server::state::AppState>()
+pub(crate) fn app_state() -> Result<ApiState, leptos::prelude::ServerFnError> {
+    leptos::prelude::use_context::<ApiState>()
         .ok_or_else(|| leptos::prelude::ServerFnError::new("the server state is missing"))
+}
+
+/// The signed-in user of the request being rendered or answered, as the session guard found
+/// them: how pages know the role (they render on the server only).
+#[cfg(feature = "ssr")]
+pub fn signed_in() -> Option<crate::domain::access::CurrentUser> {
+    leptos::prelude::use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::domain::access::CurrentUser>().cloned())
 }
 
 /// The signed-in user, if their role allows `role`; answers 403 otherwise. The session guard
@@ -22,9 +56,9 @@ pub(crate) fn app_state() -> Result<crate::server::state::AppState, leptos::prel
 #[cfg(feature = "ssr")]
 pub(crate) async fn require(
     role: crate::domain::access::Role,
-) -> Result<crate::server::auth::CurrentUser, leptos::prelude::ServerFnError> {
+) -> Result<crate::domain::access::CurrentUser, leptos::prelude::ServerFnError> {
     use leptos::prelude::ServerFnError;
-    let axum::Extension(user) = leptos_axum::extract::<axum::Extension<crate::server::auth::CurrentUser>>()
+    let axum::Extension(user) = leptos_axum::extract::<axum::Extension<crate::domain::access::CurrentUser>>()
         .await
         .map_err(|_| ServerFnError::new("sign in first"))?;
     if !user.role.allows(role) {

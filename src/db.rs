@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod checklist;
+pub mod classify;
 pub mod control;
 pub mod joined_read;
 pub mod live;

@@ -5,10 +5,10 @@
 
 pub mod backfill;
 pub mod capture;
-pub mod classify;
 pub mod dead_letters;
 pub mod dry_run;
 pub mod faults;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod mirror;

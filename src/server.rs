@@ -7,7 +7,6 @@ pub mod events;
 pub mod headers;
 pub mod health;
 pub mod http_metrics;
-pub mod jobs;
 pub mod metrics;
 pub mod ofrep;
 pub mod password;

@@ -67,7 +67,7 @@ pub(super) mod server {
 
     /// A gate override's reason, accepted from admins only; blank means none.
     pub fn admin_override(
-        user: &crate::server::auth::CurrentUser,
+        user: &crate::domain::access::CurrentUser,
         reason: Option<String>,
     ) -> Result<Option<String>, ServerFnError> {
         let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
@@ -150,7 +150,7 @@ pub async fn start_run(
         .await
         .map_err(|e| server::engine_error(env, e))?;
     let run_id = held.run.id;
-    crate::server::jobs::spawn(control, target, env, held);
+    crate::engine::jobs::spawn(control, target, env, held);
     Ok(run_id)
 }
 

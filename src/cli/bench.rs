@@ -8,6 +8,7 @@
 //! minutes). Ratios are medians of per-round ratios; the machine is noisy, single rounds are not.
 
 use super::CliError;
+use crate::db::classify::{classified, Subtype};
 use crate::db::seed::{seed, SeedMode};
 use crate::db::{Database, DatabaseUrl, Dialect, Schema};
 use crate::domain::environment::Environment;
@@ -15,7 +16,6 @@ use crate::domain::pacing::Pacing;
 use crate::domain::run::RunKind;
 use crate::engine::backfill::{self, Start};
 use crate::engine::capture;
-use crate::engine::classify::{classified, Subtype};
 use crate::engine::{dry_run, EngineError};
 use std::time::Instant;
 

@@ -2,10 +2,10 @@
 //! (the legacy columns only) and STI mode (through the subtype tables, writing both in one
 //! transaction). What a row looks like in either mode is decided in `domain::projects`.
 
+use super::classify::classified;
 use super::pool::{Database, Dialect};
 use crate::domain::projects::{LegacyRow, NewProject, Project, SubtypeRow};
 use crate::domain::study_type::StudyType;
-use crate::engine::classify::classified;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 

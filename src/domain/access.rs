@@ -100,6 +100,24 @@ impl std::str::FromStr for Username {
     }
 }
 
+/// The signed-in user of a request: the session guard puts it into the request, server
+/// functions and pages read it from there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: Username,
+    pub role: Role,
+    /// Their password was generated: until they choose their own, only `/account` answers.
+    pub must_change_password: bool,
+}
+
+impl CurrentUser {
+    /// How the audit log and the run ledger name this user.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.username)
+    }
+}
+
 /// Checks a new password against the rule (length only: long passphrases beat composition rules).
 pub fn check_new_password(password: &str) -> Result<(), CredentialError> {
     match password.chars().count() {

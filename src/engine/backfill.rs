@@ -1,9 +1,9 @@
 //! The backfill run: one idempotent chunk step, and the loop around it that follows the run's
 //! pacing and the operator's requests.
 
-use super::classify::{classified, insert_dead_letters_from, Subtype};
 use super::runs::{self, Held, NewRun};
 use super::{mirror, now_ms, EngineError};
+use crate::db::classify::{classified, insert_dead_letters_from, Subtype};
 use crate::db::{target, Database, Dialect};
 use crate::domain::environment::Environment;
 use crate::domain::pacing::Pacing;

@@ -10,8 +10,8 @@
 //! [`CAPTURE_PROVENANCE`] — not a run's id, not the application's null — and a rollback deletes
 //! them with the runs' rows.
 
-use super::classify::{classified, Subtype};
 use super::EngineError;
+use crate::db::classify::{classified, Subtype};
 use crate::db::{Database, Dialect};
 use std::time::Duration;
 

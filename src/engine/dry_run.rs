@@ -3,8 +3,8 @@
 //! to the target database — not even a rolled-back insert, which on PostgreSQL costs as much as
 //! the real run and leaves dead rows behind.
 
-use super::classify::classified;
 use super::EngineError;
+use crate::db::classify::classified;
 use crate::db::{target, Database, Dialect};
 use crate::domain::environment::Environment;
 use sqlx::Row;

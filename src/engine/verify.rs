@@ -3,9 +3,9 @@
 //! names the ids that differ and is stronger than a checksum). The result goes into the
 //! control database: a phase cannot count as verified without it.
 
-use super::classify::{classified, NORMALISED_PACE};
 use super::keys;
 use super::{now_ms, EngineError};
+use crate::db::classify::{classified, NORMALISED_PACE};
 use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::study_type::{identify, normalised_pace, LegacyFields, StudyType};

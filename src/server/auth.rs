@@ -6,6 +6,7 @@ use super::state::AppState;
 use crate::db::login_throttle::{self, Reservation};
 use crate::db::users;
 use crate::db::{sessions, Database};
+pub use crate::domain::access::CurrentUser;
 use crate::domain::access::{Role, Username};
 use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -28,24 +29,6 @@ pub fn cookie_name(security: &super::config::Security) -> &'static str {
         PLAIN_COOKIE
     } else {
         COOKIE
-    }
-}
-
-/// The signed-in user of a request, put there by [`guard`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CurrentUser {
-    pub id: i64,
-    pub username: Username,
-    pub role: Role,
-    /// Their password was generated: until they choose their own, only `/account` answers.
-    pub must_change_password: bool,
-}
-
-/// Paths anyone may reach.
-impl CurrentUser {
-    /// How the audit log and the run ledger name this user.
-    pub fn actor(&self) -> String {
-        format!("user:{}", self.username)
     }
 }
 

@@ -89,9 +89,18 @@ impl Application {
         let pkg = std::path::Path::new(&leptos_options.site_root.to_string())
             .join(leptos_options.site_pkg_dir.to_string());
         let pages = Router::new()
-            .leptos_routes_with_context(&state, page_routes(), provide_script_nonce, move || {
-                shell(leptos_options.clone())
-            })
+            .leptos_routes_with_context(
+                &state,
+                page_routes(),
+                {
+                    let api = state.api();
+                    move || {
+                        leptos::prelude::provide_context(api.clone());
+                        provide_script_nonce();
+                    }
+                },
+                move || shell(leptos_options.clone()),
+            )
             // the site's own files, and nothing outside its folder (a plain 404 otherwise)
             .nest_service("/pkg", tower_http::services::ServeDir::new(pkg))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

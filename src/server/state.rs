@@ -41,6 +41,19 @@ pub struct AppState {
     >,
 }
 
+impl AppState {
+    /// What the server functions read (`api::ApiState`), provided to each of them.
+    pub fn api(&self) -> crate::api::ApiState {
+        crate::api::ApiState {
+            control: self.control.clone(),
+            targets: self.targets.clone(),
+            d_day: self.d_day,
+            contacts: self.contacts.clone(),
+            policies: self.policies.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()

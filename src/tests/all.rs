@@ -17,6 +17,7 @@ mod engine_defects;
 mod engine_runs;
 mod faults;
 mod identification;
+mod layers;
 mod overview;
 mod projects;
 mod reconcile;

@@ -60,7 +60,7 @@ pub(crate) async fn count(db: &Database, sql: &str) -> i64 {
 async fn identified(db: &Database) -> BTreeMap<String, i64> {
     let sql = format!(
         "select verdict, count(*) as n from {} c group by verdict",
-        sti_rollout::engine::classify::classified()
+        sti_rollout::db::classify::classified()
     );
     let max = count(db, "select max(id) from projects").await;
     sqlx::query(&sql)

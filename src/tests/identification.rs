@@ -5,9 +5,9 @@
 
 use crate::support::{fresh_pg_database, open};
 use sqlx::Row;
+use sti_rollout::db::classify::classified;
 use sti_rollout::db::{DatabaseUrl, Schema};
 use sti_rollout::domain::study_type::{identify, LegacyFields, StudyType};
-use sti_rollout::engine::classify::classified;
 
 const TYPES: [Option<&str>; 14] = [
     Some("school"),

@@ -29,9 +29,7 @@ pub fn OverviewPage() -> impl IntoView {
 fn signed_in_role() -> Role {
     #[cfg(feature = "ssr")]
     {
-        use_context::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<crate::server::auth::CurrentUser>().map(|u| u.role))
-            .unwrap_or(Role::Viewer)
+        crate::api::signed_in().map_or(Role::Viewer, |u| u.role)
     }
     #[cfg(not(feature = "ssr"))]
     {

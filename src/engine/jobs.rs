@@ -3,16 +3,16 @@
 //! keeps a second runner (another request, or the CLI) out; if this process dies, the lease
 //! expires and an operator can take the run over.
 
+use super::backfill;
+use super::runs::Held;
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::engine::backfill;
-use crate::engine::runs::Held;
 
 /// Drives `held` to its end on a background task.
 pub fn spawn(control: Database, target: Database, env: Environment, held: Held) {
     tokio::spawn(async move {
         let (run_id, kind) = (held.run.id, held.run.kind);
-        let mut quiet = |_: &crate::engine::runs::RunRecord, _: Option<&backfill::ChunkOutcome>| {};
+        let mut quiet = |_: &super::runs::RunRecord, _: Option<&backfill::ChunkOutcome>| {};
         let result = backfill::run(&target, Some(&control), env, held, &mut quiet).await;
         match result {
             Ok(run) => {
