@@ -83,7 +83,11 @@ fn no_layer_uses_one_above_it() {
                 for (n, line) in code.lines().enumerate() {
                     for name in NOT_IN_DOMAIN.iter().filter(|name| line.contains(*name)) {
                         let file = path.strip_prefix(&src).unwrap().display();
-                        wrong.push(format!("src/{file}:{}: domain uses {}", n + 1, name.trim_end_matches("::")));
+                        wrong.push(format!(
+                            "src/{file}:{}: domain uses {}",
+                            n + 1,
+                            name.trim_end_matches("::")
+                        ));
                     }
                 }
             }
