@@ -38,7 +38,8 @@ pub enum Reservation {
     /// Check the password, then report with [`failed`] or [`succeeded`].
     Check,
     /// Refused without a check: try again after `retry_after_s`. `first` when it is the first
-    /// refusal for this key since its last check, the one the audit log records.
+    /// refusal for this key in its window (until a success, or 15 minutes without attempts
+    /// clear it), the one the audit log records.
     Refused { retry_after_s: i64, first: bool, by_address: bool },
 }
 
@@ -114,25 +115,30 @@ async fn refuse(db: &Database, key: &str, until: &str) -> Result<(i64, i64), DbE
     }
 }
 
-/// After a wrong password: the user's next check waits longer. Returns the failures in a row.
-pub async fn failed(db: &Database, user: &str) -> Result<i64, DbError> {
+/// After a wrong password: the user's next check waits longer. Returns the failures in a row
+/// and the attempts refused so far in the window (the audit log records only the first of
+/// those; this count goes into each failed sign-in's entry).
+pub async fn failed(db: &Database, user: &str) -> Result<(i64, i64), DbError> {
     let now = super::now_ms();
     let key = format!("user:{user}");
-    let failures: Option<i64> = sqlx::query_scalar(
-        "update login_attempts set failures = failures + 1, last_at = $2, throttled = 0 where key = $1
-         returning failures",
+    let row = sqlx::query(
+        "update login_attempts set failures = failures + 1, last_at = $2 where key = $1
+         returning failures, throttled",
     )
     .bind(&key)
     .bind(now)
     .fetch_optional(db.pool())
     .await?;
-    let failures = failures.unwrap_or(1);
+    let (failures, refused) = match row {
+        Some(row) => (row.try_get("failures")?, row.try_get("throttled")?),
+        None => (1, 0),
+    };
     sqlx::query("update login_attempts set next_at = $2 where key = $1")
         .bind(&key)
         .bind(now + delay_ms(failures))
         .execute(db.pool())
         .await?;
-    Ok(failures)
+    Ok((failures, refused))
 }
 
 /// After a right password: the user starts afresh, and the attempt does not count against the

@@ -2,6 +2,7 @@
 //! administrator. Nothing is reachable anonymously but the login page, static assets and
 //! `/health`; every state change must come from the console's own origin.
 
+use super::routes::{self, Access};
 use super::state::AppState;
 use crate::db::login_throttle::{self, Reservation};
 use crate::db::users;
@@ -32,13 +33,21 @@ pub fn cookie_name(security: &super::config::Security) -> &'static str {
     }
 }
 
-/// Whether anyone may reach `path`, decided on the path as the file server and the router will
-/// read it: percent-decoded, with `.` and `..` segments resolved (`/pkg/%2e%2e/env/dev` is
-/// `/env/dev`, not a static file). A path that does not decode is not public.
+/// Whether anyone may reach `path`: the sign-in page, the site's static files, and the plain
+/// routes the route table gives `Access::Anyone`. Decided on the path as the file server and the
+/// router will read it: percent-decoded, with `.` and `..` segments resolved
+/// (`/pkg/%2e%2e/env/dev` is `/env/dev`, not a static file). A path that does not decode is
+/// not public.
 fn is_public(path: &str) -> bool {
     let Some(path) = normalise(path) else { return false };
-    matches!(path.as_str(), "/login" | "/health" | "/favicon.svg" | "/robots.txt")
+    matches!(path.as_str(), "/login" | "/favicon.svg" | "/robots.txt")
         || path.starts_with("/pkg/")
+        || routes::access_of(&path) == Some(Access::Anyone)
+}
+
+/// Whether `path` is a route a scraper may read with the metrics token instead of a session.
+fn takes_metrics_token(path: &str) -> bool {
+    routes::access_of(path) == Some(Access::SignedInOrMetricsToken)
 }
 
 /// `path` percent-decoded, its dot segments resolved; `None` when it is not UTF-8.
@@ -108,7 +117,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if is_public(&path) {
         return next.run(req).await;
     }
-    if path == "/metrics"
+    if takes_metrics_token(&path)
         && state.metrics_token.as_deref().is_some_and(|token| same_secret(bearer(req.headers()), token))
     {
         return next.run(req).await;
@@ -136,7 +145,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             req.extensions_mut().insert(CurrentUser { id, username, role, must_change_password });
             next.run(req).await
         }
-        _ if safe && !path.starts_with("/api/") && path != "/metrics" => {
+        _ if safe && !path.starts_with("/api/") && !takes_metrics_token(&path) => {
             Redirect::to(&format!("/login?next={}", encode_path(&path))).into_response()
         }
         _ => (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
@@ -175,25 +184,10 @@ fn safe_next(next: Option<&str>) -> &str {
     let clean = next.starts_with('/')
         && !next.starts_with("//")
         && !next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\' || c == '#');
-    if clean && super::startup::page_routes().iter().any(|route| route_matches(route.path(), path)) {
+    if clean && super::startup::page_routes().iter().any(|route| routes::route_matches(route.path(), path)) {
         next
     } else {
         "/"
-    }
-}
-
-/// Whether `path` is one `route` (`/env/{env}`, `/env/:env`) answers.
-fn route_matches(route: &str, path: &str) -> bool {
-    let mut route = route.split('/');
-    let mut path = path.split('/');
-    loop {
-        match (route.next(), path.next()) {
-            (None, None) => return true,
-            (Some(r), _) if r.starts_with('*') || r.starts_with("{*") => return true,
-            (Some(r), Some(p)) if r == p => {}
-            (Some(r), Some(p)) if (r.starts_with(':') || r.starts_with('{')) && !p.is_empty() => {}
-            _ => return false,
-        }
     }
 }
 
@@ -280,11 +274,15 @@ pub async fn login(
             }
         }
         None => {
-            if let Err(error) = login_throttle::failed(&state.control, shown).await {
-                tracing::warn!(%error, "cannot count a failed sign-in");
-            }
-            tracing::warn!(username = shown, address, "failed login");
-            audit_login(&state.control, "login.failed", shown, &address).await;
+            let refused = match login_throttle::failed(&state.control, shown).await {
+                Ok((_, refused)) => refused,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot count a failed sign-in");
+                    0
+                }
+            };
+            tracing::warn!(username = shown, address, refused, "failed login");
+            audit_login_refused(&state.control, "login.failed", shown, &address, refused).await;
             Redirect::to(&format!("/login?error=1&next={}", encode_path(&next))).into_response()
         }
     }
@@ -312,15 +310,20 @@ fn session_cookie(state: &AppState, id: &str) -> String {
 /// Sign-ins, failed or not, in the audit log: the name tried (one that parses as a user name)
 /// and the client's address.
 async fn audit_login(control: &Database, action: &str, username: &str, address: &str) {
+    audit_login_refused(control, action, username, address, 0).await;
+}
+
+/// As [`audit_login`], with how many attempts the throttle refused so far in its window (only
+/// the first of them has an entry of its own).
+async fn audit_login_refused(control: &Database, action: &str, username: &str, address: &str, refused: i64) {
     let actor = if action == "login" { format!("user:{username}") } else { "anonymous".to_owned() };
+    let mut after = serde_json::json!({ "username": username, "address": address });
+    if refused > 0 {
+        after["refused_so_far"] = serde_json::json!(refused);
+    }
     crate::db::audit::record_or_log(
         control,
-        crate::db::audit::Entry {
-            actor: &actor,
-            action,
-            after: Some(serde_json::json!({ "username": username, "address": address })),
-            ..Default::default()
-        },
+        crate::db::audit::Entry { actor: &actor, action, after: Some(after), ..Default::default() },
     )
     .await;
 }
@@ -494,6 +497,8 @@ mod tests {
     fn public_paths_are_judged_after_decoding_and_dot_segments() {
         assert!(is_public("/pkg/sti_rollout.js"));
         assert!(is_public("/login"));
+        assert!(is_public("/health"), "Access::Anyone in the route table");
+        assert!(takes_metrics_token("/metrics") && !takes_metrics_token("/audit.csv"));
         for private in
             ["/pkg/%2e%2e/env/dev", "/pkg/../audit", "/pkg/.%2E/keys", "/pkg/%ff", "/env/dev", "/loginx"]
         {
@@ -503,6 +508,7 @@ mod tests {
 
     #[test]
     fn a_route_pattern_matches_its_paths_only() {
+        use routes::route_matches;
         assert!(route_matches("/env/{env}", "/env/prod"));
         assert!(route_matches("/env/:env", "/env/prod"));
         assert!(!route_matches("/env/{env}", "/env/"));

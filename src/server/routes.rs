@@ -7,8 +7,9 @@ use super::{ofrep, projects};
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
 
-/// Who may call a route; the session guard (`auth::guard`) enforces it, except for `ApiKey`
-/// routes, which the router keeps out of the guard's reach.
+/// Who may call a route; the session guard (`auth::guard`) enforces it, reading it from this
+/// table ([`access_of`]), except for `ApiKey` routes, which the router keeps out of the guard's
+/// reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, signed in or not.
@@ -32,6 +33,32 @@ pub struct PlainRoute {
 
 fn route(path: &'static str, method: Method, access: Access, handler: MethodRouter<AppState>) -> PlainRoute {
     PlainRoute { path, method, access, handler }
+}
+
+/// Who may call the plain route that answers `path` (any method), if one does: what the session
+/// guard reads, so that this table is the only place a route's access is written.
+pub fn access_of(path: &str) -> Option<Access> {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, Access)>> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| plain_routes().into_iter().map(|r| (r.path, r.access)).collect())
+        .iter()
+        .find(|(pattern, _)| route_matches(pattern, path))
+        .map(|(_, access)| *access)
+}
+
+/// Whether `path` is one `route` (`/env/{env}`, `/env/:env`) answers.
+pub fn route_matches(route: &str, path: &str) -> bool {
+    let mut route = route.split('/');
+    let mut path = path.split('/');
+    loop {
+        match (route.next(), path.next()) {
+            (None, None) => return true,
+            (Some(r), _) if r.starts_with('*') || r.starts_with("{*") => return true,
+            (Some(r), Some(p)) if r == p => {}
+            (Some(r), Some(p)) if (r.starts_with(':') || r.starts_with('{')) && !p.is_empty() => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The plain routes, in the order the router gets them.

@@ -127,6 +127,10 @@ async fn forty_guesses_sent_at_once_are_not_all_checked_and_stay_counted_after_a
     }
     let response = login(&again, &browser(), "guessed", "and another").await;
     assert_eq!(response.status().as_u16(), 429, "the count survived the restart");
+    // the refused ones are counted: the next failed sign-in's entry says how many
+    let entries = audit::recent(&control, None, 1000).await.unwrap();
+    let failed = entries.iter().find(|e| e.action == "login.failed").unwrap();
+    assert!(failed.after.as_deref().unwrap().contains(r#""refused_so_far":"#), "{failed:?}");
 }
 
 // --- 3. no lock-out by anyone; the address from a trusted proxy only -------------------------
