@@ -15,6 +15,14 @@
 //! render starts. Server functions and the plain routes (the live event stream among them) stay
 //! on the main runtime.
 //!
+//! Upstream: the disposed-value panic is leptos-rs/leptos#3627 ("Panic when loading a blocking
+//! resource", with #2995), for which leptos-rs/leptos#3595 ("fix: occasional use-after-disposed
+//! panic in Suspense") was still open when this was written. It was seen here with leptos 0.8.23
+//! and leptos_axum 0.8.10. To learn whether the pool is still needed after an upgrade, take the
+//! `isolate` layer out of `startup.rs` and run
+//! `tests/overview.rs::pages_rendered_at_the_same_time_all_answer_whole` a few times: when it
+//! passes every time, the pool can go.
+//!
 //! The queue in front of the threads is bounded ([`QUEUE_PER_THREAD`] renders per thread): a
 //! flood of page loads beyond it is answered `503 Service Unavailable` with `Retry-After` at
 //! once, instead of piling up memory and answering everyone late.
