@@ -83,25 +83,22 @@ const SQLITE_TRIGGERS: [&str; 4] =
 
 /// Whether the capture is installed on `db`.
 pub async fn installed(db: &Database) -> Result<bool, EngineError> {
-    let found: i64 = match db.dialect() {
+    let found: i64 =
+        sqlx::query_scalar(installed_sql(db.dialect())).bind(PG_TRIGGER).fetch_one(db.pool()).await?;
+    Ok(found > 0)
+}
+
+/// How many capture triggers `projects` has (`$1`: the PostgreSQL trigger's name).
+fn installed_sql(dialect: Dialect) -> &'static str {
+    match dialect {
         Dialect::Postgres => {
-            sqlx::query_scalar(
-                "select count(*) from pg_trigger where tgname = $1 and tgrelid = 'projects'::regclass",
-            )
-            .bind(PG_TRIGGER)
-            .fetch_one(db.pool())
-            .await?
+            "select count(*) from pg_trigger where tgname = $1 and tgrelid = 'projects'::regclass"
         }
         Dialect::Sqlite => {
-            sqlx::query_scalar(
-                "select count(*) from sqlite_master where type = 'trigger' and tbl_name = 'projects'
-                   and name like 'sti_capture_%'",
-            )
-            .fetch_one(db.pool())
-            .await?
+            "select count(*) from sqlite_master where type = 'trigger' and tbl_name = 'projects'
+               and name like 'sti_capture_%' and $1 is not null"
         }
-    };
-    Ok(found > 0)
+    }
 }
 
 /// Installs (or brings up to date) the capture, in one transaction whose lock waits end after
@@ -109,14 +106,23 @@ pub async fn installed(db: &Database) -> Result<bool, EngineError> {
 /// application write behind a long transaction). Idempotent; whether it was installed now
 /// (`false`: it was already).
 pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, EngineError> {
-    let was = installed(db).await?;
     let now = db.dialect().now_ms_sql();
     let mut tx = db.begin_write().await?;
+    if db.dialect() == Dialect::Postgres {
+        sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
+        // runners starting at once install it one after the other (SQLite's write transaction
+        // does this by itself): two concurrent `create or replace function`s collide in the
+        // catalogue, and each would see no trigger yet and create one
+        sqlx::query("select pg_advisory_xact_lock(hashtext($1))").bind(PG_FUNCTION).execute(&mut *tx).await?;
+    }
+    // read inside the transaction, after the others installing it: whether this one did
+    let found: i64 =
+        sqlx::query_scalar(installed_sql(db.dialect())).bind(PG_TRIGGER).fetch_one(&mut *tx).await?;
+    let was = found > 0;
     match db.dialect() {
         Dialect::Postgres => {
-            sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
-                .execute(&mut *tx)
-                .await?;
             let body = |statements: Vec<String>| statements.join(";\n    ") + ";";
             let changed = IDENTIFYING.map(|c| format!("old.{c} is distinct from new.{c}")).join(" or ");
             sqlx::query(&format!(

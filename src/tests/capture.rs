@@ -167,3 +167,26 @@ async fn sqlite_installing_the_capture_twice_changes_nothing() {
 async fn postgres_installing_the_capture_twice_changes_nothing() {
     installing_the_capture_twice_changes_nothing(Backend::Postgres).await;
 }
+
+async fn runners_installing_the_capture_at_once_all_succeed(backend: Backend) {
+    let f = fixture(backend, 100).await;
+    let timeout = std::time::Duration::from_secs(5);
+    // two runners starting at once both install it (the second one is refused its run later,
+    // not its capture): a concurrent `create or replace function` must not fail either
+    for round in 0..5 {
+        let installs = futures::future::join_all((0..4).map(|_| capture::install(&f.target, timeout))).await;
+        let installed_now = installs.iter().filter(|r| matches!(r, Ok(true))).count();
+        assert!(installs.iter().all(Result::is_ok), "round {round}: {installs:?}");
+        assert_eq!(installed_now, usize::from(round == 0), "round {round}: installed once, not by each");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_runners_installing_the_capture_at_once_all_succeed() {
+    runners_installing_the_capture_at_once_all_succeed(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runners_installing_the_capture_at_once_all_succeed() {
+    runners_installing_the_capture_at_once_all_succeed(Backend::Postgres).await;
+}
