@@ -1,5 +1,6 @@
 //! (ssr) The web server: configuration, startup and the router, and the plain HTTP endpoints.
 
+pub mod account;
 pub mod auth;
 pub mod client_address;
 pub mod config;
@@ -15,3 +16,16 @@ pub mod render;
 pub mod routes;
 pub mod startup;
 pub mod state;
+
+/// A `503` for a database that failed: the log gets `what` and the error under a new error id;
+/// the answer names `database` and the id, never the database's own words.
+pub(crate) fn unavailable(
+    what: &str,
+    database: &str,
+    error: &dyn std::fmt::Display,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let id = crate::db::log_with_id(what, error);
+    let body = format!("{database} cannot be used just now; try again (error id {id})\n");
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+}

@@ -71,10 +71,10 @@ pub async fn recent(
     environment: Option<Environment>,
     limit: i64,
 ) -> Result<Vec<Recorded>, sqlx::Error> {
-    let rows = sqlx::query(
-        "select id, at, actor, action, environment, before, after, reason from audit_log
-         where cast($1 as text) is null or environment = cast($1 as text) order by id desc limit $2",
-    )
+    let rows = sqlx::query(&format!(
+        "select {COLUMNS} from audit_log
+             where cast($1 as text) is null or environment = cast($1 as text) order by id desc limit $2"
+    ))
     .bind(environment.map(|e| e.as_str()))
     .bind(limit)
     .fetch_all(db.pool())
@@ -128,6 +128,22 @@ const WHERE: &str = "(cast($1 as text) is null or environment = cast($1 as text)
     and (cast($4 as bigint) is null or at >= cast($4 as bigint))
     and (cast($5 as bigint) is null or at < cast($5 as bigint))";
 
+/// The columns every read of the log returns.
+const COLUMNS: &str = "id, at, actor, action, environment, before, after, reason";
+
+/// `sql` (which uses [`WHERE`]) with `filter` bound to `$1`…`$5`.
+fn filtered<'q>(
+    sql: &'q str,
+    filter: &Filter,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(filter.environment.clone())
+        .bind(filter.actor.clone())
+        .bind(filter.action.clone())
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+}
+
 /// Entries matching `filter`, newest first (`limit` of them after `offset`), and how many match.
 pub async fn search(
     db: &Database,
@@ -135,27 +151,10 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Recorded>, i64), sqlx::Error> {
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from audit_log where {WHERE}"))
-        .bind(filter.environment.clone())
-        .bind(filter.actor.clone())
-        .bind(filter.action.clone())
-        .bind(filter.from_ms)
-        .bind(filter.to_ms)
-        .fetch_one(db.pool())
-        .await?;
-    let rows = sqlx::query(&format!(
-        "select id, at, actor, action, environment, before, after, reason from audit_log where {WHERE}
-         order by id desc limit $6 offset $7"
-    ))
-    .bind(filter.environment.clone())
-    .bind(filter.actor.clone())
-    .bind(filter.action.clone())
-    .bind(filter.from_ms)
-    .bind(filter.to_ms)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db.pool())
-    .await?;
+    let count = format!("select count(*) as n from audit_log where {WHERE}");
+    let total: i64 = filtered(&count, filter).fetch_one(db.pool()).await?.try_get("n")?;
+    let page = format!("select {COLUMNS} from audit_log where {WHERE} order by id desc limit $6 offset $7");
+    let rows = filtered(&page, filter).bind(limit).bind(offset).fetch_all(db.pool()).await?;
     Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
 }
 
@@ -167,19 +166,11 @@ pub async fn page_before(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Recorded>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "select id, at, actor, action, environment, before, after, reason from audit_log where {WHERE}
+    let page = format!(
+        "select {COLUMNS} from audit_log where {WHERE}
          and (cast($6 as bigint) is null or id < cast($6 as bigint)) order by id desc limit $7"
-    ))
-    .bind(filter.environment.clone())
-    .bind(filter.actor.clone())
-    .bind(filter.action.clone())
-    .bind(filter.from_ms)
-    .bind(filter.to_ms)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+    );
+    let rows = filtered(&page, filter).bind(before).bind(limit).fetch_all(db.pool()).await?;
     rows.iter().map(from_row).collect()
 }
 

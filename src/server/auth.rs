@@ -1,6 +1,7 @@
-//! Who is asking: the session guard in front of every route, login and logout, and the first
-//! administrator. Nothing is reachable anonymously but the login page, static assets and
-//! `/health`; every state change must come from the console's own origin.
+//! Who is asking: the session guard in front of every route, login and logout (the first
+//! administrator and the own-password change are in `account.rs`). Nothing is reachable
+//! anonymously but the login page, static assets and the route table's `Access::Anyone`
+//! routes; every state change must come from the console's own origin.
 
 use super::routes::{self, Access};
 use super::state::AppState;
@@ -8,14 +9,13 @@ use crate::db::login_throttle::{self, Reservation};
 use crate::db::users;
 use crate::db::{sessions, Database};
 pub use crate::domain::access::CurrentUser;
-use crate::domain::access::{Role, Username};
+use crate::domain::access::Username;
 use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
 
 /// The session cookie's name: `__Host-` makes browsers keep it only when it is `Secure`, set by
 /// this host itself for the whole site, so neither another site on the domain nor a man in the
@@ -40,9 +40,7 @@ pub fn cookie_name(security: &super::config::Security) -> &'static str {
 /// not public.
 fn is_public(path: &str) -> bool {
     let Some(path) = normalise(path) else { return false };
-    matches!(path.as_str(), "/login" | "/favicon.svg" | "/robots.txt")
-        || path.starts_with("/pkg/")
-        || routes::access_of(&path) == Some(Access::Anyone)
+    path == "/login" || super::headers::is_static(&path) || routes::access_of(&path) == Some(Access::Anyone)
 }
 
 /// Whether `path` is a route a scraper may read with the metrics token instead of a session.
@@ -199,10 +197,9 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// A 503 for the control database (see [`super::unavailable`]).
 fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Response {
-    let id = crate::db::log_with_id(what, error);
-    (StatusCode::SERVICE_UNAVAILABLE, format!("the control database is unavailable (error id {id})\n"))
-        .into_response()
+    super::unavailable(what, "the control database", error)
 }
 
 /// `POST /login`: reserves the attempt with the throttle, checks the password (against a dummy
@@ -266,7 +263,7 @@ pub async fn login(
                 Ok(id) => {
                     tracing::info!(username = %user.username, "signed in");
                     audit_login(&state.control, "login", user.username.as_str(), &address).await;
-                    let cookie = session_cookie(&state, &id);
+                    let cookie = session_cookie(&state, &id, "");
                     let to = if user.must_change_password { "/account?first=1" } else { next.as_str() };
                     ([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response()
                 }
@@ -299,12 +296,12 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// What the log and the audit trail say for a tried name that is no user name at all.
 const NOT_A_NAME: &str = "(not a user name)";
 
-/// The session cookie for `id`: a browser session's (no `Max-Age`: it goes when the browser
-/// closes; the server ends it after 12 hours, or sooner when idle).
-fn session_cookie(state: &AppState, id: &str) -> String {
+/// The session cookie for `id`, with `extra` attributes: a browser session's (no `Max-Age`: it
+/// goes when the browser closes; the server ends it after 12 hours, or sooner when idle).
+fn session_cookie(state: &AppState, id: &str, extra: &str) -> String {
     let name = cookie_name(&state.security);
     let secure = if state.security.plain_http { "" } else { "; Secure" };
-    format!("{name}={id}; Path=/; HttpOnly; SameSite=Strict{secure}")
+    format!("{name}={id}; Path=/; HttpOnly; SameSite=Strict{extra}{secure}")
 }
 
 /// Sign-ins, failed or not, in the audit log: the name tried (one that parses as a user name)
@@ -346,130 +343,8 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             tracing::warn!(%error, "cannot end a session");
         }
     }
-    let name = cookie_name(&state.security);
-    let secure = if state.security.plain_http { "" } else { "; Secure" };
-    let cookie = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
+    let cookie = session_cookie(&state, "", "; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
-}
-
-/// With no user at all, creates `admin` with a random password, prints it once and writes it to
-/// [`INITIAL_PASSWORD_FILE`] in the data folder, readable by its owner only. `admin` must choose
-/// their own at the first sign-in, which deletes the file.
-pub async fn ensure_first_admin(control: &Database, data_dir: &Path) -> Result<(), String> {
-    if users::count(control).await.map_err(|e| e.to_string())? > 0 {
-        return Ok(());
-    }
-    let password = super::password::random_password();
-    let hash = super::password::hash(&password).map_err(|e| e.to_string())?;
-    let admin = Username::parse("admin").map_err(|e| e.to_string())?;
-    users::create_with_generated_password(control, &admin, &hash, Role::Admin, "system")
-        .await
-        .map_err(|e| e.to_string())?;
-    super::startup::create_private_dir(data_dir)
-        .map_err(|e| format!("data folder {}: {e}", data_dir.display()))?;
-    let file = data_dir.join(INITIAL_PASSWORD_FILE);
-    write_private(&file, &format!("{password}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
-    eprintln!(
-        "\n  First start: created the user 'admin' with the password\n\n      {password}\n\n  \
-         (also in {}, readable only by you). Sign in with it: the console then asks you to\n  \
-         choose your own, and deletes the file.\n",
-        file.display()
-    );
-    Ok(())
-}
-
-/// The first administrator's generated password, in the data folder until they replace it.
-pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
-
-/// The password change form.
-#[derive(Deserialize)]
-pub struct PasswordForm {
-    current: String,
-    new: String,
-    repeat: String,
-}
-
-/// `POST /account/password`: the signed-in user replaces their own password, checked against
-/// the current one (through the sign-in throttle: a stolen session cannot guess it quickly);
-/// their other sessions end. After a generated password, its file goes. Back to `/account`
-/// with what happened.
-pub async fn change_password(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    axum::Extension(me): axum::Extension<CurrentUser>,
-    Form(form): Form<PasswordForm>,
-) -> Response {
-    let first = if me.must_change_password { "&first=1" } else { "" };
-    let refuse = |code: &str| Redirect::to(&format!("/account?error={code}{first}")).into_response();
-    let address = state.proxies.client(peer.ip(), &headers).to_string();
-    match login_throttle::reserve(&state.control, me.username.as_str(), &address).await {
-        Ok(Reservation::Check) => {}
-        Ok(Reservation::Refused { .. }) => return refuse("wait"),
-        Err(error) => return unavailable("cannot reserve a password check", &error),
-    }
-    let (user, stored) = match users::find(&state.control, &me.username).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return refuse("gone"),
-        Err(error) => return unavailable("cannot read a user", &error),
-    };
-    if !super::password::check(form.current.clone(), Some(stored)).await {
-        if let Err(error) = login_throttle::failed(&state.control, me.username.as_str()).await {
-            tracing::warn!(%error, "cannot count a wrong current password");
-        }
-        return refuse("wrong");
-    }
-    if let Err(error) = login_throttle::succeeded(&state.control, me.username.as_str(), &address).await {
-        tracing::warn!(%error, "cannot clear the sign-in throttle");
-    }
-    if let Err(error) = crate::domain::access::check_new_password(&form.new) {
-        let code = match error {
-            crate::domain::access::CredentialError::PasswordTooLong => "long",
-            _ => "short",
-        };
-        return refuse(code);
-    }
-    if form.new != form.repeat {
-        return refuse("differ");
-    }
-    if form.new == form.current {
-        return refuse("same");
-    }
-    let Some(session) = session_id(&headers, cookie_name(&state.security)) else { return refuse("gone") };
-    let new = form.new;
-    let hash = match tokio::task::spawn_blocking(move || super::password::hash(&new)).await {
-        Ok(Ok(hash)) => hash,
-        Ok(Err(error)) => return unavailable("cannot hash a password", &error),
-        Err(error) => return unavailable("cannot hash a password", &error),
-    };
-    match users::change_own_password(&state.control, &user, &hash, &session).await {
-        Ok(ended) => {
-            tracing::info!(username = %user.username, ended, "password changed");
-            if user.must_change_password {
-                let file = state.data_dir.join(INITIAL_PASSWORD_FILE);
-                match std::fs::remove_file(&file) {
-                    Ok(()) => {
-                        tracing::info!(file = %file.display(), "the generated password's file is deleted")
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => {
-                        tracing::warn!(%error, file = %file.display(), "cannot delete the generated password's file")
-                    }
-                }
-            }
-            Redirect::to(&format!("/account?changed={ended}")).into_response()
-        }
-        Err(error) => unavailable("cannot change a password", &error),
-    }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -251,9 +251,7 @@ const EXPORT_PAGE: i64 = 500;
 
 /// A 503 for a database that cannot be read: a sentence and an error id, the cause in the log.
 fn unreadable(what: &str, error: &dyn std::fmt::Display) -> Response {
-    let id = crate::db::log_with_id(&format!("cannot read {what}"), error);
-    (StatusCode::SERVICE_UNAVAILABLE, format!("{what} cannot be read just now; try again (error id {id})\n"))
-        .into_response()
+    super::unavailable(&format!("cannot read {what}"), what, error)
 }
 
 /// One audit entry as a CSV line.

@@ -30,8 +30,8 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
-/// Whether `path` is a static file, which may be cached.
-fn is_static(path: &str) -> bool {
+/// Whether `path` is one of the site's static files: cacheable, and public (`auth::is_public`).
+pub(crate) fn is_static(path: &str) -> bool {
     path.starts_with("/pkg/") || matches!(path, "/favicon.svg" | "/robots.txt")
 }
 

@@ -69,7 +69,7 @@ pub fn plain_routes() -> Vec<PlainRoute> {
         route("/metrics", Method::GET, SignedInOrMetricsToken, get(super::metrics::metrics)),
         route("/login", Method::POST, Anyone, post(super::auth::login)),
         route("/logout", Method::POST, Anyone, post(super::auth::logout)),
-        route("/account/password", Method::POST, SignedIn, post(super::auth::change_password)),
+        route("/account/password", Method::POST, SignedIn, post(super::account::change_password)),
         route("/events", Method::GET, SignedIn, get(super::events::overview_events)),
         route("/events/{env}", Method::GET, SignedIn, get(super::events::events)),
         route("/env/{env}/dead-letters.csv", Method::GET, SignedIn, get(super::events::dead_letters_csv)),

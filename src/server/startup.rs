@@ -61,7 +61,7 @@ impl Application {
         let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
         let (control, targets) = open_databases(config).await?;
         seed_demo_data(config, &control, &targets).await?;
-        super::auth::ensure_first_admin(&control, &config.data_dir)
+        super::account::ensure_first_admin(&control, &config.data_dir)
             .await
             .map_err(StartupError::FirstAdmin)?;
 

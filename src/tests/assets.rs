@@ -3,8 +3,8 @@
 //! this test binary's `sti-rollout` is built by plain cargo, so it proves `.cargo/config.toml`
 //! names it for every build: every `/pkg/` file a page references is one cargo-leptos writes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use crate::support::Served;
+use std::process::{Command, Stdio};
 
 /// `[package.metadata.leptos] output-name` from Cargo.toml: cargo-leptos writes
 /// `<site-root>/pkg/<output-name>.{js,wasm,css}`.
@@ -14,45 +14,21 @@ fn output_name() -> String {
     line.trim_start_matches("output-name = ").trim_matches('"').to_owned()
 }
 
-/// `serve` on a free port, over small demo data and the site folder `site`; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(dir: &std::path::Path, site: &std::path::Path) -> Self {
-        let config = dir.join("sti.toml");
-        std::fs::write(&config, "[demo_rows]\ndev = 10\nstaging = 10\nprod = 10\n").unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sti-rollout"))
-            .args(["--data-dir", &dir.join("data").display().to_string()])
-            .args(["--config", &config.display().to_string()])
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env("LEPTOS_SITE_ROOT", site)
-            .env("STI_LOG", "warn")
-            .env_remove("LEPTOS_OUTPUT_NAME")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(rest) = line.split("serving at ").nth(1) {
-                break rest.trim_end_matches('/').to_owned();
-            }
-        };
-        Self { child, address }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `serve` on a free port, over small demo data and the site folder `site`.
+fn serve(dir: &std::path::Path, site: &std::path::Path) -> Served {
+    let config = dir.join("sti.toml");
+    std::fs::write(&config, "[demo_rows]\ndev = 10\nstaging = 10\nprod = 10\n").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
+    command
+        .args(["--data-dir", &dir.join("data").display().to_string()])
+        .args(["--config", &config.display().to_string()])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("LEPTOS_SITE_ROOT", site)
+        .env("STI_LOG", "warn")
+        .env_remove("LEPTOS_OUTPUT_NAME")
+        .stderr(Stdio::null());
+    Served::start(command)
 }
 
 /// Every distinct `/pkg/…` path in `html`.
@@ -80,7 +56,7 @@ async fn every_file_a_page_loads_from_pkg_is_one_the_build_writes() {
     for extension in ["js", "wasm", "css"] {
         std::fs::write(site.join("pkg").join(format!("{name}.{extension}")), b"built").unwrap();
     }
-    let server = Server::start(dir.path(), &site);
+    let server = serve(dir.path(), &site);
 
     let login = reqwest::get(format!("{}/login", server.address)).await.unwrap();
     assert_eq!(login.status().as_u16(), 200);

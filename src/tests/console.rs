@@ -2,30 +2,12 @@
 //! verify and roll back runs; the event stream pushes every change, whoever made it; the
 //! environment page renders them; every action lands in the audit log with its user.
 
-use crate::support::{cli, config, config_vars, open, testid_text, Backend, TestApp};
+use crate::support::{call, cli, config, config_vars, open, testid_text, Backend, TestApp};
 use std::time::{Duration, Instant};
-use sti_rollout::api::client::HEADER as CONSOLE;
 use sti_rollout::db::{audit, Schema};
 use sti_rollout::domain::access::Role;
 use sti_rollout::domain::live::{DeadLetterPage, LiveView, VerificationView};
 use sti_rollout::domain::run::RunState;
-
-/// Calls server function `name` as `client`; the status and the body.
-async fn call(app: &TestApp, client: &reqwest::Client, name: &str, body: &str) -> (u16, String) {
-    let path = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path)
-        .find(|path| path.trim_start_matches("/api/").starts_with(name))
-        .unwrap_or_else(|| panic!("no server function {name}"));
-    let response = client
-        .post(format!("{}{path}", app.address))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(CONSOLE.0, CONSOLE.1)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
 
 /// Reads `/events/{env}` until an update satisfies `done`; every update seen, in order.
 async fn watch(app: &TestApp, env: &str, done: impl Fn(&LiveView) -> bool) -> Vec<LiveView> {

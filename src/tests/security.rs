@@ -1,30 +1,14 @@
 //! The security review's findings (issue 15), one test each, named for what it proves: sign-in
 //! and its throttle, what the answers carry and leak, the exports, the audit log's own safety.
 
-use crate::support::{add_user, browser, config, open, signed_in, Backend, TestApp, TEST_PASSWORD};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use crate::support::{
+    add_user, browser, call, config, open, signed_in, Backend, Served, TestApp, TEST_PASSWORD,
+};
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use sti_rollout::api::client::HEADER as CONSOLE;
 use sti_rollout::db::{audit, Schema};
 use sti_rollout::domain::access::Role;
-
-/// Calls server function `name` as `client`; the status and the body.
-async fn call(app: &TestApp, client: &reqwest::Client, name: &str, body: &str) -> (u16, String) {
-    let path = leptos::server_fn::axum::server_fn_paths()
-        .map(|(path, _)| path)
-        .find(|path| path.trim_start_matches("/api/").starts_with(name))
-        .unwrap_or_else(|| panic!("no server function {name}"));
-    let response = client
-        .post(format!("{}{path}", app.address))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(CONSOLE.0, CONSOLE.1)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
 
 async fn login(app: &TestApp, client: &reqwest::Client, name: &str, password: &str) -> reqwest::Response {
     client
@@ -185,19 +169,25 @@ fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The tests' SQLite configuration, with `file` as its config file on top.
+async fn config_with_file(file: &str) -> (sti_rollout::server::config::Config, tempfile::TempDir) {
+    let (base, dir) = crate::support::config(Backend::Sqlite, [1, 1, 1]).await;
+    let path = write_config(dir.path(), file);
+    let mut config = sti_rollout::server::config::Config::load_with(
+        &base.data_dir,
+        Some(&path),
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    config.targets = base.targets.clone();
+    (config, dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_address_is_taken_from_a_trusted_proxy_only() {
     for (trusted, expected) in [(true, "203.0.113.7"), (false, "127.0.0.1")] {
-        let (base, dir) = config(Backend::Sqlite, [1, 1, 1]).await;
         let file = if trusted { "[security]\ntrusted_proxies = [\"127.0.0.1\"]\n" } else { "" };
-        let path = write_config(dir.path(), file);
-        let mut config = sti_rollout::server::config::Config::load_with(
-            &base.data_dir,
-            Some(&path),
-            &std::collections::BTreeMap::new(),
-        )
-        .unwrap();
-        config.targets = base.targets.clone();
+        let (config, _dir) = config_with_file(file).await;
         let app = TestApp::start(&config).await;
         let response = browser()
             .post(format!("{}/login", app.address))
@@ -453,42 +443,19 @@ async fn password_hashing_does_not_hold_up_other_requests() {
 
 // --- 12, 16. what reaches the log; the data folder ------------------------------------------
 
-/// `serve` on a free port over tiny demo data, its log in `log`; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(dir: &std::path::Path, log: &std::path::Path) -> Self {
-        let config = write_config(dir, "[demo_rows]\ndev = 10\nstaging = 10\nprod = 10\n");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sti-rollout"))
-            .args(["--data-dir", &dir.join("data").display().to_string()])
-            .args(["--config", &config.display().to_string()])
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env("STI_LOG", "info")
-            .env_remove("STI_CONTROL_URL")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(rest) = line.split("serving at ").nth(1) {
-                break rest.trim_end_matches('/').to_owned();
-            }
-        };
-        Self { child, address }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `serve` on a free port over tiny demo data, its log in `log`.
+fn serve_logged(dir: &std::path::Path, log: &std::path::Path) -> Served {
+    let config = write_config(dir, "[demo_rows]\ndev = 10\nstaging = 10\nprod = 10\n");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
+    command
+        .args(["--data-dir", &dir.join("data").display().to_string()])
+        .args(["--config", &config.display().to_string()])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("STI_LOG", "info")
+        .env_remove("STI_CONTROL_URL")
+        .stderr(std::fs::File::create(log).unwrap());
+    Served::start(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,7 +463,7 @@ async fn a_tried_user_name_cannot_forge_log_lines_and_the_data_folder_is_private
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
-    let server = Server::start(dir.path(), &log);
+    let server = serve_logged(dir.path(), &log);
     let mode = std::fs::metadata(dir.path().join("data")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the data folder is {mode:o}");
     let forged = "nobody\r\n2026-12-02T00:00:00.000000Z  INFO sti_rollout: signed in username=admin";
@@ -865,15 +832,8 @@ async fn a_session_idle_too_long_ends_and_its_cookie_is_a_host_only_browser_sess
     assert!(response.headers()["location"].to_str().unwrap().starts_with("/login"));
 
     // plain http from another machine: the documented switch drops Secure and the prefix
-    let (base, dir) = crate::support::config(Backend::Sqlite, [1, 1, 1]).await;
-    let path = write_config(dir.path(), "[security]\nplain_http = true\nidle_timeout_minutes = 5\n");
-    let mut plain = sti_rollout::server::config::Config::load_with(
-        &base.data_dir,
-        Some(&path),
-        &std::collections::BTreeMap::new(),
-    )
-    .unwrap();
-    plain.targets = base.targets.clone();
+    let (plain, _plain_dir) =
+        config_with_file("[security]\nplain_http = true\nidle_timeout_minutes = 5\n").await;
     let app = TestApp::start(&plain).await;
     let response = login(&app, &browser(), "tester", TEST_PASSWORD).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();

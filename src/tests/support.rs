@@ -209,3 +209,50 @@ pub fn stderr(output: &Output) -> String {
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Calls server function `name` (found by its registered path) as `client`, as the console's
+/// own client does: the status and the body.
+pub async fn call(app: &TestApp, client: &reqwest::Client, name: &str, body: &str) -> (u16, String) {
+    let path = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path)
+        .find(|path| path.trim_start_matches("/api/").starts_with(name))
+        .unwrap_or_else(|| panic!("no server function {name}"));
+    let response = client
+        .post(format!("{}{path}", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(sti_rollout::api::client::HEADER.0, sti_rollout::api::client::HEADER.1)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// A `sti-rollout serve` process started from `command` (which should pass `--addr
+/// 127.0.0.1:0`), at the address it printed; killed when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl Served {
+    pub fn start(mut command: Command) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(rest) = line.split("serving at ").nth(1) {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        Self { child, address }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
