@@ -289,6 +289,20 @@ pub struct Stopped {
     pub flag_was_on: bool,
 }
 
+impl Stopped {
+    /// What a stop did, an environment a clause: `prod: ENABLE_STI off, run #7 cancelling`.
+    pub fn describe(stopped: &[Stopped], separator: &str) -> String {
+        stopped
+            .iter()
+            .map(|s| {
+                let run = s.cancelled_run.map_or(String::new(), |r| format!(", run #{r} cancelling"));
+                format!("{}: ENABLE_STI off{run}", s.environment)
+            })
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+}
+
 /// Seconds as people say them: `42 s`, `3 min 05 s`, `2 h 07 min`.
 pub fn format_duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as i64;

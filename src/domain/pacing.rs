@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The smallest chunk an operator may ask for.
+pub const MIN_CHUNK: i64 = 1;
 /// The largest chunk an operator may ask for: bigger chunks hold locks too long.
 pub const MAX_CHUNK: i64 = 100_000;
 /// Adaptive sizing never goes below this, so a slow chunk cannot shrink the run to a crawl.
@@ -25,7 +27,7 @@ pub struct Pacing {
 /// A pacing value out of range, in one sentence.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PacingError {
-    #[error("chunk size must be between 1 and {MAX_CHUNK}, not {0}")]
+    #[error("chunk size must be between {MIN_CHUNK} and {MAX_CHUNK}, not {0}")]
     ChunkSize(i64),
     #[error("pause between chunks must be between 0 and {MAX_PAUSE_MS} ms, not {0}")]
     Pause(i64),
@@ -42,7 +44,7 @@ impl Default for Pacing {
 impl Pacing {
     /// Checks every value is in range.
     pub fn parse(chunk_size: i64, pause_ms: i64, target_chunk_ms: Option<i64>) -> Result<Self, PacingError> {
-        if !(1..=MAX_CHUNK).contains(&chunk_size) {
+        if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
             return Err(PacingError::ChunkSize(chunk_size));
         }
         if !(0..=MAX_PAUSE_MS).contains(&pause_ms) {

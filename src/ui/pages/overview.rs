@@ -2,10 +2,12 @@
 
 use crate::api::overview::get_overview;
 use crate::domain::access::Role;
+use crate::domain::live::Stopped;
 use crate::domain::overview::{format_count, format_percent, time_of_day, Overview, TableCounts};
 use crate::domain::phases::gates;
 use crate::domain::timeline::{window_label, Day, Timeline};
 use crate::ui::components::async_view::AsyncView;
+use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::environment_panel::EnvironmentPanel;
 use crate::ui::erase;
 use leptos::either::Either;
@@ -150,13 +152,20 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
     }
 }
 
+const STOP_ALL: ConfirmIds = ConfirmIds {
+    dialog: "stop-all-confirm",
+    reason: "stop-all-reason",
+    name: "stop-all-name",
+    yes: "stop-all-yes",
+    no: "stop-all-no",
+};
+
 /// Emergency stop everywhere, for operators: cancels every active run and turns `ENABLE_STI` off
 /// in every environment, after `all` is typed and a reason given.
 #[component]
 fn StopAll() -> impl IntoView {
     let Shared { role, .. } = expect_context::<Shared>();
     let open = RwSignal::new(false);
-    let typed = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let stop = Action::new(move |(confirm, reason): &(String, String)| {
         crate::api::environment::emergency_stop("all".into(), confirm.clone(), reason.clone())
@@ -168,25 +177,26 @@ fn StopAll() -> impl IntoView {
             </button>
         })}
         <Show when=move || open.get()>
-            <div class="confirm confirm-wide" role="alertdialog" aria-labelledby="stop-all-text" data-testid="stop-all-confirm">
-                <p id="stop-all-text">"Cancel every active run and turn ENABLE_STI off in dev, staging and prod."</p>
-                <label>"Why (kept in the audit log)"<input data-testid="stop-all-reason" prop:value=reason on:input=move |e| reason.set(event_target_value(&e))/></label>
-                <label>"Type all to confirm"<input data-testid="stop-all-name" autocomplete="off" prop:value=typed on:input=move |e| typed.set(event_target_value(&e))/></label>
-                <div class="control-row">
-                    <button class="button button-danger" data-testid="stop-all-yes"
-                        disabled=move || typed.get().trim() != "all" || reason.get().trim().is_empty() || stop.pending().get()
-                        on:click=move |_| { stop.dispatch((typed.get_untracked(), reason.get_untracked())); open.set(false); typed.set(String::new()); }>
-                        "Stop everything"
-                    </button>
-                    <button class="button" on:click=move |_| open.set(false)>"Cancel"</button>
-                </div>
-            </div>
+            <Confirm
+                text="Cancel every active run and turn ENABLE_STI off in dev, staging and prod.".to_owned()
+                ids=STOP_ALL
+                reason=Some(reason)
+                reason_required=true
+                type_to_confirm=Some("all".to_owned())
+                busy=stop.pending()
+                wide=true
+                yes_label="Stop everything"
+                on_yes=Callback::new(move |typed: String| {
+                    stop.dispatch((typed, reason.get_untracked()));
+                    open.set(false);
+                })
+                on_no=Callback::new(move |()| open.set(false))
+            />
         </Show>
         {move || stop.value().get().map(|result| match result {
             Ok(stopped) => Either::Left(view! {
                 <div class="notice notice-ok confirm-wide" role="status" data-testid="stop-all-done">
-                    {stopped.iter().map(|s| format!("{}: ENABLE_STI off{}", s.environment,
-                        s.cancelled_run.map_or(String::new(), |r| format!(", run #{r} cancelling")))).collect::<Vec<_>>().join(" · ")}
+                    {Stopped::describe(&stopped, " · ")}
                 </div>
             }),
             Err(error) => Either::Right(view! { <div class="notice notice-error confirm-wide" role="alert">{error.to_string()}</div> }),

@@ -1,0 +1,183 @@
+//! The operator's controls: dry-run, start, pause, resume, cancel, take over, pacing, the
+//! rollback plan, reconcile and the emergency stop, each behind its confirmation.
+
+use super::reports::{DryRunResult, RollbackPlanView};
+use crate::api::environment::{control_run, dry_run, emergency_stop, pace_run, plan_rollback, start_run};
+use crate::domain::access::Role;
+use crate::domain::environment::Environment;
+use crate::domain::live::{LiveView, RunView, Stopped};
+use crate::domain::overview::format_count;
+use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MIN_CHUNK};
+use crate::domain::run::{RunKind, RunRequest, RunState};
+use crate::ui::components::confirm::{Confirm, ConfirmIds};
+use crate::ui::components::flash::{report, report_failure, Flash};
+use leptos::either::Either;
+use leptos::prelude::*;
+
+const IDS: ConfirmIds = ConfirmIds {
+    dialog: "confirm",
+    reason: "stop-reason",
+    name: "confirm-name",
+    yes: "confirm-yes",
+    no: "confirm-no",
+};
+
+/// What an operator is about to confirm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pending {
+    Start(RunKind),
+    Stop,
+}
+
+/// The operator's controls, each offered only when the run's state allows it.
+#[component]
+pub(super) fn RunControls(
+    env: Environment,
+    live: RwSignal<LiveView>,
+    role: Role,
+    flash: Flash,
+) -> impl IntoView {
+    let chunk = RwSignal::new(DEFAULT_CHUNK.to_string());
+    let pause = RwSignal::new("0".to_owned());
+    let confirming: RwSignal<Option<Pending>> = RwSignal::new(None);
+    let reason = RwSignal::new(String::new());
+    let override_reason = RwSignal::new(String::new());
+    let number = |s: RwSignal<String>| s.get_untracked().trim().parse::<i64>().unwrap_or(-1);
+
+    let start =
+        Action::new(move |(kind, chunk, pause, confirm, over): &(RunKind, i64, i64, String, String)| {
+            let over = Some(over.clone()).filter(|o| !o.trim().is_empty());
+            start_run(env.to_string(), *kind, *chunk, *pause, confirm.clone(), over)
+        });
+    let dry = Action::new(move |chunk: &i64| dry_run(env.to_string(), *chunk));
+    let plan = Action::new(move |_: &()| plan_rollback(env.to_string()));
+    let request = Action::new(move |(run, req): &(i64, RunRequest)| control_run(env.to_string(), *run, *req));
+    let pace = Action::new(move |(run, chunk, pause): &(i64, i64, i64)| {
+        pace_run(env.to_string(), *run, *chunk, *pause)
+    });
+    let stop = Action::new(move |(confirm, reason): &(String, String)| {
+        emergency_stop(env.to_string(), confirm.clone(), reason.clone())
+    });
+
+    report(start, flash, |id| format!("Run #{id} started."));
+    report_failure(dry, flash);
+    report(request, flash, |_| "Asked; the run acts at its next chunk boundary.".into());
+    report(pace, flash, |_| "New pacing from the next chunk on.".into());
+    report(stop, flash, |stopped| Stopped::describe(stopped, "; "));
+
+    let active = move || live.read().run.clone().filter(RunView::is_active);
+    let busy = move || {
+        start.pending().get() || dry.pending().get() || request.pending().get() || pace.pending().get()
+    };
+    let confirm = move |typed: String| {
+        match confirming.get_untracked() {
+            Some(Pending::Start(kind)) => {
+                start.dispatch((kind, number(chunk), number(pause), typed, override_reason.get_untracked()));
+            }
+            Some(Pending::Stop) => {
+                stop.dispatch((typed, reason.get_untracked()));
+            }
+            None => {}
+        }
+        confirming.set(None);
+    };
+
+    view! {
+        <section class="card controls" aria-labelledby="controls-heading">
+            <div class="controls-head">
+                <h2 id="controls-heading">"Controls"</h2>
+                <button class="button button-danger" data-testid="emergency-stop" on:click=move |_| confirming.set(Some(Pending::Stop))>
+                    "Emergency stop"
+                </button>
+            </div>
+            {move || match active() {
+                None => Either::Left(view! {
+                    {move || live.read().gate_closed.clone().map(|reason| view! {
+                        <div class="notice notice-warn" role="status" data-testid="gate">
+                            <span><strong>"Gate closed: "</strong>{reason}</span>
+                        </div>
+                        {(role == Role::Admin).then(|| view! {
+                            <div class="control-row">
+                                <label>"Override the gate because… (audited)"<input class="wide" data-testid="gate-override" prop:value=override_reason on:input=move |e| override_reason.set(event_target_value(&e))/></label>
+                            </div>
+                        })}
+                    })}
+                    <div class="control-row">
+                        <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="chunk" prop:value=chunk on:input=move |e| chunk.set(event_target_value(&e))/></label>
+                        <label>"Pause between chunks (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pause" prop:value=pause on:input=move |e| pause.set(event_target_value(&e))/></label>
+                        <button class="button" data-testid="dry-run" disabled=busy on:click=move |_| { dry.dispatch(number(chunk)); }>
+                            {move || if dry.pending().get() { "Dry-running…" } else { "Dry-run" }}
+                        </button>
+                        <button class="button button-primary" data-testid="start"
+                            disabled=move || busy() || (live.read().gate_closed.is_some() && override_reason.read().trim().is_empty())
+                            on:click=move |_| confirming.set(Some(Pending::Start(RunKind::Backfill)))>
+                            "Start backfill…"
+                        </button>
+                        <button class="button" data-testid="plan-rollback" disabled=busy on:click=move |_| { plan.dispatch(()); }>
+                            {move || if plan.pending().get() { "Planning…" } else { "Plan rollback" }}
+                        </button>
+                        {move || live.read().verification.clone().filter(|v| !v.ok && !v.mismatched_ids.is_empty()).map(|v| view! {
+                            <button class="button" data-testid="reconcile" disabled=busy
+                                title="Re-copy exactly the ids the last verification found different"
+                                on:click=move |_| confirming.set(Some(Pending::Start(RunKind::Reconcile)))>
+                                {format!("Reconcile {} ids…", format_count(v.mismatched_ids.len() as i64))}
+                            </button>
+                        })}
+                    </div>
+                }),
+                Some(run) => {
+                    let id = run.id;
+                    let gone = run.runner_gone(live.read_untracked().read_at);
+                    let kind = run.kind;
+                    Either::Right(view! {
+                        <div class="control-row">
+                            {(run.state == RunState::Running).then(|| view! {
+                                <button class="button" data-testid="pause-run" disabled=busy on:click=move |_| { request.dispatch((id, RunRequest::Pause)); }>"Pause"</button>
+                            })}
+                            {(run.state == RunState::Paused).then(|| view! {
+                                <button class="button button-primary" data-testid="resume-run" disabled=busy on:click=move |_| { request.dispatch((id, RunRequest::Resume)); }>"Resume"</button>
+                            })}
+                            <button class="button button-danger" data-testid="cancel-run" disabled=busy on:click=move |_| { request.dispatch((id, RunRequest::Cancel)); }>"Cancel run"</button>
+                            {gone.then(|| view! {
+                                <button class="button button-primary" data-testid="take-over" disabled=busy on:click=move |_| confirming.set(Some(Pending::Start(kind)))>
+                                    {format!("Take over run #{id}…")}
+                                </button>
+                            })}
+                        </div>
+                        <div class="control-row">
+                            <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="pace-chunk" prop:value=run.chunk_size.to_string() on:input=move |e| chunk.set(event_target_value(&e))/></label>
+                            <label>"Pause (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pace-pause" prop:value=run.pause_ms.to_string() on:input=move |e| pause.set(event_target_value(&e))/></label>
+                            <button class="button" data-testid="apply-pace" disabled=busy on:click=move |_| { pace.dispatch((id, number(chunk), number(pause))); }>"Apply pacing"</button>
+                        </div>
+                    })
+                }
+            }}
+            {move || confirming.get().map(|pending| {
+                let what = match pending {
+                    Pending::Start(RunKind::Backfill) => format!("Start a live backfill in {env}? It writes to the subtype tables."),
+                    Pending::Start(RunKind::Rollback) => format!("Roll back in {env}? This deletes every subtype row the backfill created there."),
+                    Pending::Start(RunKind::Reconcile) => format!("Reconcile {env}? This re-copies the ids the last verification found different, then verify again."),
+                    Pending::Stop => format!("Emergency stop in {env}: cancel the active run and turn ENABLE_STI off."),
+                };
+                let stopping = pending == Pending::Stop;
+                view! {
+                    <Confirm
+                        text=what
+                        ids=IDS
+                        reason=stopping.then_some(reason)
+                        reason_required=stopping
+                        type_to_confirm=(env == Environment::Prod).then(|| env.to_string())
+                        yes_label="Confirm"
+                        on_yes=Callback::new(confirm)
+                        on_no=Callback::new(move |()| confirming.set(None))
+                    />
+                }
+            })}
+            {move || dry.value().get().and_then(Result::ok).map(|report| view! { <DryRunResult report/> })}
+            {move || plan.value().get().map(|result| match result {
+                Ok((plan, refused)) => Either::Left(view! { <RollbackPlanView plan refused confirming/> }),
+                Err(error) => Either::Right(view! { <div class="notice notice-error" role="alert">{error.to_string()}</div> }),
+            })}
+        </section>
+    }
+}

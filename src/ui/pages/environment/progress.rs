@@ -1,0 +1,174 @@
+//! The run's progress card (bar, figures, rate, ETA, holds) and its three charts.
+
+use crate::domain::live::{clock_ms, format_duration, format_epoch_ms, CaptureChange, LiveView, RunView};
+use crate::domain::overview::{format_count, format_percent};
+use crate::domain::run::{HoldKind, RunKind, RunRequest, RunState};
+use crate::ui::charts::{self, RunChart};
+use leptos::either::Either;
+use leptos::prelude::*;
+
+/// The badge's colour: a run holding shows as held, whatever it holds for.
+fn state_class(run: &RunView) -> &'static str {
+    match &run.hold {
+        Some(hold) if run.state == RunState::Running => hold.kind.as_str(),
+        _ => run.state.as_str(),
+    }
+}
+
+fn state_label(run: &RunView) -> String {
+    match run.requested {
+        Some(RunRequest::Pause) if run.state == RunState::Running => "pausing…".into(),
+        Some(RunRequest::Resume) if run.state == RunState::Paused => "resuming…".into(),
+        Some(RunRequest::Cancel) if run.is_active() => "cancelling…".into(),
+        _ if run.state == RunState::Running && run.hold.is_some() => {
+            run.hold.as_ref().map(|h| h.kind.as_str().to_owned()).unwrap_or_default()
+        }
+        _ => run.state.to_string(),
+    }
+}
+
+/// The run's progress: bar, figures, rate and ETA — fixed-width, so nothing jumps as they change.
+#[component]
+pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
+    move || {
+        let view = live.get();
+        let Some(run) = view.run.clone() else {
+            return Either::Left(view! {
+                <h2 id="run-heading">"No run yet"</h2>
+                <p class="empty" data-testid="no-run">"Nothing has been backfilled here. Start with a dry-run."</p>
+            });
+        };
+        let fraction = run.progress().fraction();
+        let verb = if run.kind == RunKind::Rollback { "deleted" } else { "created" };
+        let gone = run.runner_gone(view.read_at);
+        Either::Right(view! {
+            <div class="run-head">
+                <h2 id="run-heading">{format!("{} #{}", run.kind.title(), run.id)}</h2>
+                <span class=format!("run-state run-state-{}", state_class(&run)) data-testid="run-state">{state_label(&run)}</span>
+                <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
+            </div>
+            {run.hold.clone().filter(|_| run.state == RunState::Running && !gone).map(|hold| view! {
+                <div class="notice notice-warn" role="status" data-testid="run-hold">
+                    {hold.describe(&format!("{} UTC", clock_ms(hold.since_ms)), view.read_at)}
+                    {if hold.kind == HoldKind::Waiting {
+                        " · the run goes on by itself when the database answers; nothing committed is lost"
+                    } else {
+                        " · the run goes on by itself when the signal is under its threshold"
+                    }}
+                </div>
+            })}
+            {gone.then(|| view! {
+                <div class="notice notice-error" role="alert" data-testid="runner-gone">
+                    "Its runner stopped renewing its lease (the process ended?). An operator can take the run over: it resumes after its checkpoint."
+                </div>
+            })}
+            {run.error.clone().map(|e| view! { <div class="notice notice-error" role="alert">{e}</div> })}
+            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{:.0}", fraction * 100.0)>
+                // a rect's width, not a style attribute: the content security policy allows no inline styles
+                <svg class="progress-bar" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
+                    <defs>
+                        <linearGradient id="progress-gradient">
+                            <stop class="progress-stop-school" offset="0"/>
+                            <stop class="progress-stop-self-study" offset="1"/>
+                        </linearGradient>
+                    </defs>
+                    <rect class="progress-fill" x="0" y="0" height="1" width=format!("{:.2}", fraction * 100.0)/>
+                </svg>
+            </div>
+            <dl class="run-figures">
+                <div class="figure-main">
+                    <dt>"Done"</dt>
+                    <dd data-testid="progress">{format_percent(fraction)}</dd>
+                </div>
+                <div class="figure-wide">
+                    <dt>"Keys"</dt>
+                    <dd data-testid="keys">{format!("{} / {}", format_count(run.checkpoint - run.low_id), format_count(run.high_id - run.low_id))}</dd>
+                </div>
+                <div>
+                    <dt><span class="swatch swatch-school"></span>{format!("School {verb}")}</dt>
+                    <dd data-testid="school">{format_count(run.school_created)}</dd>
+                </div>
+                <div>
+                    <dt><span class="swatch swatch-self-study"></span>{format!("Self-study {verb}")}</dt>
+                    <dd data-testid="self-study">{format_count(run.self_study_created)}</dd>
+                </div>
+                <div>
+                    <dt>"Skipped"</dt>
+                    <dd data-testid="skipped">{format_count(run.skipped())}</dd>
+                </div>
+                <div>
+                    <dt>"Rejected"</dt>
+                    <dd data-testid="rejected">{format_count(run.errors)}</dd>
+                </div>
+                <div>
+                    <dt>"Rate"</dt>
+                    <dd>{view.rows_per_second.map_or("—".into(), |r| format!("{} rows/s", format_count(r.round() as i64)))}</dd>
+                </div>
+                <div>
+                    <dt>{if run.is_active() { "ETA" } else { "Took" }}</dt>
+                    <dd data-testid="eta">{if run.hold.is_some() && run.state == RunState::Running {
+                        "on hold".to_owned()
+                    } else if run.is_active() {
+                        view.eta_seconds.map_or("—".into(), format_duration)
+                    } else {
+                        format_duration(run.duration_ms() as f64 / 1000.0)
+                    }}</dd>
+                </div>
+                <div>
+                    <dt>"Chunks committed"</dt>
+                    <dd>{format_count(run.chunks)}</dd>
+                </div>
+                <div class="figure-wide">
+                    <dt>"Chunk size"</dt>
+                    <dd data-testid="chunk-size">{format!("{}{}", format_count(run.chunk_size), if run.pause_ms > 0 { format!(" · {} ms pause", format_count(run.pause_ms)) } else { String::new() })}</dd>
+                </div>
+            </dl>
+            <p class="read-at">"Updated "<time>{clock_ms(run.updated_at)}</time>" UTC"</p>
+            <p class="read-at" data-testid="capture">{capture_line(view.capture.as_ref())}</p>
+        })
+    }
+}
+
+/// Whether application writes are kept in step here, since when and by whose start.
+fn capture_line(capture: Option<&CaptureChange>) -> String {
+    match capture {
+        Some(c) if c.on => format!(
+            "Change capture on since {} (installed by {} with a {} ms lock timeout): every write to projects keeps the subtype rows in step; a rollback removes it.",
+            format_epoch_ms(c.at),
+            c.actor,
+            c.lock_timeout_ms.map_or("–".to_owned(), format_count)
+        ),
+        Some(c) => format!("Change capture removed {} by {} (rollback).", format_epoch_ms(c.at), c.actor),
+        None => "Change capture not installed: the first live backfill installs it.".to_owned(),
+    }
+}
+
+#[component]
+pub(super) fn RunCharts(live: RwSignal<LiveView>) -> impl IntoView {
+    let chart = move |which: RunChart| charts::run_chart(which, &live.read().chart);
+    view! {
+        <Show
+            when=move || !live.read().chart.is_empty()
+            fallback=|| view! { <p class="empty">"The charts start with the first committed chunk."</p> }
+        >
+            <div class="charts">
+                <figure class="chart chart-wide" data-testid="chart-rows">
+                    <figcaption>
+                        "Rows created "
+                        <span class="legend"><span class="swatch swatch-school"></span>"school"</span>
+                        <span class="legend"><span class="swatch swatch-self-study"></span>"self-study"</span>
+                    </figcaption>
+                    <div class="chart-svg chart-svg-wide" inner_html=move || chart(RunChart::Cumulative)></div>
+                </figure>
+                <figure class="chart" data-testid="chart-throughput">
+                    <figcaption>"Rows read per second"</figcaption>
+                    <div class="chart-svg" inner_html=move || chart(RunChart::Throughput)></div>
+                </figure>
+                <figure class="chart" data-testid="chart-duration">
+                    <figcaption>"Chunk duration"</figcaption>
+                    <div class="chart-svg" inner_html=move || chart(RunChart::ChunkDuration)></div>
+                </figure>
+            </div>
+        </Show>
+    }
+}
