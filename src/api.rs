@@ -18,7 +18,7 @@ pub struct ApiState {
     pub control: crate::db::Database,
     pub targets: crate::db::overview::Targets,
     /// The D-day of the config file; one set in the console or the CLI takes precedence.
-    pub d_day: Option<crate::domain::timeline::Day>,
+    pub d_day: Option<crate::domain::calendar::Day>,
     /// Emergency contacts per environment, from the configuration.
     pub contacts: std::sync::Arc<
         std::collections::BTreeMap<

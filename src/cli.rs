@@ -11,11 +11,11 @@ mod users;
 use crate::db::seed::{SeedError, SeedMode, MAX_ROWS};
 use crate::db::{control, Database, Schema};
 use crate::domain::environment::Environment;
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
 use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS};
 use crate::domain::run::RunKind;
 use crate::engine::runs::DEFAULT_LEASE_MS;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind};
 use crate::server::config::{Config, ConfigError};
 use crate::server::startup::{seed_with_progress, Application, StartupError};
 use clap::{Parser, Subcommand};
@@ -186,7 +186,7 @@ pub enum Command {
     Timeline {
         /// The new D-day.
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, conflicts_with = "clear")]
-        set: Option<crate::domain::timeline::Day>,
+        set: Option<crate::domain::calendar::Day>,
         /// Forget the D-day set here; the config file's applies again.
         #[arg(long)]
         clear: bool,
@@ -304,25 +304,21 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Startup(_) => 2,
-            Self::Engine {
-                source:
-                    EngineError::Pacing(_) | EngineError::NegativeResume(_) | EngineError::ResumeBeyondEnd { .. },
-                ..
-            } => 2,
+            Self::Engine { source, .. } if source.kind() == ErrorKind::BadInput => 2,
             _ => 1,
         }
     }
 }
 
-fn parse_day(text: &str) -> Result<crate::domain::timeline::Day, String> {
-    crate::domain::timeline::Day::parse(text)
+fn parse_day(text: &str) -> Result<crate::domain::calendar::Day, String> {
+    crate::domain::calendar::Day::parse(text)
 }
 
 /// `sti-rollout timeline`: changes the D-day when asked, then prints the calendar.
 async fn timeline(
     control: &Database,
-    configured: Option<crate::domain::timeline::Day>,
-    set: Option<crate::domain::timeline::Day>,
+    configured: Option<crate::domain::calendar::Day>,
+    set: Option<crate::domain::calendar::Day>,
     clear: bool,
     reason: Option<&str>,
 ) -> Result<(), CliError> {
@@ -330,7 +326,7 @@ async fn timeline(
     if set.is_some() || clear {
         let before =
             crate::db::timeline::change_d_day(control, set, &actor(), reason).await.map_err(db_error)?;
-        let show = |d: Option<crate::domain::timeline::Day>| d.map_or("none".to_owned(), |d| d.to_string());
+        let show = |d: Option<crate::domain::calendar::Day>| d.map_or("none".to_owned(), |d| d.to_string());
         eprintln!("D-day: {} → {}", show(before), show(set));
     }
     let mut phases = Vec::new();

@@ -3,8 +3,10 @@
 
 pub mod access;
 pub mod audit;
+pub mod calendar;
 pub mod checklist;
 pub mod environment;
+pub mod format;
 pub mod live;
 pub mod overview;
 pub mod pacing;

@@ -73,6 +73,45 @@ pub enum EngineError {
     Db(#[from] DbError),
 }
 
+/// Whose move an [`EngineError`] is: the console answers with its HTTP status, the CLI with its
+/// exit code, both from [`EngineError::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is wrong (a pacing out of range, a resume point past the end): nothing
+    /// was touched; fix it and ask again.
+    BadInput,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request is fine but the state does not allow it now: a run is active, the gate is
+    /// closed, the flag is on, the run ended.
+    Conflict,
+    /// A database cannot be used just now; its own words belong in the log, not the answer.
+    Unavailable,
+}
+
+impl EngineError {
+    /// The one place that decides which [`ErrorKind`] each error is (no catch-all: a new
+    /// variant must be placed here).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Pacing(_) | Self::NegativeResume(_) | Self::ResumeBeyondEnd { .. } => ErrorKind::BadInput,
+            Self::NoSuchRun(_) => ErrorKind::NotFound,
+            Self::Busy { .. }
+            | Self::LeaseLost { .. }
+            | Self::FlagOn { .. }
+            | Self::GateClosed { .. }
+            | Self::NotActive { .. }
+            | Self::NoActiveRun
+            | Self::Transition(_)
+            | Self::Breaker { .. }
+            | Self::Capture { .. }
+            | Self::NothingToReconcile(_)
+            | Self::Signal { .. } => ErrorKind::Conflict,
+            Self::Db(_) | Self::Corrupt(_) => ErrorKind::Unavailable,
+        }
+    }
+}
+
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         Self::Db(DbError::Query(e))

@@ -13,7 +13,7 @@ use leptos::prelude::*;
 pub(super) mod server {
     use crate::db::Database;
     use crate::domain::environment::Environment;
-    use crate::engine::EngineError;
+    use crate::engine::{EngineError, ErrorKind};
     use axum::http::StatusCode;
     use leptos::prelude::*;
 
@@ -26,12 +26,11 @@ pub(super) mod server {
     }
 
     pub fn engine_error(env: Environment, error: EngineError) -> ServerFnError {
-        let status = match &error {
-            EngineError::Pacing(_) | EngineError::NegativeResume(_) | EngineError::ResumeBeyondEnd { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            EngineError::NoSuchRun(_) => StatusCode::NOT_FOUND,
-            EngineError::Db(_) | EngineError::Corrupt(_) => {
+        let status = match error.kind() {
+            ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => {
                 // the database's own words (tables, columns, constraints) stay in the log
                 let id = crate::db::log_with_id(&format!("engine error in {env}"), &error);
                 return fail(
@@ -39,7 +38,6 @@ pub(super) mod server {
                     format!("{env}: the database cannot be used just now; try again (error id {id})"),
                 );
             }
-            _ => StatusCode::CONFLICT,
         };
         fail(status, format!("{env}: {error}"))
     }

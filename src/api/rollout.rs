@@ -84,7 +84,7 @@ pub async fn set_d_day(date: String, reason: String) -> Result<(), ServerFnError
     let day = match date.trim() {
         "" => None,
         text => Some(
-            crate::domain::timeline::Day::parse(text)
+            crate::domain::calendar::Day::parse(text)
                 .map_err(|e| super::environment::server::fail(StatusCode::BAD_REQUEST, e))?,
         ),
     };

@@ -4,7 +4,7 @@ use super::progress::Reporter;
 use super::CliError;
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
 use crate::domain::pacing::Pacing;
 use crate::domain::run::RunKind;
 use crate::domain::run::RunRequest;

@@ -1,6 +1,6 @@
 //! Progress for long commands: a bar with rate and ETA on a terminal, plain lines otherwise.
 
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
 use crate::domain::pacing::Progress;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ impl Reporter {
     /// Says the run holds — `waiting: connection refused since 14:02:11 UTC, next try in 4 s` —
     /// once per try (the runner calls at every one), on its own line.
     pub fn hold(&mut self, hold: &crate::domain::run::Hold) {
-        let since = format!("{} UTC", crate::domain::live::clock_ms(hold.since_ms));
+        let since = format!("{} UTC", crate::domain::format::clock_ms(hold.since_ms));
         let line = format!("{} {}", self.what, hold.describe(&since, crate::db::now_ms()));
         let mut err = std::io::stderr();
         if self.terminal {

@@ -2,9 +2,10 @@
 //! each environment, in days: what `domain::timeline::schedule` places against the plan.
 
 use super::Database;
+use crate::domain::calendar::Day;
 use crate::domain::environment::Environment;
 use crate::domain::phases::{Phase, PhaseStatus};
-use crate::domain::timeline::{Actual, Day, Timeline};
+use crate::domain::timeline::{Actual, Timeline};
 use sqlx::Row;
 
 const D_DAY: &str = "d_day";

@@ -1,5 +1,6 @@
 //! The audit log as the console shows and exports it, and the filter's date parsing.
 
+use super::calendar::Day;
 use serde::{Deserialize, Serialize};
 
 /// One entry of the audit log.
@@ -27,34 +28,16 @@ pub struct AuditPage {
     pub per_page: i64,
 }
 
-/// `YYYY-MM-DD` as epoch milliseconds at 00:00 UTC that day; `None` when it is not a date.
+/// `YYYY-MM-DD` as epoch milliseconds at 00:00 UTC that day; `None` when it is not a date, or a
+/// day before the audit log can have begun (1970).
 pub fn parse_day(text: &str) -> Option<i64> {
-    let mut parts = text.trim().splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
-        return None;
-    }
-    if day < 1 || day > days_in_month[(month - 1) as usize] {
-        return None;
-    }
-    // days from the civil date (H. Hinnant's algorithm), the inverse of `live::format_epoch_ms`
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    Day::parse(text).ok().map(Day::start_ms).filter(|ms| *ms >= 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::live::format_epoch_ms;
+    use crate::domain::format::format_epoch_ms;
 
     #[test]
     fn days_parse_to_utc_midnight_and_back() {

@@ -303,49 +303,8 @@ impl Stopped {
     }
 }
 
-/// Seconds as people say them: `42 s`, `3 min 05 s`, `2 h 07 min`.
-pub fn format_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as i64;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
-        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// Epoch milliseconds as `2026-11-27 20:41 UTC` (the civil calendar, no time-zone data needed).
-pub fn format_epoch_ms(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // days since 1970-01-01 to a civil date (H. Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, (secs % 3600) / 60)
-}
-
-/// Epoch milliseconds as `20:41:07` (UTC).
-pub fn clock_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", secs / 3600, (secs % 3600) / 60, secs % 60)
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn epoch_times_read_as_utc_dates() {
-        assert_eq!(format_epoch_ms(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_epoch_ms(1_795_811_267_000), "2026-11-27 20:27 UTC");
-        assert_eq!(format_epoch_ms(951_782_400_000), "2000-02-29 00:00 UTC");
-        assert_eq!(clock_ms(1_795_811_267_000), "20:27:47");
-    }
-
     use super::*;
 
     fn chunk(n: i64, size: i64, ms: i64) -> ChunkPoint {
@@ -452,13 +411,5 @@ mod tests {
         let r = run(RunState::Running, 0, 10);
         assert!(!r.runner_gone(4_999) && r.runner_gone(5_001));
         assert!(!run(RunState::Completed, 10, 10).runner_gone(9_999));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(format_duration(0.4), "0 s");
-        assert_eq!(format_duration(42.0), "42 s");
-        assert_eq!(format_duration(185.0), "3 min 05 s");
-        assert_eq!(format_duration(7620.0), "2 h 07 min");
     }
 }

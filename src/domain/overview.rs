@@ -103,53 +103,10 @@ pub struct Overview {
     pub read_at: String,
 }
 
-/// Formats a count with thousands separators: `1000000` → `1,000,000`.
-pub fn format_count(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Formats a share between 0 and 1 as a percentage with one decimal: `0.4567` → `45.7%`.
-pub fn format_percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
-}
-
-/// The time of day of an RFC 3339 UTC timestamp: `2026-11-27T17:45:12Z` → `17:45:12 UTC`.
-pub fn time_of_day(rfc3339: &str) -> String {
-    match rfc3339.get(11..19) {
-        Some(time) if rfc3339.ends_with('Z') => format!("{time} UTC"),
-        _ => rfc3339.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(format_count(0), "0");
-        assert_eq!(format_count(999), "999");
-        assert_eq!(format_count(1000), "1,000");
-        assert_eq!(format_count(1_000_000), "1,000,000");
-        assert_eq!(format_count(-12345), "-12,345");
-    }
-
-    #[test]
-    fn a_utc_timestamp_is_shown_as_its_time_of_day() {
-        assert_eq!(time_of_day("2026-11-27T17:45:12Z"), "17:45:12 UTC");
-        assert_eq!(time_of_day("yesterday"), "yesterday");
-    }
+    use crate::domain::format::format_percent;
 
     #[test]
     fn coverage_is_the_split_share_of_legacy_rows() {

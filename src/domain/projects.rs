@@ -6,6 +6,7 @@
 //! So legacy mode (identification on the fly) and STI mode (the subtype row) answer the same
 //! JSON for the same data, and a row the backfill has not reached reads the same in both.
 
+use super::calendar::Day;
 use super::study_type::{identify, normalised_pace, LegacyFields, StudyType, PACES};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -365,25 +366,7 @@ fn is_blank(s: &str) -> bool {
 
 /// A real calendar date written `YYYY-MM-DD`, years 0001–9999.
 pub fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        s.get(r).filter(|d| d.bytes().all(|c| c.is_ascii_digit())).and_then(|d| d.parse().ok())
-    };
-    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
-        return false;
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    year >= 1 && (1..=days).contains(&day)
+    Day::parse_exact(s).is_some()
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 
 use crate::db::url::UrlError;
 use crate::db::DatabaseUrl;
+use crate::domain::calendar::Day;
 use crate::domain::environment::Environment;
 use crate::domain::live::Contact;
 use crate::domain::policy::Policy;
-use crate::domain::timeline::Day;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

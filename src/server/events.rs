@@ -261,7 +261,7 @@ fn audit_csv_line(e: &crate::db::audit::Recorded) -> String {
         "{},{},{},{},{},{},{},{},{}\n",
         e.id,
         e.at,
-        crate::domain::live::format_epoch_ms(e.at),
+        crate::domain::format::format_epoch_ms(e.at),
         field(&e.actor),
         field(&e.action),
         field(e.environment.as_deref().unwrap_or("")),

@@ -10,7 +10,7 @@ use crate::db::overview::Targets;
 use crate::db::seed::{self, SeedError, SeedMode};
 use crate::db::{target, Database, DbError, Schema, SessionSettings};
 use crate::domain::environment::Environment;
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
 use crate::ui::app::{shell, App};
 use axum::middleware::from_fn_with_state;
 use axum::Router;

@@ -22,7 +22,7 @@ pub struct AppState {
     /// Event streams open per session, so that one session cannot hold hundreds.
     pub streams: std::sync::Arc<super::events::StreamCount>,
     /// The D-day of the config file; one set in the console or the CLI takes precedence.
-    pub d_day: Option<crate::domain::timeline::Day>,
+    pub d_day: Option<crate::domain::calendar::Day>,
     /// How long the applications' API requests take (`/metrics`).
     pub http_metrics: std::sync::Arc<super::http_metrics::HttpMetrics>,
     /// Emergency contacts per environment, from the configuration.

@@ -505,7 +505,7 @@ async fn the_d_day_is_set_from_the_cli_and_by_admins_and_the_overview_places_eac
     let app = TestApp::start(&config).await;
     let vars = config_vars(&config);
     let control = open(&config.control, Schema::Control).await;
-    let today = sti_rollout::domain::timeline::Day::from_epoch_ms(sti_rollout::db::now_ms());
+    let today = sti_rollout::domain::calendar::Day::from_epoch_ms(sti_rollout::db::now_ms());
 
     let (_, html) = app.get("/").await;
     assert!(testid_text(&html, "d-day").starts_with("No D-day is set yet"));

@@ -500,7 +500,7 @@ async fn metrics_count_what_backfills_did(backend: Backend) {
     );
     assert!(html.contains(&format!(
         "{} created · 0 skipped · 10 rejected",
-        sti_rollout::domain::overview::format_count(run.created())
+        sti_rollout::domain::format::format_count(run.created())
     )));
 }
 

@@ -1,8 +1,7 @@
 //! One environment's panel on the overview: its flag, its database and its row counts.
 
-use crate::domain::overview::{
-    format_count, format_percent, time_of_day, EnvironmentStatus, FlagState, RunSummary, TableCounts,
-};
+use crate::domain::format::{format_count, format_percent, time_of_day};
+use crate::domain::overview::{EnvironmentStatus, FlagState, RunSummary, TableCounts};
 use crate::ui::charts;
 use leptos::either::Either;
 use leptos::prelude::*;

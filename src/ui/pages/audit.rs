@@ -6,8 +6,8 @@
 use crate::api::audit::audit_log;
 use crate::domain::audit::AuditPage;
 use crate::domain::environment::Environment;
-use crate::domain::live::format_epoch_ms;
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
+use crate::domain::format::format_epoch_ms;
 use crate::ui::components::async_view::AsyncView;
 use leptos::prelude::*;
 use leptos_meta::Title;

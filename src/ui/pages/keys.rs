@@ -51,7 +51,7 @@ fn RevokeKey(id: i64) -> impl IntoView {
 
 /// A time in the table (UTC, to the minute), or `none` for a time there is not.
 fn when(at: Option<i64>, none: &'static str) -> String {
-    at.map_or_else(|| none.to_owned(), crate::domain::live::format_epoch_ms)
+    at.map_or_else(|| none.to_owned(), crate::domain::format::format_epoch_ms)
 }
 
 #[component]

@@ -2,10 +2,12 @@
 
 use crate::api::overview::get_overview;
 use crate::domain::access::Role;
+use crate::domain::calendar::Day;
+use crate::domain::format::{format_count, format_percent, time_of_day};
 use crate::domain::live::Stopped;
-use crate::domain::overview::{format_count, format_percent, time_of_day, Overview, TableCounts};
+use crate::domain::overview::{Overview, TableCounts};
 use crate::domain::phases::gates;
-use crate::domain::timeline::{window_label, Day, Timeline};
+use crate::domain::timeline::{window_label, Timeline};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::environment_panel::EnvironmentPanel;

@@ -4,7 +4,8 @@ use crate::api::rollout::{add_checklist_item, retire_checklist_item, sign_checkl
 use crate::domain::access::Role;
 use crate::domain::checklist::SignState;
 use crate::domain::environment::Environment;
-use crate::domain::live::{format_epoch_ms, LiveView};
+use crate::domain::format::format_epoch_ms;
+use crate::domain::live::LiveView;
 use crate::ui::components::flash::{report, Flash};
 use leptos::prelude::*;
 

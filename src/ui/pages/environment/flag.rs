@@ -3,7 +3,8 @@
 use crate::api::rollout::set_flag;
 use crate::domain::access::Role;
 use crate::domain::environment::Environment;
-use crate::domain::live::{format_epoch_ms, LiveView};
+use crate::domain::format::format_epoch_ms;
+use crate::domain::live::LiveView;
 use crate::domain::phases::Phase;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::flash::{report, Flash};

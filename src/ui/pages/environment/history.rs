@@ -1,8 +1,9 @@
 //! The run history table and the six-phase stepper.
 
 use crate::domain::environment::Environment;
-use crate::domain::live::{format_duration, format_epoch_ms, LiveView};
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
+use crate::domain::format::{format_duration, format_epoch_ms};
+use crate::domain::live::LiveView;
 use crate::domain::phases::{Phase, PhaseStatus};
 use leptos::either::Either;
 use leptos::prelude::*;

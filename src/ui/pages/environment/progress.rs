@@ -1,7 +1,8 @@
 //! The run's progress card (bar, figures, rate, ETA, holds) and its three charts.
 
-use crate::domain::live::{clock_ms, format_duration, format_epoch_ms, CaptureChange, LiveView, RunView};
-use crate::domain::overview::{format_count, format_percent};
+use crate::domain::format::{clock_ms, format_duration, format_epoch_ms};
+use crate::domain::format::{format_count, format_percent};
+use crate::domain::live::{CaptureChange, LiveView, RunView};
 use crate::domain::run::{HoldKind, RunKind, RunRequest, RunState};
 use crate::ui::charts::{self, RunChart};
 use leptos::either::Either;

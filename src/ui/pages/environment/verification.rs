@@ -2,10 +2,9 @@
 
 use crate::api::environment::{dead_letters, verify_environment};
 use crate::domain::environment::Environment;
-use crate::domain::live::{
-    format_duration, format_epoch_ms, DeadLetterPage, LiveView, RunView, VerificationView,
-};
-use crate::domain::overview::format_count;
+use crate::domain::format::format_count;
+use crate::domain::format::{format_duration, format_epoch_ms};
+use crate::domain::live::{DeadLetterPage, LiveView, RunView, VerificationView};
 use crate::ui::components::async_view::ErrorNotice;
 use crate::ui::components::flash::{report, Flash};
 use leptos::either::Either;
