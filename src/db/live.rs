@@ -232,6 +232,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         flag_on,
         run,
         chart,
+        charts: Default::default(),
         rows_per_second,
         eta_seconds,
         verification: last_verification(control, env).await?,

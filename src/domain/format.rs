@@ -22,7 +22,21 @@ pub fn format_count(n: i64) -> String {
 
 /// Formats a share between 0 and 1 as a percentage with one decimal: `0.4567` → `45.7%`.
 pub fn format_percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
+    format!("{}%", fixed(share * 100.0, 1))
+}
+
+/// `value` with `decimals` digits after the point (at most 3), an exact half to the even digit as
+/// `format!("{:.1}")` does: `fixed(45.67, 1)` → `45.7`, `fixed(1.25, 1)` → `1.2`. Integer
+/// arithmetic, so the browser's build carries no float formatter.
+pub fn fixed(value: f64, decimals: u32) -> String {
+    let scale = 10_i64.pow(decimals.min(3));
+    let scaled = (value * scale as f64).round_ties_even() as i64;
+    let sign = if scaled < 0 { "-" } else { "" };
+    let (whole, part) = (scaled.unsigned_abs() / scale as u64, scaled.unsigned_abs() % scale as u64);
+    match decimals.min(3) {
+        0 => format!("{sign}{whole}"),
+        d => format!("{sign}{whole}.{part:0width$}", width = d as usize),
+    }
 }
 
 /// Seconds as people say them: `42 s`, `3 min 05 s`, `2 h 07 min`.
@@ -66,6 +80,19 @@ mod tests {
         assert_eq!(format_count(1000), "1,000");
         assert_eq!(format_count(1_000_000), "1,000,000");
         assert_eq!(format_count(-12345), "-12,345");
+    }
+
+    #[test]
+    fn fixed_point_reads_as_format_does() {
+        for (value, decimals) in
+            [(45.67, 1), (0.0, 2), (99.995, 0), (2.5, 0), (3.5, 0), (-1.25, 1), (1.25, 1), (0.125, 2)]
+        {
+            let expected = format!("{value:.0$}", decimals as usize, value = value);
+            assert_eq!(fixed(value, decimals), expected, "{value} to {decimals}");
+        }
+        assert_eq!(fixed(0.04, 1), "0.0");
+        assert_eq!(fixed(-0.04, 1), "0.0");
+        assert_eq!(fixed(12.3456, 3), "12.346");
     }
 
     #[test]

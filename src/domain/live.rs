@@ -113,6 +113,18 @@ pub struct ChartPoint {
     pub chunk_ms: f64,
 }
 
+/// The run's three charts as SVG, drawn on the server from [`LiveView::chart`] (the browser's
+/// build carries no chart library); empty before the first chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawnCharts {
+    /// Rows created so far, one line per study type.
+    pub rows: String,
+    /// Rows read per second.
+    pub throughput: String,
+    /// Mean chunk duration.
+    pub duration: String,
+}
+
 /// Thins a run's chunks to at most `max` chart points: consecutive chunks are grouped evenly and
 /// each group gives the cumulative rows at its end, its read rate over its wall time and its
 /// mean chunk duration.
@@ -194,6 +206,9 @@ pub struct LiveView {
     /// The active run, or the newest one.
     pub run: Option<RunView>,
     pub chart: Vec<ChartPoint>,
+    /// [`Self::chart`] drawn, filled in by the server before the view leaves it.
+    #[serde(default)]
+    pub charts: DrawnCharts,
     /// Rows read per second recently.
     pub rows_per_second: Option<f64>,
     pub eta_seconds: Option<f64>,

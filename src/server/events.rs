@@ -129,7 +129,8 @@ async fn next_event(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watc
             continue;
         }
         match live::read(&watch.control, watch.env).await {
-            Ok(view) => {
+            Ok(mut view) => {
+                view.charts = crate::ui::charts::draw(&view.chart);
                 watch.active = view.run.as_ref().is_some_and(|r| r.is_active());
                 watch.last = Some(fingerprint);
                 watch.sent_at = Instant::now();

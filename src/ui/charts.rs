@@ -1,50 +1,64 @@
-//! Charts drawn with plotters into SVG strings. Text stays in HTML next to them, so the server
-//! and the browser draw the same pixels (their font metrics differ).
+//! Charts as SVG strings. Text stays in HTML next to them, so the server and the browser show
+//! the same pixels (their font metrics differ). The run charts are drawn with plotters on the
+//! server only (the first paint, and each live update before it is sent); the browser's build
+//! carries no chart library, only the coverage bar's three rectangles.
 
-use crate::domain::live::ChartPoint;
+#[cfg(feature = "ssr")]
+use crate::domain::format::fixed;
+#[cfg(feature = "ssr")]
+use crate::domain::live::{ChartPoint, DrawnCharts};
 use crate::domain::overview::TableCounts;
+#[cfg(feature = "ssr")]
 use plotters::prelude::*;
 
 /// Colours shared with `style/main.css` (`--school`, `--self-study`, `--remaining`).
-pub const SCHOOL: RGBColor = RGBColor(37, 99, 235);
-pub const SELF_STUDY: RGBColor = RGBColor(13, 148, 136);
-pub const REMAINING: RGBColor = RGBColor(226, 232, 240);
+const SCHOOL_HEX: &str = "#2563EB";
+const SELF_STUDY_HEX: &str = "#0D9488";
+const REMAINING_HEX: &str = "#E2E8F0";
+#[cfg(feature = "ssr")]
+const SCHOOL: RGBColor = RGBColor(0x25, 0x63, 0xEB);
+#[cfg(feature = "ssr")]
+const SELF_STUDY: RGBColor = RGBColor(0x0D, 0x94, 0x88);
 
-const WIDTH: u32 = 600;
-const HEIGHT: u32 = 16;
+const WIDTH: i64 = 600;
+const HEIGHT: i64 = 16;
 
 /// A horizontal bar splitting the legacy rows into school rows, self-study rows and rows not
-/// split yet. Empty when plotters fails, which the page survives.
+/// split yet.
 pub fn coverage_bar(counts: &TableCounts) -> String {
-    let mut svg = String::new();
-    if draw_coverage_bar(&mut svg, counts).is_err() {
-        svg.clear();
-    }
-    svg
-}
-
-fn draw_coverage_bar(svg: &mut String, counts: &TableCounts) -> Result<(), String> {
-    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
-    let failed = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&REMAINING).map_err(failed)?;
+    let rect = |from: i64, to: i64, colour: &str| {
+        format!(r#"<rect x="{from}" y="0" width="{}" height="{HEIGHT}" fill="{colour}"/>"#, to - from)
+    };
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">"#
+    );
+    svg.push_str(&rect(0, WIDTH, REMAINING_HEX));
     if counts.legacy > 0 {
-        let width = |rows: i64| {
-            let share = (rows as f64 / counts.legacy as f64).clamp(0.0, 1.0);
-            (share * f64::from(WIDTH)).round() as i32
-        };
+        let width = |rows: i64| (rows.clamp(0, counts.legacy) * WIDTH + counts.legacy / 2) / counts.legacy;
         let school_end = width(counts.school);
-        let self_study_end = (school_end + width(counts.self_study)).min(WIDTH as i32);
-        let height = HEIGHT as i32;
-        for (from, to, colour) in [(0, school_end, SCHOOL), (school_end, self_study_end, SELF_STUDY)] {
+        let self_study_end = (school_end + width(counts.self_study)).min(WIDTH);
+        for (from, to, colour) in [(0, school_end, SCHOOL_HEX), (school_end, self_study_end, SELF_STUDY_HEX)]
+        {
             if to > from {
-                root.draw(&Rectangle::new([(from, 0), (to, height)], colour.filled())).map_err(failed)?;
+                svg.push_str(&rect(from, to, colour));
             }
         }
     }
-    root.present().map_err(failed)?;
-    Ok(())
+    svg.push_str("</svg>");
+    svg
 }
 
+/// The run's three charts, drawn (server only).
+#[cfg(feature = "ssr")]
+pub fn draw(points: &[ChartPoint]) -> DrawnCharts {
+    DrawnCharts {
+        rows: run_chart(RunChart::Cumulative, points),
+        throughput: run_chart(RunChart::Throughput, points),
+        duration: run_chart(RunChart::ChunkDuration, points),
+    }
+}
+
+#[cfg(feature = "ssr")]
 /// Which of a run's charts to draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunChart {
@@ -56,6 +70,7 @@ pub enum RunChart {
     ChunkDuration,
 }
 
+#[cfg(feature = "ssr")]
 /// The cumulative chart is the wide one; the other two sit side by side under it.
 pub fn chart_size(chart: RunChart) -> (u32, u32) {
     match chart {
@@ -63,24 +78,29 @@ pub fn chart_size(chart: RunChart) -> (u32, u32) {
         RunChart::Throughput | RunChart::ChunkDuration => (440, 230),
     }
 }
+#[cfg(feature = "ssr")]
 const AXIS: RGBColor = RGBColor(100, 116, 139);
+#[cfg(feature = "ssr")]
 const GRID: RGBColor = RGBColor(226, 232, 240);
+#[cfg(feature = "ssr")]
 const LINE: RGBColor = RGBColor(79, 70, 229);
 
+#[cfg(feature = "ssr")]
 /// `1 234 567` → `1.2M`, for axis labels.
 pub fn short_count(value: f64) -> String {
     let a = value.abs();
     if a >= 1_000_000.0 {
-        format!("{:.1}M", value / 1_000_000.0)
+        format!("{}M", fixed(value / 1_000_000.0, 1))
     } else if a >= 10_000.0 {
-        format!("{:.0}k", value / 1_000.0)
+        format!("{}k", fixed(value / 1_000.0, 0))
     } else if a >= 1_000.0 {
-        format!("{:.1}k", value / 1_000.0)
+        format!("{}k", fixed(value / 1_000.0, 1))
     } else {
-        format!("{value:.0}")
+        fixed(value, 0)
     }
 }
 
+#[cfg(feature = "ssr")]
 /// One of a run's charts as SVG, the same function on the server (first paint) and in the
 /// browser (live updates). Empty when there is nothing to draw or plotters fails.
 pub fn run_chart(chart: RunChart, points: &[ChartPoint]) -> String {
@@ -91,6 +111,7 @@ pub fn run_chart(chart: RunChart, points: &[ChartPoint]) -> String {
     svg
 }
 
+#[cfg(feature = "ssr")]
 fn draw_run_chart(svg: &mut String, chart: RunChart, points: &[ChartPoint]) -> Result<(), String> {
     let root = SVGBackend::with_string(svg, chart_size(chart)).into_drawing_area();
     let failed = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -129,7 +150,7 @@ fn draw_run_chart(svg: &mut String, chart: RunChart, points: &[ChartPoint]) -> R
         .y_desc(y_desc)
         .label_style(label_style.clone())
         .axis_desc_style(label_style)
-        .x_label_formatter(&|x| if x_max < 10.0 { format!("{x:.1}") } else { format!("{x:.0}") })
+        .x_label_formatter(&|x| fixed(*x, if x_max < 10.0 { 1 } else { 0 }))
         .y_label_formatter(&|y| short_count(*y))
         .draw()
         .map_err(failed)?;

@@ -6,8 +6,7 @@
 use crate::api::audit::audit_log;
 use crate::domain::audit::AuditPage;
 use crate::domain::environment::Environment;
-use crate::domain::format::format_count;
-use crate::domain::format::format_epoch_ms;
+use crate::domain::format::{format_count, format_epoch_ms};
 use crate::ui::components::async_view::AsyncView;
 use leptos::prelude::*;
 use leptos_meta::Title;

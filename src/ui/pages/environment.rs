@@ -46,8 +46,21 @@ pub fn EnvironmentPage() -> impl IntoView {
     let page = Resource::new(move || env.get(), get_environment);
     view! {
         <Title text=move || format!("{} environment", env.get())/>
-        <AsyncView resource=page view=|page: EnvironmentPage| view! { <EnvironmentBody page/> }/>
+        <AsyncView resource=page view=|page: EnvironmentPage| view! { <EnvironmentBody page=drawn(page)/> }/>
     }
+}
+
+/// The page with its charts drawn: the island gets them drawn, as it gets each update.
+#[cfg(feature = "ssr")]
+fn drawn(mut page: EnvironmentPage) -> EnvironmentPage {
+    page.live.charts = crate::ui::charts::draw(&page.live.chart);
+    page
+}
+
+/// In the browser the page arrives drawn.
+#[cfg(not(feature = "ssr"))]
+fn drawn(page: EnvironmentPage) -> EnvironmentPage {
+    page
 }
 
 #[island]
@@ -167,7 +180,11 @@ fn subscribe(_: Environment, _: RwSignal<LiveView>, _: RwSignal<Connection>) {}
 #[component]
 fn LiveBadge(connection: RwSignal<Connection>) -> impl IntoView {
     view! {
-        <span class=move || format!("live live-{:?}", connection.get()).to_lowercase() data-testid="live" role="status">
+        <span class=move || match connection.get() {
+            Connection::Connecting => "live live-connecting",
+            Connection::Live => "live live-live",
+            Connection::Reconnecting => "live live-reconnecting",
+        } data-testid="live" role="status">
             {move || match connection.get() {
                 Connection::Connecting => "connecting…",
                 Connection::Live => "live",

@@ -1,8 +1,7 @@
 //! The run history table and the six-phase stepper.
 
 use crate::domain::environment::Environment;
-use crate::domain::format::format_count;
-use crate::domain::format::{format_duration, format_epoch_ms};
+use crate::domain::format::{format_count, format_duration, format_epoch_ms};
 use crate::domain::live::LiveView;
 use crate::domain::phases::{Phase, PhaseStatus};
 use leptos::either::Either;

@@ -1,10 +1,10 @@
 //! The run's progress card (bar, figures, rate, ETA, holds) and its three charts.
 
-use crate::domain::format::{clock_ms, format_duration, format_epoch_ms};
-use crate::domain::format::{format_count, format_percent};
+use crate::domain::format::{
+    clock_ms, fixed, format_count, format_duration, format_epoch_ms, format_percent,
+};
 use crate::domain::live::{CaptureChange, LiveView, RunView};
 use crate::domain::run::{HoldKind, RunKind, RunRequest, RunState};
-use crate::ui::charts::{self, RunChart};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -64,7 +64,7 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                 </div>
             })}
             {run.error.clone().map(|e| view! { <div class="notice notice-error" role="alert">{e}</div> })}
-            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{:.0}", fraction * 100.0)>
+            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=fixed(fraction * 100.0, 0)>
                 // a rect's width, not a style attribute: the content security policy allows no inline styles
                 <svg class="progress-bar" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
                     <defs>
@@ -73,7 +73,7 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                             <stop class="progress-stop-self-study" offset="1"/>
                         </linearGradient>
                     </defs>
-                    <rect class="progress-fill" x="0" y="0" height="1" width=format!("{:.2}", fraction * 100.0)/>
+                    <rect class="progress-fill" x="0" y="0" height="1" width=fixed(fraction * 100.0, 2)/>
                 </svg>
             </div>
             <dl class="run-figures">
@@ -146,7 +146,6 @@ fn capture_line(capture: Option<&CaptureChange>) -> String {
 
 #[component]
 pub(super) fn RunCharts(live: RwSignal<LiveView>) -> impl IntoView {
-    let chart = move |which: RunChart| charts::run_chart(which, &live.read().chart);
     view! {
         <Show
             when=move || !live.read().chart.is_empty()
@@ -159,15 +158,15 @@ pub(super) fn RunCharts(live: RwSignal<LiveView>) -> impl IntoView {
                         <span class="legend"><span class="swatch swatch-school"></span>"school"</span>
                         <span class="legend"><span class="swatch swatch-self-study"></span>"self-study"</span>
                     </figcaption>
-                    <div class="chart-svg chart-svg-wide" inner_html=move || chart(RunChart::Cumulative)></div>
+                    <div class="chart-svg chart-svg-wide" inner_html=move || live.read().charts.rows.clone()></div>
                 </figure>
                 <figure class="chart" data-testid="chart-throughput">
                     <figcaption>"Rows read per second"</figcaption>
-                    <div class="chart-svg" inner_html=move || chart(RunChart::Throughput)></div>
+                    <div class="chart-svg" inner_html=move || live.read().charts.throughput.clone()></div>
                 </figure>
                 <figure class="chart" data-testid="chart-duration">
                     <figcaption>"Chunk duration"</figcaption>
-                    <div class="chart-svg" inner_html=move || chart(RunChart::ChunkDuration)></div>
+                    <div class="chart-svg" inner_html=move || live.read().charts.duration.clone()></div>
                 </figure>
             </div>
         </Show>

@@ -1,8 +1,7 @@
 //! What a dry-run would do, and what a rollback would delete: reports that write nothing.
 
 use super::controls::Pending;
-use crate::domain::format::format_count;
-use crate::domain::format::format_duration;
+use crate::domain::format::{format_count, format_duration};
 use crate::domain::reports::{DryRunReport, RollbackPlan};
 use crate::domain::run::RunKind;
 use leptos::either::Either;

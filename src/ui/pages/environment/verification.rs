@@ -2,8 +2,7 @@
 
 use crate::api::environment::{dead_letters, verify_environment};
 use crate::domain::environment::Environment;
-use crate::domain::format::format_count;
-use crate::domain::format::{format_duration, format_epoch_ms};
+use crate::domain::format::{format_count, format_duration, format_epoch_ms};
 use crate::domain::live::{DeadLetterPage, LiveView, RunView, VerificationView};
 use crate::ui::components::async_view::ErrorNotice;
 use crate::ui::components::flash::{report, Flash};
