@@ -9,6 +9,8 @@
 //! times get flattened by the planner into copies of that column's expression, and the string
 //! functions then run many times per row.
 
+use crate::domain::study_type::{paces_in_sql, MAX_GRADE, MIN_GRADE};
+
 /// The classified legacy rows with ids in `($1, $2]`, as a parenthesised subquery.
 ///
 /// The first arms are fast paths for the spellings that make up nearly all rows, written as
@@ -16,19 +18,20 @@
 /// the general rule: `lower(trim(…))` of the type, which the domain's `-`/` ` → `_`
 /// normalisation accepts exactly as `school` or one of the three `self…study` spellings.
 pub fn classified() -> String {
+    let paces = paces_in_sql();
     let has_school = "trim(coalesce(school_name, '')) <> ''";
     let has_pace = "trim(coalesce(pace, '')) <> ''";
     let as_school = format!(
         "case
             when not ({has_school}) then 'x:missing_school_name'
-            when grade is not null and (grade < 1 or grade > 13) then 'x:grade_out_of_range'
+            when grade is not null and (grade < {MIN_GRADE} or grade > {MAX_GRADE}) then 'x:grade_out_of_range'
             else 'school'
         end"
     );
     let as_self_study = format!(
         "case
-            when pace is null or pace in ('relaxed', 'regular', 'intensive') then 'self_study'
-            when {has_pace} and lower(trim(pace)) not in ('relaxed', 'regular', 'intensive') then 'x:unknown_pace'
+            when pace is null or pace in ({paces}) then 'self_study'
+            when {has_pace} and lower(trim(pace)) not in ({paces}) then 'x:unknown_pace'
             else 'self_study'
         end"
     );
@@ -56,10 +59,15 @@ pub fn classified() -> String {
 }
 
 /// The pace as stored in `self_study_projects`: trimmed and lower-cased, null when absent.
-pub const NORMALISED_PACE: &str = "case
-    when pace is null or pace in ('relaxed', 'regular', 'intensive') then pace
+pub fn normalised_pace() -> String {
+    format!(
+        "case
+    when pace is null or pace in ({}) then pace
     when trim(pace) <> '' then lower(trim(pace))
-end";
+end",
+        paces_in_sql()
+    )
+}
 
 /// Which subtype table a statement writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +128,7 @@ impl Subtype {
             ),
             Self::SelfStudy => (
                 "insert into self_study_projects (project_id, pace, goal_date, backfill_run_id, created_at)",
-                format!("id, {NORMALISED_PACE}, goal_date, {run_id}, created_at"),
+                format!("id, {}, goal_date, {run_id}, created_at", normalised_pace()),
                 "self_study",
             ),
         };

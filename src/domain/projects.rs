@@ -7,15 +7,17 @@
 //! JSON for the same data, and a row the backfill has not reached reads the same in both.
 
 use super::calendar::Day;
-use super::study_type::{identify, normalised_pace, LegacyFields, StudyType, PACES};
+use super::study_type::{
+    identify, normalised_pace, paces_in_words, LegacyFields, StudyType, MAX_GRADE, MIN_GRADE, PACES,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
 /// A project as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Project {
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1))]
     pub id: i64,
     pub title: String,
     pub owner_id: i64,
@@ -130,7 +132,8 @@ impl Project {
 }
 
 /// A page of projects, oldest id first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProjectPage {
     pub items: Vec<Project>,
     pub page: i64,
@@ -166,7 +169,8 @@ impl NewProject {
 }
 
 /// What is wrong with one field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field, or `body` for the whole request body.
     pub field: String,
@@ -175,67 +179,6 @@ pub struct FieldError {
 
 fn field_error(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError { field: field.to_owned(), reason: reason.into() }
-}
-
-/// A school project, as a client writes it.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SchoolProjectInput {
-    #[schema(inline)]
-    pub study_type: SchoolTag,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub title: String,
-    #[schema(minimum = 1, maximum = 2147483647)]
-    pub owner_id: i64,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub school_name: String,
-    #[schema(minimum = 1, maximum = 13, nullable)]
-    pub grade: Option<i64>,
-}
-
-/// A self-study project, as a client writes it.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SelfStudyProjectInput {
-    #[schema(inline)]
-    pub study_type: SelfStudyTag,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub title: String,
-    #[schema(minimum = 1, maximum = 2147483647)]
-    pub owner_id: i64,
-    #[schema(inline)]
-    pub pace: Pace,
-    #[schema(format = Date, nullable)]
-    pub goal_date: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SchoolTag {
-    School,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SelfStudyTag {
-    SelfStudy,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Pace {
-    Relaxed,
-    Regular,
-    Intensive,
-}
-
-/// The request body of a create or a replace: a project of either study type. The constraints
-/// here are the ones [`validate`] checks.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum ProjectInput {
-    School(SchoolProjectInput),
-    SelfStudy(SelfStudyProjectInput),
 }
 
 /// Checks a request body; every problem is reported, each with its field.
@@ -275,18 +218,18 @@ pub fn validate(body: &Value) -> Result<NewProject, Vec<FieldError>> {
     let subtype = match study_type {
         Some(StudyType::School) => {
             let school_name = text(object, "school_name", &mut errors);
-            let grade = integer(object, "grade", 1, 13, false, &mut errors);
+            let grade = integer(object, "grade", MIN_GRADE, MAX_GRADE, false, &mut errors);
             school_name.map(|school_name| SubtypeRow::School { school_name, grade })
         }
         Some(StudyType::SelfStudy) => {
             let pace = match object.get("pace") {
                 Some(Value::String(p)) if PACES.contains(&p.as_str()) => Some(p.clone()),
                 None => {
-                    errors.push(field_error("pace", "is required: relaxed, regular or intensive"));
+                    errors.push(field_error("pace", format!("is required: {}", paces_in_words())));
                     None
                 }
                 Some(_) => {
-                    errors.push(field_error("pace", "must be relaxed, regular or intensive"));
+                    errors.push(field_error("pace", format!("must be {}", paces_in_words())));
                     None
                 }
             };

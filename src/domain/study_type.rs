@@ -33,7 +33,7 @@ pub enum Rejection {
     Ambiguous,
     /// No recognisable type, and neither a school name nor a pace.
     Unidentifiable,
-    /// A school project whose grade is outside 1–13.
+    /// A school project whose grade is outside [`MIN_GRADE`]–[`MAX_GRADE`].
     GradeOutOfRange,
     /// A project typed as school that names no school.
     MissingSchoolName,
@@ -80,6 +80,21 @@ pub struct LegacyFields<'a> {
 /// The paces a self-study project may have.
 pub const PACES: [&str; 3] = ["relaxed", "regular", "intensive"];
 
+/// The grades a school project may have (none is fine too).
+pub const MIN_GRADE: i64 = 1;
+pub const MAX_GRADE: i64 = 13;
+
+/// The paces in words: `relaxed, regular or intensive`.
+pub fn paces_in_words() -> String {
+    let (last, rest) = PACES.split_last().expect("there are paces");
+    format!("{} or {last}", rest.join(", "))
+}
+
+/// The paces as an SQL list: `'relaxed', 'regular', 'intensive'`.
+pub fn paces_in_sql() -> String {
+    PACES.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ")
+}
+
 /// Identifies the study type of a legacy row: a recognisable `project_type` wins; otherwise a
 /// school name means school and a pace means self-study; anything else is rejected.
 pub fn identify(row: &LegacyFields<'_>) -> Result<StudyType, Rejection> {
@@ -96,7 +111,7 @@ pub fn identify(row: &LegacyFields<'_>) -> Result<StudyType, Rejection> {
     };
     match study_type {
         StudyType::School if !has_school => Err(Rejection::MissingSchoolName),
-        StudyType::School if row.grade.is_some_and(|g| !(1..=13).contains(&g)) => {
+        StudyType::School if row.grade.is_some_and(|g| !(MIN_GRADE..=MAX_GRADE).contains(&g)) => {
             Err(Rejection::GradeOutOfRange)
         }
         StudyType::SelfStudy if has_pace && normalised_pace(row.pace).is_none() => {

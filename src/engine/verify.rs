@@ -5,7 +5,7 @@
 
 use super::keys;
 use super::{now_ms, EngineError};
-use crate::db::classify::{classified, NORMALISED_PACE};
+use crate::db::classify::{classified, normalised_pace as normalised_pace_sql};
 use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::study_type::{identify, normalised_pace, LegacyFields, StudyType};
@@ -86,7 +86,7 @@ pub async fn verify(
     let school = "select id, school_name, grade, created_at";
     let school_rows = "select project_id, school_name, grade, created_at from school_projects
         where project_id > $1 and project_id <= $2";
-    let self_study = format!("select id, {NORMALISED_PACE}, goal_date, created_at");
+    let self_study = format!("select id, {}, goal_date, created_at", normalised_pace_sql());
     let self_study_rows = "select project_id, pace, goal_date, created_at from self_study_projects
         where project_id > $1 and project_id <= $2";
     let diff_sql = format!(

@@ -5,26 +5,29 @@
 //! (`{"error": …, "fields": [{"field": …, "reason": …}]}`) with a status that says whose fault it
 //! is: 400 a malformed request, 401 no or a bad key, 403 a read key writing, 404 no such project,
 //! 415 a body that is not JSON, 422 a project that is not valid, 503 a database that cannot be
-//! reached. `docs/openapi_v2.yaml` is generated from this file (`sti-rollout openapi`).
+//! reached. `docs/openapi_v2.yaml` is generated from the code (`sti-rollout openapi`).
+//!
+//! Here: who calls (the key, its environment and mode) and how a refusal answers; the handlers
+//! in `handlers`, the request's parsing in `request`, the OpenAPI description in `openapi`.
+
+mod handlers;
+mod openapi;
+mod request;
+
+pub use handlers::{create_project, delete_project, get_project, list_projects, replace_project};
+pub use openapi::{openapi_yaml, ApiDoc};
 
 use super::state::AppState;
 use crate::db::pool::Database;
-use crate::db::projects::{self, Mode, WriteError};
+use crate::db::projects::{Mode, WriteError};
 use crate::domain::access::Scope;
 use crate::domain::environment::Environment;
-use crate::domain::projects::{
-    validate, FieldError, NewProject, Project, ProjectInput, ProjectPage, SchoolProjectInput,
-    SelfStudyProjectInput, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE,
-};
-use crate::domain::study_type::StudyType;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use crate::domain::projects::FieldError;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 /// The body of every error answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -149,117 +152,6 @@ impl Caller {
     }
 }
 
-/// The query of a list.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// The page, from 1.
-    #[param(minimum = 1, maximum = 100000)]
-    pub page: Option<i64>,
-    /// Projects per page, 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub per_page: Option<i64>,
-    /// Only projects of this study type.
-    pub study_type: Option<StudyType>,
-}
-
-/// A project's id in the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct IdParam {
-    /// The project's id.
-    #[param(minimum = 1)]
-    pub id: i64,
-}
-
-fn parse_list(query: Option<&str>) -> Result<(i64, i64, Option<StudyType>), Vec<FieldError>> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|_| {
-            vec![FieldError { field: "query".into(), reason: "is not a valid query string".into() }]
-        })?;
-    let value = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let mut errors = Vec::new();
-    let mut number = |name: &str, default: i64, max: i64| match value(name) {
-        None => default,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                errors.push(FieldError {
-                    field: name.into(),
-                    reason: format!("must be an integer from 1 to {max}"),
-                });
-                default
-            }
-        },
-    };
-    let page = number("page", 1, MAX_PAGE);
-    let per_page = number("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE);
-    let study_type = match value("study_type") {
-        None => None,
-        Some("school") => Some(StudyType::School),
-        Some("self_study") => Some(StudyType::SelfStudy),
-        Some(_) => {
-            errors.push(FieldError {
-                field: "study_type".into(),
-                reason: "must be school or self_study".into(),
-            });
-            None
-        }
-    };
-    if errors.is_empty() {
-        Ok((page, per_page, study_type))
-    } else {
-        Err(errors)
-    }
-}
-
-fn parse_id(raw: &str) -> Result<i64, Refusal> {
-    raw.parse::<i64>().map_err(|_| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "the project id must be an integer",
-            vec![FieldError { field: "id".into(), reason: "must be an integer".into() }],
-        )
-    })
-}
-
-/// The request body, as JSON: 415 unless it says it is JSON, 400 unless it is.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Value, Refusal> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be JSON: Content-Type: application/json",
-            vec![],
-        ));
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {error}"),
-            vec![FieldError { field: "body".into(), reason: "is not valid JSON".into() }],
-        )
-    })
-}
-
-/// The body of a create or a replace, checked: 415, 400 or 422 when it is not a valid project.
-fn valid_body(headers: &HeaderMap, body: &Bytes) -> Result<NewProject, Refusal> {
-    validate(&json_body(headers, body)?)
-        .map_err(|fields| problem(StatusCode::UNPROCESSABLE_ENTITY, "the project is not valid", fields))
-}
-
-/// Project `id` in the caller's mode; 404 when there is none.
-async fn read(caller: &Caller, id: i64) -> Result<Project, Refusal> {
-    projects::get(&caller.target, caller.mode, id)
-        .await
-        .map_err(|e| caller.database_error(e))?
-        .ok_or_else(|| not_found(id))
-}
-
 fn not_found(id: i64) -> Refusal {
     problem(StatusCode::NOT_FOUND, format!("there is no project {id}"), vec![])
 }
@@ -267,244 +159,4 @@ fn not_found(id: i64) -> Refusal {
 /// A handler's answer, or its refusal.
 async fn answer(handler: impl std::future::Future<Output = Result<Response, Refusal>>) -> Response {
     handler.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// Lists projects, oldest first, a page at a time.
-#[utoipa::path(
-    get,
-    path = "/api/projects",
-    tag = "projects",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of projects", body = ProjectPage),
-        (status = 400, description = "A query parameter is not valid", body = ApiError),
-        (status = 401, description = "No API key, or a bad one", body = ApiError),
-        (status = 503, description = "A database cannot be reached", body = ApiError),
-    )
-)]
-pub async fn list_projects(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    answer(async {
-        let caller = caller(&state, &headers, false).await?;
-        let (page, per_page, study_type) = parse_list(query.as_deref())
-            .map_err(|fields| problem(StatusCode::BAD_REQUEST, "the query is not valid", fields))?;
-        let offset = (page - 1) * per_page;
-        let mut items = projects::list(&caller.target, caller.mode, study_type, per_page + 1, offset)
-            .await
-            .map_err(|e| caller.database_error(e))?;
-        let more = items.len() as i64 > per_page;
-        items.truncate(per_page as usize);
-        let next_page = more.then_some(page + 1);
-        Ok(caller.answer(StatusCode::OK, ProjectPage { items, page, per_page, next_page }))
-    })
-    .await
-}
-
-/// Creates a project; in STI mode its legacy row and its subtype row in one transaction.
-#[utoipa::path(
-    post,
-    path = "/api/projects",
-    tag = "projects",
-    request_body(content = ProjectInput, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Created", body = Project,
-            headers(("Location" = String, description = "The new project's URL"))),
-        (status = 400, description = "The body is not JSON", body = ApiError),
-        (status = 401, description = "No API key, or a bad one", body = ApiError),
-        (status = 403, description = "A read key", body = ApiError),
-        (status = 415, description = "The body is not declared as JSON", body = ApiError),
-        (status = 422, description = "The project is not valid", body = ApiError),
-        (status = 503, description = "A database cannot be reached", body = ApiError),
-    )
-)]
-pub async fn create_project(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(async {
-        let caller = caller(&state, &headers, true).await?;
-        let new = valid_body(&headers, &body)?;
-        let id = projects::create(&caller.target, caller.mode, &new)
-            .await
-            .map_err(|e| caller.database_error(e))?;
-        caller.audit("project.create", id).await;
-        // 404 if someone deleted it in between
-        let project = read(&caller, id).await?;
-        let mut response = caller.answer(StatusCode::CREATED, project);
-        if let Ok(location) = HeaderValue::from_str(&format!("/api/projects/{id}")) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
-    })
-    .await
-}
-
-/// One project.
-#[utoipa::path(
-    get,
-    path = "/api/projects/{id}",
-    tag = "projects",
-    params(IdParam),
-    responses(
-        (status = 200, description = "The project", body = Project),
-        (status = 400, description = "The id is not an integer", body = ApiError),
-        (status = 401, description = "No API key, or a bad one", body = ApiError),
-        (status = 404, description = "No such project", body = ApiError),
-        (status = 503, description = "A database cannot be reached", body = ApiError),
-    )
-)]
-pub async fn get_project(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(async {
-        let caller = caller(&state, &headers, false).await?;
-        let project = read(&caller, parse_id(&id)?).await?;
-        Ok(caller.answer(StatusCode::OK, project))
-    })
-    .await
-}
-
-/// Replaces a project (all its fields; it may change study type); in STI mode its legacy row
-/// and its subtype row in one transaction.
-#[utoipa::path(
-    put,
-    path = "/api/projects/{id}",
-    tag = "projects",
-    params(IdParam),
-    request_body(content = ProjectInput, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The project as it is now", body = Project),
-        (status = 400, description = "The id is not an integer, or the body is not JSON", body = ApiError),
-        (status = 401, description = "No API key, or a bad one", body = ApiError),
-        (status = 403, description = "A read key", body = ApiError),
-        (status = 404, description = "No such project", body = ApiError),
-        (status = 415, description = "The body is not declared as JSON", body = ApiError),
-        (status = 422, description = "The project is not valid", body = ApiError),
-        (status = 503, description = "A database cannot be reached", body = ApiError),
-    )
-)]
-pub async fn replace_project(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    answer(async {
-        let caller = caller(&state, &headers, true).await?;
-        let id = parse_id(&id)?;
-        let new = valid_body(&headers, &body)?;
-        projects::replace(&caller.target, caller.mode, id, &new).await.map_err(|e| caller.write_error(e))?;
-        caller.audit("project.replace", id).await;
-        let project = read(&caller, id).await?;
-        Ok(caller.answer(StatusCode::OK, project))
-    })
-    .await
-}
-
-/// Deletes a project with its subtype row.
-#[utoipa::path(
-    delete,
-    path = "/api/projects/{id}",
-    tag = "projects",
-    params(IdParam),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not an integer", body = ApiError),
-        (status = 401, description = "No API key, or a bad one", body = ApiError),
-        (status = 403, description = "A read key", body = ApiError),
-        (status = 404, description = "No such project", body = ApiError),
-        (status = 503, description = "A database cannot be reached", body = ApiError),
-    )
-)]
-pub async fn delete_project(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(async {
-        let caller = caller(&state, &headers, true).await?;
-        let id = parse_id(&id)?;
-        projects::delete(&caller.target, id).await.map_err(|e| caller.write_error(e))?;
-        caller.audit("project.delete", id).await;
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        response.headers_mut().insert("x-sti-mode", HeaderValue::from_static(caller.mode.as_str()));
-        Ok(response)
-    })
-    .await
-}
-
-/// The API key as a bearer token.
-struct BearerKey;
-
-impl Modify for BearerKey {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An API key of the environment (`sti-rollout apikey create --env E --scope read|write`)",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The projects API's OpenAPI description: `docs/openapi_v2.yaml` is this, printed.
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "STI Rollout Console: projects API",
-        version = "2.0.0",
-        license(name = "Internal use"),
-        description = "Projects over an environment's database, with one contract whether ENABLE_STI is off \
-                       (legacy columns) or on (subtype tables). The environment is the API key's."
-    ),
-    paths(list_projects, create_project, get_project, replace_project, delete_project),
-    components(schemas(Project, ProjectPage, ProjectInput, SchoolProjectInput, SelfStudyProjectInput, ApiError, FieldError, StudyType)),
-    modifiers(&BearerKey),
-    security(("api_key" = [])),
-    tags((name = "projects", description = "The application's projects"))
-)]
-pub struct ApiDoc;
-
-/// The OpenAPI description as YAML.
-pub fn openapi_yaml() -> String {
-    ApiDoc::openapi()
-        .to_yaml()
-        .unwrap_or_else(|error| format!("# cannot render the OpenAPI description: {error}\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_committed_openapi_description_is_what_the_code_generates() {
-        let committed = include_str!("../../docs/openapi_v2.yaml");
-        assert!(
-            committed == openapi_yaml(),
-            "docs/openapi_v2.yaml differs from the code's: run `cargo run --features ssr -- openapi > docs/openapi_v2.yaml`"
-        );
-    }
-
-    #[test]
-    fn list_queries_are_checked_field_by_field() {
-        assert_eq!(parse_list(None), Ok((1, DEFAULT_PER_PAGE, None)));
-        assert_eq!(
-            parse_list(Some("page=3&per_page=100&study_type=self_study")),
-            Ok((3, 100, Some(StudyType::SelfStudy)))
-        );
-        let fields = |q: &str| {
-            parse_list(Some(q)).err().unwrap_or_default().into_iter().map(|e| e.field).collect::<Vec<_>>()
-        };
-        assert_eq!(fields("page=0&per_page=101&study_type=School"), ["page", "per_page", "study_type"]);
-        assert_eq!(fields("page=abc&per_page=1e3"), ["page", "per_page"]);
-        assert_eq!(fields("page=100001"), ["page"]);
-    }
 }
