@@ -20,19 +20,10 @@ pub struct ApiState {
     /// The D-day of the config file; one set in the console or the CLI takes precedence.
     pub d_day: Option<crate::domain::calendar::Day>,
     /// Emergency contacts per environment, from the configuration.
-    pub contacts: std::sync::Arc<
-        std::collections::BTreeMap<
-            crate::domain::environment::Environment,
-            Vec<crate::domain::live::Contact>,
-        >,
-    >,
+    pub contacts: std::sync::Arc<crate::domain::environment::PerEnv<Vec<crate::domain::live::Contact>>>,
     /// How runs meet faults and stress, per environment, from the configuration.
-    pub policies: std::sync::Arc<
-        std::collections::BTreeMap<
-            crate::domain::environment::Environment,
-            std::sync::Arc<crate::domain::policy::Policy>,
-        >,
-    >,
+    pub policies:
+        std::sync::Arc<crate::domain::environment::PerEnv<std::sync::Arc<crate::domain::policy::Policy>>>,
 }
 
 /// The server state, as every server function reads it.

@@ -553,7 +553,7 @@ fn run_options(
         wait: common.wait,
         json: common.json,
         override_gate,
-        policy: std::sync::Arc::new(config.targets.get(&env).map(|t| t.policy.clone()).unwrap_or_default()),
+        policy: std::sync::Arc::new(config.targets[env].policy.clone()),
     }
 }
 
@@ -562,7 +562,7 @@ async fn open_control_and_target(
     env: Environment,
 ) -> Result<(Database, Database), StartupError> {
     let control = open_control(config).await?;
-    let target = crate::server::startup::open_environment(&control, env, &config.targets[&env]).await?;
+    let target = crate::server::startup::open_environment(&control, env, &config.targets[env]).await?;
     Ok((control, target))
 }
 

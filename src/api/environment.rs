@@ -55,11 +55,7 @@ pub(super) mod server {
     pub fn environment(name: &str) -> Result<(Environment, Database, Database), ServerFnError> {
         let env = Environment::parse(name).map_err(|e| fail(StatusCode::NOT_FOUND, e.to_string()))?;
         let state = crate::api::app_state()?;
-        let target = state
-            .targets
-            .get(env)
-            .cloned()
-            .ok_or_else(|| fail(StatusCode::NOT_FOUND, format!("{env} has no database configured")))?;
+        let target = state.targets.get(env).clone();
         Ok((env, state.control, target))
     }
 
@@ -93,7 +89,7 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
     let live = crate::db::live::read(&control, env)
         .await
         .map_err(|e| server::db_error("the control database", e))?;
-    let contacts = super::app_state()?.contacts.get(&env).cloned().unwrap_or_default();
+    let contacts = super::app_state()?.contacts[env].clone();
     // a target database that cannot be read costs the page its rejected rows, not the page
     let dead_letters = crate::engine::dead_letters::page(&target, None, None, 1).await.map_err(|error| {
         let id = crate::db::log_with_id(&format!("cannot read {env}'s rejected rows"), &error);
@@ -142,7 +138,7 @@ pub async fn start_run(
         pacing,
         resume_from: None,
         lease_ms: crate::engine::runs::DEFAULT_LEASE_MS,
-        policy: crate::api::app_state()?.policies.get(&env).cloned().unwrap_or_default(),
+        policy: crate::api::app_state()?.policies[env].clone(),
     };
     let held = crate::engine::operate::begin(&control, &target, kind, &start, override_gate.as_deref())
         .await

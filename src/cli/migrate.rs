@@ -26,7 +26,7 @@ async fn connect(env: Environment, target: &Target) -> Result<Database, CliError
 /// configured target needs `migrate --env`.
 pub async fn all(config: &Config) -> Result<(), CliError> {
     let mut needing = Vec::new();
-    for (&env, target) in &config.targets {
+    for (env, target) in config.targets.iter() {
         let url = target.url.describe();
         // as every start opens it: a demo target migrated, a configured one checked
         match crate::server::startup::open_target(env, target).await {
@@ -63,7 +63,7 @@ pub async fn one(
     plan: bool,
     lock_timeout: Duration,
 ) -> Result<(), CliError> {
-    let target = &config.targets[&env];
+    let target = &config.targets[env];
     let url = target.url.describe();
     let db = connect(env, target).await?;
     let result = plan_and_apply(&db, env, &url, plan, lock_timeout).await;

@@ -5,10 +5,9 @@ use super::joined_read::JoinedRead;
 use super::pool::Database;
 use super::target;
 use crate::domain::calendar::Day;
-use crate::domain::environment::Environment;
+use crate::domain::environment::{Environment, PerEnv};
 use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary, TableCounts};
 use sqlx::Row;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The target database of every environment, with its row counts shared between the viewers
 /// who ask at the same moment.
-#[derive(Clone, Debug, Default)]
-pub struct Targets(Arc<BTreeMap<Environment, Target>>);
+#[derive(Clone, Debug)]
+pub struct Targets(Arc<PerEnv<Target>>);
 
 #[derive(Debug)]
 struct Target {
@@ -27,18 +26,17 @@ struct Target {
 }
 
 impl Targets {
-    pub fn new(databases: BTreeMap<Environment, Database>) -> Self {
-        let targets =
-            databases.into_iter().map(|(env, db)| (env, Target { db, counts: JoinedRead::default() }));
-        Self(Arc::new(targets.collect()))
+    pub fn new(databases: PerEnv<Database>) -> Self {
+        Self(Arc::new(databases.map(|_, db| Target { db: db.clone(), counts: JoinedRead::default() })))
     }
 
-    pub fn get(&self, env: Environment) -> Option<&Database> {
-        self.0.get(&env).map(|target| &target.db)
+    /// The environment's database: every environment has one.
+    pub fn get(&self, env: Environment) -> &Database {
+        &self.0.get(env).db
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Environment, &Database)> {
-        self.0.iter().map(|(env, target)| (*env, &target.db))
+        self.0.iter().map(|(env, target)| (env, &target.db))
     }
 }
 
@@ -58,7 +56,7 @@ async fn count(env: Environment, db: &Database) -> Result<TableCounts, String> {
 /// that environment's panel; the others are still shown.
 pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> Overview {
     let mut environments = Vec::new();
-    for (&env, target) in targets.0.iter() {
+    for (env, target) in targets.0.iter() {
         let db = &target.db;
         // viewers woken by the same change share one count
         let counts = target.counts.read(|| count(env, db)).await;

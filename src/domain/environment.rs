@@ -72,9 +72,78 @@ impl std::str::FromStr for Environment {
     }
 }
 
+/// One value for each environment. Total: reading an environment's value cannot fail, so
+/// code that holds one (the targets, their policies, the contacts) has no "not configured"
+/// branch to get wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerEnv<T>([T; 3]);
+
+impl<T> PerEnv<T> {
+    /// The value of each environment, from `value`.
+    pub fn from_fn(mut value: impl FnMut(Environment) -> T) -> Self {
+        Self(Environment::ALL.map(&mut value))
+    }
+
+    pub fn get(&self, env: Environment) -> &T {
+        &self.0[env.index()]
+    }
+
+    pub fn get_mut(&mut self, env: Environment) -> &mut T {
+        &mut self.0[env.index()]
+    }
+
+    /// Each environment with its value, in rollout order.
+    pub fn iter(&self) -> impl Iterator<Item = (Environment, &T)> {
+        Environment::ALL.into_iter().zip(self.0.iter())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.0.iter_mut()
+    }
+
+    /// Another value for each environment, from this one's.
+    pub fn map<U>(&self, mut value: impl FnMut(Environment, &T) -> U) -> PerEnv<U> {
+        PerEnv::from_fn(|env| value(env, self.get(env)))
+    }
+}
+
+impl<T> std::ops::Index<Environment> for PerEnv<T> {
+    type Output = T;
+
+    fn index(&self, env: Environment) -> &T {
+        self.get(env)
+    }
+}
+
+impl Environment {
+    /// The place in [`Environment::ALL`].
+    fn index(self) -> usize {
+        match self {
+            Self::Dev => 0,
+            Self::Staging => 1,
+            Self::Prod => 2,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_environment_has_its_own_value_in_rollout_order() {
+        let mut names = PerEnv::from_fn(|env| env.as_str().to_owned());
+        names.get_mut(Environment::Prod).push('!');
+        assert_eq!(names[Environment::Dev], "dev");
+        assert_eq!(names.get(Environment::Prod), "prod!");
+        let order: Vec<_> =
+            names.map(|env, name| format!("{env}={name}")).iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(order, ["dev=dev", "staging=staging", "prod=prod!"]);
+    }
 
     #[test]
     fn every_environment_parses_back_from_its_own_name() {

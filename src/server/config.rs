@@ -6,7 +6,7 @@
 use crate::db::url::UrlError;
 use crate::db::DatabaseUrl;
 use crate::domain::calendar::Day;
-use crate::domain::environment::Environment;
+use crate::domain::environment::{Environment, PerEnv};
 use crate::domain::live::Contact;
 use crate::domain::policy::Policy;
 use serde::Deserialize;
@@ -21,11 +21,11 @@ pub struct Config {
     /// The console's own database.
     pub control: DatabaseUrl,
     /// Each environment's target database.
-    pub targets: BTreeMap<Environment, Target>,
+    pub targets: PerEnv<Target>,
     /// A bearer token that may read `/metrics` without signing in (`STI_METRICS_TOKEN`).
     pub metrics_token: Option<String>,
     /// Emergency contacts per environment, in escalation order (`[[contacts.prod]]` in the file).
-    pub contacts: BTreeMap<Environment, Vec<Contact>>,
+    pub contacts: PerEnv<Vec<Contact>>,
     /// The rollout's D-day (`d_day = "2026-12-10"` in the file, or `STI_D_DAY`); one set in the
     /// console or with `sti-rollout timeline --set` takes precedence.
     pub d_day: Option<Day>,
@@ -142,19 +142,16 @@ struct ContactFile {
 impl Config {
     /// The embedded default: SQLite files in `data_dir`, demo data in every environment.
     pub fn embedded(data_dir: &Path) -> Self {
-        let targets = Environment::ALL
-            .into_iter()
-            .map(|env| {
-                let url = DatabaseUrl::sqlite_file(&data_dir.join(format!("{env}.db")));
-                (env, Target { url, demo_rows: Some(env.demo_rows()), policy: Policy::default() })
-            })
-            .collect();
+        let targets = PerEnv::from_fn(|env| {
+            let url = DatabaseUrl::sqlite_file(&data_dir.join(format!("{env}.db")));
+            Target { url, demo_rows: Some(env.demo_rows()), policy: Policy::default() }
+        });
         Self {
             data_dir: data_dir.to_owned(),
             control: DatabaseUrl::sqlite_file(&data_dir.join("control.db")),
             targets,
             metrics_token: None,
-            contacts: BTreeMap::new(),
+            contacts: PerEnv::default(),
             d_day: None,
             security: Security::default(),
         }
@@ -187,7 +184,8 @@ impl Config {
         }
         for env in Environment::ALL {
             let var = format!("STI_{}_URL", env.as_str().to_ascii_uppercase());
-            if let (Some(url), Some(target)) = (vars.get(&var), config.targets.get_mut(&env)) {
+            if let Some(url) = vars.get(&var) {
+                let target = config.targets.get_mut(env);
                 target.url = parse_url(url, &var)?;
                 target.demo_rows = None;
             }
@@ -203,8 +201,8 @@ impl Config {
             for (second, b) in &targets[i + 1..] {
                 if a.url.identity() == b.url.identity() {
                     return Err(ConfigError::SharedTarget {
-                        first: **first,
-                        second: **second,
+                        first: *first,
+                        second: *second,
                         database: a.url.describe(),
                     });
                 }
@@ -229,8 +227,9 @@ impl Config {
         for (name, url) in &file.environments {
             let env = environment(name)?;
             let url = parse_url(url, &origin(&format!("environments.{name}")))?;
-            let policy = self.targets.get(&env).map(|t| t.policy.clone()).unwrap_or_default();
-            self.targets.insert(env, Target { url, demo_rows: None, policy });
+            let target = self.targets.get_mut(env);
+            target.url = url;
+            target.demo_rows = None;
         }
         if let Some(text) = &file.d_day {
             self.d_day = Some(Day::parse(text).map_err(|message| ConfigError::Parse {
@@ -258,7 +257,7 @@ impl Config {
                     message: format!("every contact of {env} needs a name and a way to reach them"),
                 });
             }
-            self.contacts.insert(env, contacts);
+            *self.contacts.get_mut(env) = contacts;
         }
         for (name, policy) in file.policy {
             let env = environment(&name)?;
@@ -266,18 +265,14 @@ impl Config {
                 path: path.to_owned(),
                 message: format!("policy.{name}.{message}"),
             })?;
-            if let Some(target) = self.targets.get_mut(&env) {
-                target.policy = policy;
-            }
+            self.targets.get_mut(env).policy = policy;
         }
         for (name, rows) in &file.demo_rows {
             let env = environment(name)?;
             if !(1..=crate::db::seed::MAX_ROWS).contains(rows) {
                 return Err(ConfigError::DemoRows { path: path.to_owned(), env, rows: *rows });
             }
-            if let Some(target) = self.targets.get_mut(&env) {
-                target.demo_rows = Some(*rows);
-            }
+            self.targets.get_mut(env).demo_rows = Some(*rows);
         }
         Ok(())
     }
@@ -286,7 +281,7 @@ impl Config {
     pub fn uses_data_dir(&self) -> bool {
         let default = Self::embedded(&self.data_dir);
         self.control == default.control
-            || self.targets.iter().any(|(env, t)| Some(&t.url) == default.targets.get(env).map(|d| &d.url))
+            || self.targets.iter().any(|(env, t)| t.url == default.targets[env].url)
     }
 }
 
@@ -313,8 +308,8 @@ mod tests {
     fn without_configuration_every_database_is_a_sqlite_file_with_demo_data() {
         let config = Config::load_with(Path::new("data"), None, &vars(&[])).unwrap();
         assert_eq!(config.control.describe(), "SQLite · data/control.db");
-        assert_eq!(config.targets[&Environment::Prod].url.describe(), "SQLite · data/prod.db");
-        assert_eq!(config.targets[&Environment::Prod].demo_rows, Some(1_000_000));
+        assert_eq!(config.targets[Environment::Prod].url.describe(), "SQLite · data/prod.db");
+        assert_eq!(config.targets[Environment::Prod].demo_rows, Some(1_000_000));
         assert!(config.uses_data_dir());
     }
 
@@ -335,10 +330,10 @@ mod tests {
         let env = vars(&[("STI_PROD_URL", "postgres://sti@other/prod")]);
         let config = Config::load_with(Path::new("data"), Some(&path), &env).unwrap();
         assert_eq!(config.control.dialect(), Dialect::Postgres);
-        assert_eq!(config.targets[&Environment::Dev].demo_rows, Some(500));
-        assert_eq!(config.targets[&Environment::Staging].url.dialect(), Dialect::Sqlite);
-        assert_eq!(config.targets[&Environment::Prod].url.describe(), "PostgreSQL · other/prod");
-        assert_eq!(config.targets[&Environment::Prod].demo_rows, None);
+        assert_eq!(config.targets[Environment::Dev].demo_rows, Some(500));
+        assert_eq!(config.targets[Environment::Staging].url.dialect(), Dialect::Sqlite);
+        assert_eq!(config.targets[Environment::Prod].url.describe(), "PostgreSQL · other/prod");
+        assert_eq!(config.targets[Environment::Prod].demo_rows, None);
     }
 
     #[test]
@@ -358,9 +353,9 @@ mod tests {
             "#,
         );
         let config = Config::load_with(dir.path(), Some(&file), &vars(&[])).unwrap();
-        let prod = &config.contacts[&Environment::Prod];
+        let prod = &config.contacts[Environment::Prod];
         assert_eq!(prod.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Ana Lima", "Bo Berg"]);
-        assert!(!config.contacts.contains_key(&Environment::Dev));
+        assert!(config.contacts[Environment::Dev].is_empty());
         let bad = write(&dir, "[[contacts.prod]]\nname = \"\"\nrole = \"x\"\nreach = \"y\"\n");
         let error = Config::load_with(dir.path(), Some(&bad), &vars(&[])).unwrap_err().to_string();
         assert!(error.contains("needs a name and a way to reach them"), "{error}");

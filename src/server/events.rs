@@ -175,9 +175,7 @@ pub async fn dead_letters_csv(
         Ok(env) => env,
         Err(refused) => return refused.into_response(),
     };
-    let Some(target) = state.targets.get(env) else {
-        return (StatusCode::NOT_FOUND, "no such environment\n").into_response();
-    };
+    let target = state.targets.get(env);
     let reason = filter.reason.filter(|r| !r.is_empty());
     match crate::engine::dead_letters::csv(target, reason.as_deref(), filter.run).await {
         Ok(csv) => (

@@ -9,14 +9,13 @@ use crate::db::control::{self, SeedRecord};
 use crate::db::overview::Targets;
 use crate::db::seed::{self, SeedError, SeedMode};
 use crate::db::{target, Database, DbError, Schema, SessionSettings};
-use crate::domain::environment::Environment;
+use crate::domain::environment::{Environment, PerEnv};
 use crate::domain::format::format_count;
 use crate::ui::app::{shell, App};
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
@@ -78,9 +77,7 @@ impl Application {
             security: std::sync::Arc::new(config.security.clone()),
             streams: Default::default(),
             contacts: std::sync::Arc::new(config.contacts.clone()),
-            policies: std::sync::Arc::new(
-                config.targets.iter().map(|(env, t)| (*env, std::sync::Arc::new(t.policy.clone()))).collect(),
-            ),
+            policies: std::sync::Arc::new(config.targets.map(|_, t| std::sync::Arc::new(t.policy.clone()))),
             d_day: config.d_day,
             http_metrics: Default::default(),
         };
@@ -167,10 +164,12 @@ pub async fn open_databases(config: &Config) -> Result<(Database, Targets), Star
     control::register_environments(&control)
         .await
         .map_err(|source| StartupError::Database { what: "control".into(), source })?;
-    let mut targets = BTreeMap::new();
-    for (env, target) in &config.targets {
-        targets.insert(*env, open_environment(&control, *env, target).await?);
+    let mut opened = Vec::new();
+    for (env, target) in config.targets.iter() {
+        opened.push(open_environment(&control, env, target).await?);
     }
+    let mut opened = opened.into_iter();
+    let targets = PerEnv::from_fn(|_| opened.next().expect("one database opened per environment"));
     Ok((control, Targets::new(targets)))
 }
 
@@ -248,19 +247,20 @@ async fn adopt_target(control: &Database, env: Environment, target: &Database) -
 /// Generates demo data into each environment that asks for it, once: never again after a seed
 /// was recorded, and never into a table that already holds someone's rows.
 async fn seed_demo_data(config: &Config, control: &Database, targets: &Targets) -> Result<(), StartupError> {
-    for (env, target) in &config.targets {
-        let (Some(rows), Some(db)) = (target.demo_rows, targets.get(*env)) else { continue };
-        let seed_error = |source: SeedError| StartupError::Seed { env: *env, source };
+    for (env, target) in config.targets.iter() {
+        let Some(rows) = target.demo_rows else { continue };
+        let db = targets.get(env);
+        let seed_error = |source: SeedError| StartupError::Seed { env, source };
         let db_error = |source: DbError| seed_error(SeedError::Db(source));
-        if control::was_seeded(control, *env).await.map_err(db_error)? {
+        if control::was_seeded(control, env).await.map_err(db_error)? {
             continue;
         }
         if target::max_project_id(db).await.map_err(db_error)?.is_some() {
             tracing::info!(environment = %env, "legacy table already has rows; no demo data generated");
             continue;
         }
-        let record = seed_with_progress(db, *env, rows, SeedMode::Fresh).await.map_err(seed_error)?;
-        control::record_seed(control, *env, record).await.map_err(db_error)?;
+        let record = seed_with_progress(db, env, rows, SeedMode::Fresh).await.map_err(seed_error)?;
+        control::record_seed(control, env, record).await.map_err(db_error)?;
     }
     Ok(())
 }

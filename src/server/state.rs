@@ -27,18 +27,9 @@ pub struct AppState {
     pub http_metrics: std::sync::Arc<super::http_metrics::HttpMetrics>,
     /// Emergency contacts per environment, from the configuration.
     /// How runs meet faults and stress, per environment, from the configuration.
-    pub policies: std::sync::Arc<
-        std::collections::BTreeMap<
-            crate::domain::environment::Environment,
-            std::sync::Arc<crate::domain::policy::Policy>,
-        >,
-    >,
-    pub contacts: std::sync::Arc<
-        std::collections::BTreeMap<
-            crate::domain::environment::Environment,
-            Vec<crate::domain::live::Contact>,
-        >,
-    >,
+    pub policies:
+        std::sync::Arc<crate::domain::environment::PerEnv<std::sync::Arc<crate::domain::policy::Policy>>>,
+    pub contacts: std::sync::Arc<crate::domain::environment::PerEnv<Vec<crate::domain::live::Contact>>>,
 }
 
 impl AppState {

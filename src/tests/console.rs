@@ -462,17 +462,14 @@ async fn the_environment_page_lists_its_emergency_contacts_from_the_configuratio
     use sti_rollout::domain::environment::Environment;
     use sti_rollout::domain::live::Contact;
     let (mut config, _dir) = config(Backend::Sqlite, [1, 1, 1]).await;
-    config.contacts.insert(
-        Environment::Prod,
-        vec![
-            Contact {
-                name: "Ana Lima".into(),
-                role: "on-call engineer".into(),
-                reach: "+351 900 000 001".into(),
-            },
-            Contact { name: "Bo Berg".into(), role: "database owner".into(), reach: "bo@example.org".into() },
-        ],
-    );
+    *config.contacts.get_mut(Environment::Prod) = vec![
+        Contact {
+            name: "Ana Lima".into(),
+            role: "on-call engineer".into(),
+            reach: "+351 900 000 001".into(),
+        },
+        Contact { name: "Bo Berg".into(), role: "database owner".into(), reach: "bo@example.org".into() },
+    ];
     let app = TestApp::start(&config).await;
     let (code, prod) = app.get("/env/prod").await;
     assert_eq!(code, 200);
@@ -490,7 +487,7 @@ async fn the_environment_page_shows_its_run_when_its_rejected_rows_cannot_be_rea
     let (_, html) = app.get("/env/dev").await;
     assert!(html.contains(r#"data-testid="dead-letters-empty""#), "no rejected rows yet");
 
-    let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+    let dev = open(&config.targets[Environment::Dev].url, Schema::Target).await;
     sqlx::query("drop table sti_backfill_dead_letters").execute(dev.pool()).await.unwrap();
     let (status, html) = app.get("/env/dev").await;
     assert_eq!(status, 200, "the page is served: {html}");

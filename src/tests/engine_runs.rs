@@ -31,7 +31,7 @@ pub(crate) async fn fixture(backend: Backend, rows: i64) -> Fixture {
     std::fs::create_dir_all(&config.data_dir).unwrap();
     let control = open(&config.control, Schema::Control).await;
     control::register_environments(&control).await.unwrap();
-    let target = open(&config.targets[&DEV].url, Schema::Target).await;
+    let target = open(&config.targets[DEV].url, Schema::Target).await;
     seed(&target, rows, SeedMode::Fresh, |_, _| {}).await.unwrap();
     Fixture { config, _dir: dir, control, target }
 }

@@ -157,7 +157,7 @@ async fn target_with_sessions(f: &Fixture, lock_timeout_ms: i64) -> Database {
         lock_timeout_ms,
         statement_timeout_ms: 60_000,
     };
-    Database::connect_target(&f.config.targets[&DEV].url, false, &session).await.unwrap()
+    Database::connect_target(&f.config.targets[DEV].url, false, &session).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

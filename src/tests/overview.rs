@@ -20,7 +20,7 @@ async fn the_overview_shows_each_environments_real_figures(backend: Backend) {
     assert_eq!(testid_text(&html, "total-legacy"), "1,020");
 
     // subtype rows the application wrote are counted as they are
-    let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+    let dev = open(&config.targets[Environment::Dev].url, Schema::Target).await;
     sqlx::query(
         "insert into school_projects (project_id, school_name, grade, created_at)
          select id, 'Riverside Academy', 7, created_at from projects where id <= 7",
@@ -81,7 +81,7 @@ async fn postgres_restarting_the_console_does_not_seed_again() {
 async fn a_target_that_already_has_rows_gets_no_demo_data() {
     let (config, _dir) = config(Backend::Sqlite, [40, 40, 40]).await;
     std::fs::create_dir_all(&config.data_dir).unwrap();
-    let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+    let dev = open(&config.targets[Environment::Dev].url, Schema::Target).await;
     sqlx::query(
         "insert into projects (id, title, owner_id, project_type, created_at, updated_at)
          values (1, 'Existing', 1, 'school', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')",
@@ -100,7 +100,7 @@ async fn a_target_that_already_has_rows_gets_no_demo_data() {
 async fn a_target_database_that_breaks_is_shown_on_its_panel_only() {
     let (config, _dir) = config(Backend::Sqlite, [10, 10, 10]).await;
     let app = TestApp::start(&config).await;
-    let staging = open(&config.targets[&Environment::Staging].url, Schema::Target).await;
+    let staging = open(&config.targets[Environment::Staging].url, Schema::Target).await;
     sqlx::query("drop table self_study_projects").execute(staging.pool()).await.unwrap();
 
     let (status, html) = app.get("/").await;

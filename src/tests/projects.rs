@@ -24,7 +24,7 @@ impl Api {
         let (config, dir) = config(backend, [dev_rows, 40, 1]).await;
         let app = TestApp::start(&config).await;
         let control = open(&config.control, Schema::Control).await;
-        let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+        let dev = open(&config.targets[Environment::Dev].url, Schema::Target).await;
         let key = |scope| sti_rollout::db::api_keys::create(&control, Environment::Dev, scope, "test");
         let write = key(Scope::Write).await.unwrap().1;
         let read = key(Scope::Read).await.unwrap().1;

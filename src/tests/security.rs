@@ -492,7 +492,7 @@ async fn a_database_error_shows_a_sentence_and_an_id_never_the_database_text() {
     let (config, _dir) = config(Backend::Sqlite, [5, 5, 5]).await;
     let app = TestApp::start(&config).await;
     let dev =
-        open(&config.targets[&sti_rollout::domain::environment::Environment::Dev].url, Schema::Target).await;
+        open(&config.targets[sti_rollout::domain::environment::Environment::Dev].url, Schema::Target).await;
     sqlx::query("drop table sti_backfill_dead_letters").execute(dev.pool()).await.unwrap();
     let (status, body) = app.get("/env/dev/dead-letters.csv").await;
     assert_eq!(status, 503);

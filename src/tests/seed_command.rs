@@ -27,9 +27,9 @@ async fn seed_refuses_a_table_with_rows_unless_appending(backend: Backend) {
     assert!(appended.status.success(), "{}", stderr(&appended));
     assert!(stdout(&appended).starts_with("dev: 10 legacy rows generated (ids 301–310)"));
 
-    let dev = open(&config.targets[&Environment::Dev].url, Schema::Target).await;
+    let dev = open(&config.targets[Environment::Dev].url, Schema::Target).await;
     assert_eq!(target::table_counts(&dev).await.unwrap().legacy, 310);
-    let staging = open(&config.targets[&Environment::Staging].url, Schema::Target).await;
+    let staging = open(&config.targets[Environment::Staging].url, Schema::Target).await;
     assert_eq!(target::table_counts(&staging).await.unwrap().legacy, 0, "other environments untouched");
 }
 

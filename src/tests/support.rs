@@ -43,9 +43,7 @@ pub async fn config(backend: Backend, demo: [i64; 3]) -> (Config, TempDir) {
         }
     }
     for (env, rows) in Environment::ALL.into_iter().zip(demo) {
-        if let Some(target) = config.targets.get_mut(&env) {
-            target.demo_rows = Some(rows);
-        }
+        config.targets.get_mut(env).demo_rows = Some(rows);
     }
     // the CLI, given the URLs as variables, sees configured targets, which it only checks: they
     // are migrated here, as `sti-rollout migrate --env` would
@@ -62,7 +60,7 @@ pub fn config_vars(config: &Config) -> BTreeMap<String, String> {
         ("STI_DATA_DIR".to_owned(), config.data_dir.display().to_string()),
         ("STI_CONTROL_URL".to_owned(), config.control.expose().to_owned()),
     ]);
-    for (env, target) in &config.targets {
+    for (env, target) in config.targets.iter() {
         vars.insert(format!("STI_{}_URL", env.as_str().to_ascii_uppercase()), target.url.expose().to_owned());
     }
     vars

@@ -304,7 +304,7 @@ async fn postgres_a_hole_in_the_mirrored_ledger_is_filled_from_the_target() {
 async fn a_new_target_database_is_not_mistaken_for_the_one_mirrored(backend: Backend) {
     let (mut config, _dir) = config(backend, [1, 1, 1]).await;
     let (control, targets) = open_databases(&config).await.unwrap();
-    let dev = targets.get(DEV).unwrap();
+    let dev = targets.get(DEV);
     sti_rollout::db::seed::seed(dev, 1_000, sti_rollout::db::seed::SeedMode::Fresh, |_, _| {}).await.unwrap();
     let held = backfill::begin(dev, &crate::engine_runs::start(100, 30_000)).await.unwrap();
     backfill::run(dev, Some(&control), DEV, held, &mut |_, _| {}).await.unwrap();
@@ -316,7 +316,7 @@ async fn a_new_target_database_is_not_mistaken_for_the_one_mirrored(backend: Bac
         Backend::Sqlite => DatabaseUrl::sqlite_file(&config.data_dir.join("dev-recreated.db")),
         Backend::Postgres => fresh_pg_database().await,
     };
-    config.targets.get_mut(&DEV).unwrap().url = fresh;
+    config.targets.get_mut(DEV).url = fresh;
     let (control, _targets) = open_databases(&config).await.unwrap();
     assert_eq!(count(&control, "select count(*) from runs where environment = 'dev'").await, 0);
     assert_eq!(count(&control, "select count(*) from run_chunks where environment = 'dev'").await, 0);
@@ -342,8 +342,8 @@ async fn postgres_a_new_target_database_is_not_mistaken_for_the_one_mirrored() {
 async fn two_environments_whose_targets_are_one_database_are_refused(backend: Backend) {
     let (config, _dir) = config(backend, [1, 1, 1]).await;
     let (_control, targets) = open_databases(&config).await.unwrap();
-    let dev_identity = sti_rollout::db::target::identity(targets.get(DEV).unwrap()).await.unwrap();
-    let staging = targets.get(sti_rollout::domain::environment::Environment::Staging).unwrap();
+    let dev_identity = sti_rollout::db::target::identity(targets.get(DEV)).await.unwrap();
+    let staging = targets.get(sti_rollout::domain::environment::Environment::Staging);
     sqlx::query("update sti_target_identity set id = $1")
         .bind(&dev_identity)
         .execute(staging.pool())
