@@ -1,4 +1,5 @@
-//! The engine's subcommands: `backfill`, `rollback`, `verify` and `runs`.
+//! The run subcommands — `backfill`, `rollback` and `reconcile` — with their flags: each begins
+//! (or takes over) a run and drives it to its end with a progress line.
 
 use super::progress::Reporter;
 use super::CliError;
@@ -6,14 +7,171 @@ use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::format::format_count;
 use crate::domain::pacing::Pacing;
+use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS};
 use crate::domain::run::RunKind;
-use crate::domain::run::RunRequest;
 use crate::engine::backfill::{self, Start};
-use crate::engine::runs::{self, Held, RunRecord};
+use crate::engine::operate;
+use crate::engine::runs::DEFAULT_LEASE_MS;
+use crate::engine::runs::{Held, RunRecord};
 use crate::engine::EngineError;
-use crate::engine::{operate, rollback};
+use crate::server::config::Config;
+use crate::server::startup::open_control_and_target;
 use serde_json::json;
 use std::time::Instant;
+
+/// `backfill`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct BackfillArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// Ids per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = clap::value_parser!(i64).range(1..=MAX_CHUNK))]
+    chunk: i64,
+    /// Walk the same chunks read-only and report what a live run would do.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start a new run after this legacy id (the legacy script took an offset instead).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    resume_from: Option<i64>,
+    /// After a failed run, start over from the first id instead of after its checkpoint.
+    #[arg(long, conflicts_with = "resume_from")]
+    restart: bool,
+    /// Pause between chunks, in milliseconds.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=MAX_PAUSE_MS))]
+    pause_ms: i64,
+    /// Adapt the chunk size towards chunks of this many milliseconds.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(10..=60_000))]
+    target_chunk_ms: Option<i64>,
+    /// Start although the environment's gate is closed, for this reason (audited).
+    #[arg(long, value_name = "REASON")]
+    override_gate: Option<String>,
+    #[command(flatten)]
+    common: RunFlags,
+}
+
+/// `rollback`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// Count what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Ids per chunk.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=MAX_CHUNK))]
+    chunk: i64,
+    /// After a failed rollback, start over from the first id instead of after its checkpoint.
+    #[arg(long)]
+    restart: bool,
+    #[command(flatten)]
+    common: RunFlags,
+}
+
+/// `reconcile`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ReconcileArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// List the ids that would be re-copied; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Ids per chunk.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=MAX_CHUNK))]
+    chunk: i64,
+    #[command(flatten)]
+    common: RunFlags,
+}
+
+/// Flags every run command has.
+#[derive(clap::Args, Debug)]
+pub struct RunFlags {
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seconds a runner's lease lasts without renewal; a dead runner's run can be taken over after it.
+    #[arg(long, env = "STI_LEASE_SECONDS", default_value_t = DEFAULT_LEASE_MS / 1000, value_parser = clap::value_parser!(i64).range(1..=3600))]
+    lease_seconds: i64,
+    /// When another runner holds the environment's active run, wait (with a countdown) until
+    /// its lease runs out or the run ends, instead of failing.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub async fn backfill(config: &Config, args: BackfillArgs) -> Result<(), CliError> {
+    let BackfillArgs {
+        env,
+        chunk,
+        dry_run,
+        resume_from,
+        restart,
+        pause_ms,
+        target_chunk_ms,
+        override_gate,
+        common,
+    } = args;
+    let pacing = Pacing::parse(chunk, pause_ms, target_chunk_ms)
+        .map_err(|e| CliError::Engine { env, source: e.into() })?;
+    let (control, target) = open_control_and_target(config, env).await?;
+    let resume_from = if restart { Some(0) } else { resume_from };
+    let options = run_options(config, env, pacing, resume_from, &common, override_gate);
+    if dry_run {
+        super::dry_run::backfill(&control, &target, options).await
+    } else {
+        run(&control, &target, RunKind::Backfill, options).await
+    }
+}
+
+pub async fn rollback(
+    config: &Config,
+    RollbackArgs { env, dry_run, chunk, restart, common }: RollbackArgs,
+) -> Result<(), CliError> {
+    let pacing = Pacing::parse(chunk, 0, None).map_err(|e| CliError::Engine { env, source: e.into() })?;
+    let (control, target) = open_control_and_target(config, env).await?;
+    if dry_run {
+        super::dry_run::rollback(&control, &target, env, common.json).await
+    } else {
+        let options = run_options(config, env, pacing, restart.then_some(0), &common, None);
+        run(&control, &target, RunKind::Rollback, options).await
+    }
+}
+
+pub async fn reconcile(
+    config: &Config,
+    ReconcileArgs { env, dry_run, chunk, common }: ReconcileArgs,
+) -> Result<(), CliError> {
+    let pacing = Pacing::parse(chunk, 0, None).map_err(|e| CliError::Engine { env, source: e.into() })?;
+    let (control, target) = open_control_and_target(config, env).await?;
+    if dry_run {
+        super::dry_run::reconcile(&control, &target, env, common.json).await
+    } else {
+        let options = run_options(config, env, pacing, None, &common, None);
+        run(&control, &target, RunKind::Reconcile, options).await
+    }
+}
+
+/// What `backfill`, `rollback` and `reconcile` run with: their flags and `env`'s policy.
+fn run_options(
+    config: &Config,
+    env: Environment,
+    pacing: Pacing,
+    resume_from: Option<i64>,
+    common: &RunFlags,
+    override_gate: Option<String>,
+) -> RunOptions {
+    RunOptions {
+        env,
+        pacing,
+        resume_from,
+        lease_ms: common.lease_seconds * 1000,
+        wait: common.wait,
+        json: common.json,
+        override_gate,
+        policy: std::sync::Arc::new(config.targets[env].policy.clone()),
+    }
+}
 
 /// The options `backfill` and `rollback` share.
 pub struct RunOptions {
@@ -96,7 +254,7 @@ fn announce(env: Environment, run: &RunRecord, options: &RunOptions) {
 
 /// `backfill`, `rollback` and `reconcile`: begins (or takes over) a run of `kind` — waiting for
 /// a held one with `--wait` — drives it with a progress line, and prints its summary.
-pub async fn run(
+async fn run(
     control: &Database,
     target: &Database,
     kind: RunKind,
@@ -147,236 +305,8 @@ pub async fn run(
     Ok(())
 }
 
-pub async fn backfill_dry_run(
-    control: &Database,
-    target: &Database,
-    options: RunOptions,
-) -> Result<(), CliError> {
-    let env = options.env;
-    let mut reporter = Reporter::new(format!("{env} dry-run"), options.resume_from.unwrap_or(0));
-    let mut rows = 0;
-    let report = operate::dry_run(
-        control,
-        target,
-        env,
-        &super::actor(),
-        options.pacing.chunk_size,
-        options.resume_from,
-        &mut |checkpoint, high| {
-            rows = checkpoint;
-            reporter.update(checkpoint, high, rows);
-        },
-    )
-    .await
-    .map_err(|source| CliError::Engine { env, source })?;
-    reporter.finish();
-    if options.json {
-        println!("{}", json!(report));
-        return Ok(());
-    }
-    println!(
-        "{env} dry-run over ids ({}, {}] in {} chunks, {} rows read — nothing written",
-        report.low_id,
-        report.high_id,
-        report.chunks,
-        format_count(report.rows_read)
-    );
-    println!(
-        "  would create   school {:>12}   self-study {:>12}",
-        format_count(report.would_create.school),
-        format_count(report.would_create.self_study)
-    );
-    println!(
-        "  would skip     school {:>12}   self-study {:>12}   (already present)",
-        format_count(report.would_skip.school),
-        format_count(report.would_skip.self_study)
-    );
-    println!("  would reject   {:>12}", format_count(report.would_reject));
-    for (reason, n) in &report.reasons {
-        println!("    {reason:<22} {:>10}", format_count(*n));
-    }
-    println!(
-        "  took {:.1} s; a live run would take about {:.1} s ({} rate)",
-        report.duration_ms as f64 / 1000.0,
-        report.estimated_live_seconds,
-        report.estimate_basis
-    );
-    Ok(())
-}
-
-pub async fn reconcile_dry_run(
-    control: &Database,
-    target: &Database,
-    env: Environment,
-    json: bool,
-) -> Result<(), CliError> {
-    let plan = crate::engine::reconcile::plan(control, target, env)
-        .await
-        .map_err(|source| CliError::Engine { env, source })?;
-    if json {
-        println!("{}", json!({ "plan": plan }));
-    } else {
-        println!(
-            "{env} reconcile dry-run — nothing written: {} ids from verification #{} would be re-copied{}",
-            format_count(plan.ids.len() as i64),
-            plan.verification_id,
-            if plan.truncated { " (it found more: verify again after the reconcile)" } else { "" }
-        );
-        let shown: Vec<String> = plan.ids.iter().take(50).map(i64::to_string).collect();
-        println!("  {}{}", shown.join(" "), if plan.ids.len() > 50 { " …" } else { "" });
-    }
-    Ok(())
-}
-
-pub async fn rollback_dry_run(
-    control: &Database,
-    target: &Database,
-    env: Environment,
-    json: bool,
-) -> Result<(), CliError> {
-    let engine_error = |source| CliError::Engine { env, source };
-    let flag = rollback::ensure_flag_off(control, env).await;
-    let plan = rollback::plan(target, env).await.map_err(engine_error)?;
-    if json {
-        println!("{}", json!({ "plan": plan, "refused": flag.as_ref().err().map(ToString::to_string) }));
-    } else {
-        println!("{env} rollback dry-run — nothing deleted");
-        println!(
-            "  would delete   school {:>12}   self-study {:>12}",
-            format_count(plan.school),
-            format_count(plan.self_study)
-        );
-        println!("  would keep     {:>12} rows the application wrote", format_count(plan.kept));
-        if let Err(e) = &flag {
-            println!("  a live rollback would be refused now: {e}");
-        }
-    }
-    Ok(())
-}
-
-pub async fn verify(
-    control: &Database,
-    target: &Database,
-    env: Environment,
-    json: bool,
-) -> Result<(), CliError> {
-    let mut reporter = Reporter::new(format!("{env} verify"), 0);
-    let report = operate::verify(control, target, env, &super::actor(), &mut |checkpoint, high| {
-        reporter.update(checkpoint, high, checkpoint);
-    })
-    .await
-    .map_err(|source| CliError::Engine { env, source })?;
-    reporter.finish();
-    if json {
-        println!("{}", json!(report));
-    } else {
-        println!(
-            "{env} verify: {} in {} ranges ({:.1} s)",
-            if report.ok { "every range matches" } else { "MISMATCH" },
-            report.ranges,
-            report.duration_ms as f64 / 1000.0
-        );
-        println!(
-            "  legacy school {:>12}   school_projects     {:>12}",
-            format_count(report.legacy_school),
-            format_count(report.school_rows)
-        );
-        println!(
-            "  legacy self   {:>12}   self_study_projects {:>12}",
-            format_count(report.legacy_self_study),
-            format_count(report.self_study_rows)
-        );
-        for m in &report.mismatches {
-            println!(
-                "  ids ({}, {}]: school {} legacy vs {} copied, self-study {} vs {}; differing ids {:?}",
-                m.from_id,
-                m.to_id,
-                m.legacy_school,
-                m.school_rows,
-                m.legacy_self_study,
-                m.self_study_rows,
-                &m.ids[..m.ids.len().min(20)]
-            );
-        }
-    }
-    if report.ok {
-        Ok(())
-    } else {
-        Err(CliError::Mismatch { env, ranges: report.mismatches.len() })
-    }
-}
-
-pub async fn control(
-    control: &Database,
-    target: &Database,
-    env: Environment,
-    action: super::ControlAction,
-) -> Result<(), CliError> {
-    use super::ControlAction;
-    let engine_error = |source| CliError::Engine { env, source };
-    let actor = super::actor();
-    let ask = |request| operate::request(control, target, env, &actor, None, request);
-    let updated = match action {
-        ControlAction::Pause => ask(RunRequest::Pause).await,
-        ControlAction::Resume => ask(RunRequest::Resume).await,
-        ControlAction::Cancel => ask(RunRequest::Cancel).await,
-        ControlAction::Pace { chunk, pause_ms, target_chunk_ms } => {
-            let pacing =
-                Pacing::parse(chunk, pause_ms, target_chunk_ms).map_err(|e| engine_error(e.into()))?;
-            operate::set_pacing(control, target, env, &actor, None, pacing).await
-        }
-    }
-    .map_err(|source| match source {
-        crate::engine::EngineError::NoActiveRun => CliError::NoActiveRun { env },
-        source => engine_error(source),
-    })?;
-    match updated.requested {
-        Some(request) => println!(
-            "{env}: run #{} ({}) will {} at its next chunk boundary",
-            updated.id,
-            updated.state,
-            request.as_str()
-        ),
-        None => println!(
-            "{env}: run #{} ({}) now goes in chunks of {} with {} ms between them",
-            updated.id, updated.state, updated.pacing.chunk_size, updated.pacing.pause_ms
-        ),
-    }
-    Ok(())
-}
-
-pub async fn list(target: &Database, env: Environment, limit: i64, json: bool) -> Result<(), CliError> {
-    let runs = runs::list(target, limit).await.map_err(|source| CliError::Engine { env, source })?;
-    if json {
-        println!("{}", json!(runs));
-        return Ok(());
-    }
-    if runs.is_empty() {
-        println!("{env}: no runs yet");
-        return Ok(());
-    }
-    println!(
-        "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  started by",
-        "run", "kind", "state", "checkpoint / last id", "created", "skipped", "errors"
-    );
-    for run in runs {
-        println!(
-            "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  {}",
-            run.id,
-            run.kind.as_str(),
-            run.state.as_str(),
-            format!("{} / {}", format_count(run.checkpoint), format_count(run.high_id)),
-            format_count(run.created()),
-            format_count(run.skipped()),
-            format_count(run.errors),
-            run.started_by
-        );
-    }
-    Ok(())
-}
-
 /// The end-of-run summary: a human line on stdout, or one JSON object with `--json`.
-fn summary(run: &RunRecord, started: Instant, json: bool, created: &str, skipped: &str) {
+pub(super) fn summary(run: &RunRecord, started: Instant, json: bool, created: &str, skipped: &str) {
     let seconds = started.elapsed().as_secs_f64();
     if json {
         println!(

@@ -20,6 +20,36 @@ use crate::engine::{dry_run, EngineError};
 use std::time::Instant;
 
 /// What to measure.
+/// `bench`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Legacy rows to generate.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1000..=50_000_000))]
+    rows: i64,
+    /// Rounds; ratios are medians over them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=50))]
+    rounds: u64,
+    /// The engine's chunk size.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=crate::domain::pacing::MAX_CHUNK))]
+    chunk: i64,
+    /// A PostgreSQL server URL (a superuser's) to benchmark on instead of SQLite.
+    #[arg(long, env = "STI_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Pages sampled to extrapolate the OFFSET/LIMIT method.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    offset_samples: i64,
+    /// Single-row updates timed per round with the change capture off and on (0: none).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    writes: i64,
+}
+
+impl From<BenchArgs> for BenchOptions {
+    fn from(BenchArgs { rows, rounds, chunk, postgres, offset_samples, writes }: BenchArgs) -> Self {
+        let rounds = usize::try_from(rounds).unwrap_or(1);
+        Self { postgres_url: postgres, rows, rounds, chunk, offset_samples, writes }
+    }
+}
+
 pub struct BenchOptions {
     pub postgres_url: Option<String>,
     pub rows: i64,

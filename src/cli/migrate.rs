@@ -9,6 +9,33 @@ use crate::server::config::{Config, Target};
 use crate::server::startup::StartupError;
 use std::time::Duration;
 
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// Bring this environment's configured target to what the engine needs: says what it
+    /// will change, then changes it.
+    #[arg(long)]
+    env: Option<Environment>,
+    /// Only say what --env would change.
+    #[arg(long, requires = "env")]
+    plan: bool,
+    /// How long each migration may wait for a lock before it gives up, changing nothing.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    lock_timeout_ms: u64,
+}
+
+/// The control database is migrated; then `--env`'s target, or every target checked.
+pub async fn run(
+    config: &Config,
+    MigrateArgs { env, plan, lock_timeout_ms }: MigrateArgs,
+) -> Result<(), CliError> {
+    let control = crate::server::startup::open_control(config).await?;
+    println!("control: {} is up to date", control.url().describe());
+    match env {
+        Some(env) => one(config, env, plan, Duration::from_millis(lock_timeout_ms)).await,
+        None => all(config).await,
+    }
+}
+
 fn opening(env: Environment) -> impl Fn(DbError) -> CliError {
     move |source| CliError::Startup(StartupError::Database { what: env.to_string(), source })
 }
@@ -24,7 +51,7 @@ async fn connect(env: Environment, target: &Target) -> Result<Database, CliError
 
 /// Every target: a demo target is migrated, a configured one checked. Fails, naming them, when a
 /// configured target needs `migrate --env`.
-pub async fn all(config: &Config) -> Result<(), CliError> {
+async fn all(config: &Config) -> Result<(), CliError> {
     let mut needing = Vec::new();
     for (env, target) in config.targets.iter() {
         let url = target.url.describe();
@@ -57,12 +84,7 @@ pub async fn all(config: &Config) -> Result<(), CliError> {
 
 /// One target: what differs and which migrations would apply, then (unless `plan`) applies them
 /// with `lock_timeout` for every lock, and checks again.
-pub async fn one(
-    config: &Config,
-    env: Environment,
-    plan: bool,
-    lock_timeout: Duration,
-) -> Result<(), CliError> {
+async fn one(config: &Config, env: Environment, plan: bool, lock_timeout: Duration) -> Result<(), CliError> {
     let target = &config.targets[env];
     let url = target.url.describe();
     let db = connect(env, target).await?;

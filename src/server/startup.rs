@@ -53,9 +53,6 @@ pub struct Application {
 impl Application {
     /// Prepares everything `serve` needs. Port 0 picks a free port; [`Application::port`] tells which.
     pub async fn build(config: &Config, addr: SocketAddr) -> Result<Self, StartupError> {
-        if config.uses_data_dir() {
-            prepare_data_dir(&config.data_dir)?;
-        }
         let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
         let (control, targets) = open_databases(config).await?;
@@ -155,15 +152,32 @@ pub fn page_routes() -> Vec<AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// Opens and migrates the control database (creating the data folder first when a database
+/// lives there), without touching any target: what every command starts with.
+pub async fn open_control(config: &Config) -> Result<Database, StartupError> {
+    if config.uses_data_dir() {
+        prepare_data_dir(&config.data_dir)?;
+    }
+    let database_error = |source| StartupError::Database { what: "control".into(), source };
+    let control = Database::open(&config.control, Schema::Control).await.map_err(database_error)?;
+    control::register_environments(&control).await.map_err(database_error)?;
+    Ok(control)
+}
+
+/// The control database and one environment's target, without touching the other targets.
+pub async fn open_control_and_target(
+    config: &Config,
+    env: Environment,
+) -> Result<(Database, Database), StartupError> {
+    let control = open_control(config).await?;
+    let target = open_environment(&control, env, &config.targets[env]).await?;
+    Ok((control, target))
+}
+
 /// Opens and migrates the control database, and opens every target database (see
 /// [`open_target`]).
 pub async fn open_databases(config: &Config) -> Result<(Database, Targets), StartupError> {
-    let control = Database::open(&config.control, Schema::Control)
-        .await
-        .map_err(|source| StartupError::Database { what: "control".into(), source })?;
-    control::register_environments(&control)
-        .await
-        .map_err(|source| StartupError::Database { what: "control".into(), source })?;
+    let control = open_control(config).await?;
     let mut opened = Vec::new();
     for (env, target) in config.targets.iter() {
         opened.push(open_environment(&control, env, target).await?);

@@ -1,0 +1,123 @@
+//! `verify` and `runs`: what an environment's subtype tables hold against the legacy rows,
+//! and its runs.
+
+use super::progress::Reporter;
+use super::CliError;
+use crate::db::Database;
+use crate::domain::environment::Environment;
+use crate::domain::format::format_count;
+use crate::engine::operate;
+use crate::engine::runs::{self};
+use crate::server::config::Config;
+use crate::server::startup::open_control_and_target;
+use serde_json::json;
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn verify(config: &Config, VerifyArgs { env, json }: VerifyArgs) -> Result<(), CliError> {
+    let (control, target) = open_control_and_target(config, env).await?;
+    check(&control, &target, env, json).await
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunsArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    limit: i64,
+    /// Print the runs as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn runs(config: &Config, RunsArgs { env, limit, json }: RunsArgs) -> Result<(), CliError> {
+    let (_, target) = open_control_and_target(config, env).await?;
+    list(&target, env, limit, json).await
+}
+
+async fn check(control: &Database, target: &Database, env: Environment, json: bool) -> Result<(), CliError> {
+    let mut reporter = Reporter::new(format!("{env} verify"), 0);
+    let report = operate::verify(control, target, env, &super::actor(), &mut |checkpoint, high| {
+        reporter.update(checkpoint, high, checkpoint);
+    })
+    .await
+    .map_err(|source| CliError::Engine { env, source })?;
+    reporter.finish();
+    if json {
+        println!("{}", json!(report));
+    } else {
+        println!(
+            "{env} verify: {} in {} ranges ({:.1} s)",
+            if report.ok { "every range matches" } else { "MISMATCH" },
+            report.ranges,
+            report.duration_ms as f64 / 1000.0
+        );
+        println!(
+            "  legacy school {:>12}   school_projects     {:>12}",
+            format_count(report.legacy_school),
+            format_count(report.school_rows)
+        );
+        println!(
+            "  legacy self   {:>12}   self_study_projects {:>12}",
+            format_count(report.legacy_self_study),
+            format_count(report.self_study_rows)
+        );
+        for m in &report.mismatches {
+            println!(
+                "  ids ({}, {}]: school {} legacy vs {} copied, self-study {} vs {}; differing ids {:?}",
+                m.from_id,
+                m.to_id,
+                m.legacy_school,
+                m.school_rows,
+                m.legacy_self_study,
+                m.self_study_rows,
+                &m.ids[..m.ids.len().min(20)]
+            );
+        }
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::Mismatch { env, ranges: report.mismatches.len() })
+    }
+}
+
+async fn list(target: &Database, env: Environment, limit: i64, json: bool) -> Result<(), CliError> {
+    let runs = runs::list(target, limit).await.map_err(|source| CliError::Engine { env, source })?;
+    if json {
+        println!("{}", json!(runs));
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("{env}: no runs yet");
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  started by",
+        "run", "kind", "state", "checkpoint / last id", "created", "skipped", "errors"
+    );
+    for run in runs {
+        println!(
+            "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  {}",
+            run.id,
+            run.kind.as_str(),
+            run.state.as_str(),
+            format!("{} / {}", format_count(run.checkpoint), format_count(run.high_id)),
+            format_count(run.created()),
+            format_count(run.skipped()),
+            format_count(run.errors),
+            run.started_by
+        );
+    }
+    Ok(())
+}
