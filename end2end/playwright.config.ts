@@ -12,8 +12,8 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-const port = Number(process.env.E2E_PORT ?? 3017);
-export const baseURL = `http://127.0.0.1:${port}`;
+// No shared server: each spec starts a console of its own on a fresh data folder and a free
+// port (tests/helpers.ts, ownConsole), so a spec passes alone and in any order.
 
 export default defineConfig({
   testDir: "./tests",
@@ -24,17 +24,7 @@ export default defineConfig({
   retries: 0,
   forbidOnly: !!process.env.CI,
   reporter: [["list"]],
-  use: { baseURL, trace: "off" },
-  webServer: {
-    // a fresh data folder every run: the first start seeds the demo data (1.11M rows)
-    command: `rm -rf target/e2e-data && exec target/release/sti-rollout --data-dir target/e2e-data serve --addr 127.0.0.1:${port}`,
-    cwd: "..",
-    url: `${baseURL}/health`,
-    reuseExistingServer: false,
-    timeout: 180_000,
-    stdout: "ignore",
-    stderr: "pipe",
-  },
+  use: { trace: "off" },
   projects: [
     {
       name: "chromium",

@@ -46,9 +46,9 @@ cleanup() {
 }
 
 e2e() {
-  rm -rf target/e2e-data
   pushd end2end >/dev/null
-  E2E_PORT=$(pg_free_port) E2E_ROLLOUT_PORT=$(pg_free_port) npx playwright test
+  # each spec starts its own console on target/e2e-<spec> and a free port (tests/helpers.ts)
+  npx playwright test
   popd >/dev/null
 }
 

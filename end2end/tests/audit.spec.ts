@@ -1,8 +1,10 @@
 import { test, expect } from "@playwright/test";
-import { signIn } from "./helpers";
+import { ownConsole, signIn } from "./helpers";
+
+const app = ownConsole("audit");
 
 test("the audit log lists every change, filters it and exports it", async ({ page }) => {
-  await signIn(page);
+  await signIn(page, app.dataDir);
   await page.getByTestId("nav-audit").click();
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Audit log");
   await expect(page.locator("body[data-hydrated=true]")).toBeAttached();

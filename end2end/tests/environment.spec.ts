@@ -1,6 +1,8 @@
 import { test, expect, type Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
-import { cli, dataDir, signIn, signInAs } from "./helpers";
+import { cli, ownConsole, signIn, signInAs } from "./helpers";
+
+const app = ownConsole("environment");
 
 async function openEnvironment(page: Page, env: string) {
   await page.goto(`/env/${env}`);
@@ -9,7 +11,7 @@ async function openEnvironment(page: Page, env: string) {
 }
 
 test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls back", async ({ page }) => {
-  await signIn(page);
+  await signIn(page, app.dataDir);
   await page.getByTestId("open-dev").click();
   await expect(page).toHaveURL(/\/env\/dev$/);
   await openEnvironment(page, "dev");
@@ -77,7 +79,7 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
 });
 
 test("an operator pauses, resumes and emergency-stops a long prod run, typing prod to confirm", async ({ page }) => {
-  await signIn(page);
+  await signIn(page, app.dataDir);
   await openEnvironment(page, "prod");
   await page.getByTestId("chunk").fill("1000");
   await page.getByTestId("pause").fill("200");
@@ -110,7 +112,7 @@ test("an operator pauses, resumes and emergency-stops a long prod run, typing pr
 });
 
 test("a viewer sees the environment page without any control, and cannot post one", async ({ browser }) => {
-  execFileSync(cli, ["--data-dir", dataDir, "user", "add", "--username", "watcher", "--role", "viewer"], {
+  execFileSync(cli, ["--data-dir", app.dataDir, "user", "add", "--username", "watcher", "--role", "viewer"], {
     input: "only looking, thanks\n",
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -136,7 +138,7 @@ test("a viewer sees the environment page without any control, and cannot post on
 
 test("the environment page fits a phone screen", async ({ page }) => {
   await page.setViewportSize({ width: 390, height: 844 });
-  await signIn(page);
+  await signIn(page, app.dataDir);
   await openEnvironment(page, "dev");
   await expect(page.getByRole("heading", { name: "Run history" })).toBeVisible();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -144,7 +146,7 @@ test("the environment page fits a phone screen", async ({ page }) => {
 });
 
 test("an operator sees the controls but not the admin's pages", async ({ browser }) => {
-  execFileSync(cli, ["--data-dir", dataDir, "user", "add", "--username", "oncall", "--role", "operator"], {
+  execFileSync(cli, ["--data-dir", app.dataDir, "user", "add", "--username", "oncall", "--role", "operator"], {
     input: "operating the rollout\n",
     stdio: ["pipe", "pipe", "pipe"],
   });

@@ -1,10 +1,67 @@
-import { expect, type Page } from "@playwright/test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { test, expect, type Page } from "@playwright/test";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import path from "node:path";
 
 export const repo = path.resolve(__dirname, "../..");
 export const cli = path.join(repo, "target/release/sti-rollout");
-export const dataDir = path.join(repo, "target/e2e-data");
+
+/** A console of the spec's own: its data folder, its address once started. */
+export interface Console {
+  /** The data folder as the console was given it, relative to the repository. */
+  relativeDir: string;
+  /** The same, absolute: for the CLI. */
+  dataDir: string;
+  url: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Gives the spec file that calls it a console of its own on a fresh data folder
+ * (`target/e2e-<name>`, demo data seeded at the first start) and a free port, started before
+ * its tests and stopped after them, and points the tests' relative URLs at it: no spec sees
+ * another's runs, flags, users or sign-offs, so each passes alone and in any order.
+ */
+export function ownConsole(name: string): Console {
+  const relativeDir = `target/e2e-${name}`;
+  const app: Console = { relativeDir, dataDir: path.join(repo, relativeDir), url: "" };
+  let server: ChildProcess | undefined;
+  test.beforeAll(async () => {
+    test.setTimeout(240_000);
+    rmSync(app.dataDir, { recursive: true, force: true });
+    const port = await freePort();
+    server = spawn(cli, ["--data-dir", relativeDir, "serve", "--addr", `127.0.0.1:${port}`], {
+      cwd: repo,
+      stdio: "ignore",
+    });
+    app.url = `http://127.0.0.1:${port}`;
+    // the first start seeds the demo data (1.11M rows) before it answers
+    const deadline = Date.now() + 200_000;
+    for (;;) {
+      const up = await fetch(`${app.url}/health`).then((r) => r.ok, () => false);
+      if (up) break;
+      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`the ${name} console did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  });
+  test.afterAll(() => {
+    server?.kill("SIGTERM");
+  });
+  test.use({ baseURL: async ({}, use) => use(app.url) });
+  return app;
+}
 
 export async function signInAs(page: Page, username: string, password: string) {
   await page.goto("/login");
@@ -19,7 +76,7 @@ export async function signInAs(page: Page, username: string, password: string) {
  * to the data folder: the console then asks for a new one, which is kept here for the next time,
  * and deletes that file. `dir` is the data folder of the console the page talks to.
  */
-export async function signIn(page: Page, dir = dataDir) {
+export async function signIn(page: Page, dir: string) {
   const chosenPassword = path.join(dir, "e2e-admin-password");
   if (existsSync(chosenPassword)) {
     await signInAs(page, "admin", readFileSync(chosenPassword, "utf8").trim());

@@ -1,15 +1,17 @@
 import { test, expect } from "@playwright/test";
 import { execFileSync } from "node:child_process";
-import { cli, dataDir, signIn, signInAs } from "./helpers";
+import { cli, ownConsole, signIn, signInAs } from "./helpers";
+
+const app = ownConsole("keys");
 
 test("an admin sees and revokes API keys; a viewer neither sees nor reaches them", async ({ page, browser }) => {
-  execFileSync(cli, ["--data-dir", dataDir, "apikey", "create", "--env", "prod", "--scope", "read"], { stdio: "pipe" });
-  execFileSync(cli, ["--data-dir", dataDir, "user", "add", "--username", "stakeholder", "--role", "viewer"], {
+  execFileSync(cli, ["--data-dir", app.dataDir, "apikey", "create", "--env", "prod", "--scope", "read"], { stdio: "pipe" });
+  execFileSync(cli, ["--data-dir", app.dataDir, "user", "add", "--username", "stakeholder", "--role", "viewer"], {
     input: "a viewer's passphrase\n",
     stdio: ["pipe", "pipe", "pipe"],
   });
 
-  await signIn(page);
+  await signIn(page, app.dataDir);
   await expect(page.getByTestId("whoami")).toHaveText("admin · admin");
   await page.getByTestId("nav-keys").click();
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("API keys");

@@ -1,34 +1,20 @@
 import { test, expect, type Browser, type Page } from "@playwright/test";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { cli, repo, signIn, signInAs } from "./helpers";
+import { cli, ownConsole, repo, signIn, signInAs } from "./helpers";
 
 // The whole rollout of the demo data, dev → staging → prod, through the browser, by the three
 // kinds of user it takes: an operator runs it, a stakeholder (viewer) signs off, an admin watches
 // the overview and signs what only an admin may. It runs its own console on its own data folder,
 // so the other specs' runs, flags and sign-offs do not leak into it.
-const port = Number(process.env.E2E_ROLLOUT_PORT ?? 3018);
-const data = path.join(repo, "target/e2e-rollout");
+const app = ownConsole("rollout");
+const data = app.dataDir;
 // the overview at three moments; docs/screenshots/ holds the copies taken for the docs
 const shots = process.env.ROLLOUT_SCREENSHOTS ?? path.join(repo, "target/e2e-screenshots");
-let server: ChildProcess | undefined;
-
-test.use({ baseURL: `http://127.0.0.1:${port}` });
 
 test.beforeAll(async () => {
-  test.setTimeout(240_000);
-  rmSync(data, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });
-  server = spawn(cli, ["--data-dir", data, "serve", "--addr", `127.0.0.1:${port}`], { stdio: "ignore" });
-  // the first start seeds the demo data (1.11M rows) before it answers
-  const deadline = Date.now() + 200_000;
-  for (;;) {
-    const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
-    if (up) break;
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error("the rollout console did not start");
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
   for (const [username, role, password] of [
     ["ops", "operator", "runs the rollout"],
     ["stakeholder", "viewer", "signs it off"],
@@ -38,10 +24,6 @@ test.beforeAll(async () => {
       stdio: ["pipe", "pipe", "pipe"],
     });
   }
-});
-
-test.afterAll(() => {
-  server?.kill("SIGTERM");
 });
 
 async function userPage(browser: Browser, username: string, password: string): Promise<Page> {

@@ -1,5 +1,7 @@
 import { test, expect } from "@playwright/test";
-import { signIn } from "./helpers";
+import { ownConsole, signIn } from "./helpers";
+
+const app = ownConsole("security");
 
 // The console sends a Content-Security-Policy that allows no inline script without the page's
 // nonce and no inline style: every page must still hydrate under it, with no violation reported.
@@ -13,7 +15,7 @@ test("every page hydrates under the content security policy, with no violation",
       console.error(`Refused to load: ${event.violatedDirective} ${event.blockedURI}`);
     });
   });
-  await signIn(page);
+  await signIn(page, app.dataDir);
   for (const path of ["/", "/env/dev", "/env/prod", "/audit", "/keys"]) {
     const response = await page.goto(path);
     expect(response?.headers()["content-security-policy"], path).toContain("'nonce-");

@@ -13,6 +13,7 @@ mod capture;
 mod cli_errors;
 mod console;
 mod demo_data;
+mod dialects;
 mod engine_defects;
 mod engine_runs;
 mod faults;
