@@ -6,8 +6,8 @@ use super::pool::Database;
 use super::target;
 use crate::domain::calendar::Day;
 use crate::domain::environment::{Environment, PerEnv};
-use crate::domain::overview::{EnvironmentStatus, Overview, RunSummary, TableCounts};
-use sqlx::Row;
+use crate::domain::live::RunView;
+use crate::domain::overview::{EnvironmentStatus, Overview, TableCounts};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,30 +98,7 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
     Overview { environments, timeline, read_at: super::now_rfc3339() }
 }
 
-/// The newest run of `env` from the control database's mirror.
-async fn last_run(control: &Database, env: Environment) -> Result<Option<RunSummary>, sqlx::Error> {
-    let row = sqlx::query(
-        "select run_id, kind, state, low_id, high_id, checkpoint, school_created + self_study_created as created,
-                school_skipped + self_study_skipped as skipped, errors, rows_read, rows_expected
-         from runs where environment = $1 order by run_id desc limit 1",
-    )
-    .bind(env.as_str())
-    .fetch_optional(control.pool())
-    .await?;
-    row.map(|r| {
-        Ok(RunSummary {
-            id: r.try_get("run_id")?,
-            kind: r.try_get("kind")?,
-            state: r.try_get("state")?,
-            low_id: r.try_get("low_id")?,
-            high_id: r.try_get("high_id")?,
-            checkpoint: r.try_get("checkpoint")?,
-            created: r.try_get("created")?,
-            skipped: r.try_get("skipped")?,
-            errors: r.try_get("errors")?,
-            rows_read: r.try_get("rows_read")?,
-            rows_expected: r.try_get("rows_expected")?,
-        })
-    })
-    .transpose()
+/// The newest run of `env` from the control database's mirror, as the pages show every run.
+async fn last_run(control: &Database, env: Environment) -> Result<Option<RunView>, sqlx::Error> {
+    Ok(super::live::history(control, env, 1).await?.into_iter().next())
 }

@@ -44,40 +44,6 @@ pub struct FlagState {
     pub updated_by: String,
 }
 
-/// The newest backfill or rollback run of an environment, as the control database mirrors it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub id: i64,
-    /// `backfill` or `rollback`.
-    pub kind: String,
-    /// `queued`, `running`, `paused`, `completed`, `cancelled` or `failed`.
-    pub state: String,
-    pub low_id: i64,
-    pub high_id: i64,
-    pub checkpoint: i64,
-    /// Rows created (deleted, for a rollback).
-    pub created: i64,
-    pub skipped: i64,
-    pub errors: i64,
-    /// Rows handled, and rows expected when the run began (see `Progress::of_run`).
-    pub rows_read: i64,
-    pub rows_expected: Option<i64>,
-}
-
-impl RunSummary {
-    /// Share of the run done, between 0 and 1: by rows when the run knows how many it expected.
-    pub fn fraction(&self) -> f64 {
-        crate::domain::pacing::Progress::of_run(
-            self.low_id,
-            self.high_id,
-            self.checkpoint,
-            self.rows_read,
-            self.rows_expected,
-        )
-        .fraction()
-    }
-}
-
 /// One environment as the overview shows it. `counts` is an error message when its target
 /// database could not be read, so one broken environment does not hide the others.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,7 +54,7 @@ pub struct EnvironmentStatus {
     pub counts: Result<TableCounts, String>,
     pub enable_sti: Option<FlagState>,
     /// The newest run, if any ran here.
-    pub last_run: Option<RunSummary>,
+    pub last_run: Option<super::live::RunView>,
     /// The rollout's phases here (empty when the control database could not say).
     pub phases: Vec<(super::phases::Phase, super::phases::PhaseStatus)>,
 }

@@ -1,7 +1,9 @@
 //! One environment's panel on the overview: its flag, its database and its row counts.
 
 use crate::domain::format::{format_count, format_percent, time_of_day};
-use crate::domain::overview::{EnvironmentStatus, FlagState, RunSummary, TableCounts};
+use crate::domain::live::RunView;
+use crate::domain::overview::{EnvironmentStatus, FlagState, TableCounts};
+use crate::domain::run::RunKind;
 use crate::ui::charts;
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -38,23 +40,22 @@ pub fn EnvironmentPanel(status: EnvironmentStatus) -> impl IntoView {
 
 /// The newest backfill or rollback run, or that none ran yet.
 #[component]
-fn LastRun(env: &'static str, run: Option<RunSummary>) -> impl IntoView {
+fn LastRun(env: &'static str, run: Option<RunView>) -> impl IntoView {
     let Some(run) = run else {
         return view! { <p class="last-run last-run-none" data-testid=format!("run-{env}")>"No backfill has run here yet"</p> }
             .into_any();
     };
-    let created = if run.kind == "rollback" { "deleted" } else { "created" };
-    let active = matches!(run.state.as_str(), "queued" | "running" | "paused");
-    let progress = active.then(|| format!(" · {}", format_percent(run.fraction())));
+    let created = if run.kind == RunKind::Rollback { "deleted" } else { "created" };
+    let progress = run.is_active().then(|| format!(" · {}", format_percent(run.progress().fraction())));
     view! {
         <p class="last-run" data-testid=format!("run-{env}")>
-            <span class=format!("run-state run-state-{}", run.state)>{run.state.clone()}</span>
-            {format!(" {} #{}{}", run.kind, run.id, progress.unwrap_or_default())}
+            <span class=format!("run-state run-state-{}", run.state.as_str())>{run.state.as_str()}</span>
+            {format!(" {} #{}{}", run.kind.as_str(), run.id, progress.unwrap_or_default())}
             <span class="last-run-figures">
                 {format!(
                     "{} {created} · {} skipped · {} rejected",
-                    format_count(run.created),
-                    format_count(run.skipped),
+                    format_count(run.created()),
+                    format_count(run.skipped()),
                     format_count(run.errors)
                 )}
             </span>
