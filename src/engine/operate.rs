@@ -173,26 +173,13 @@ pub async fn request(
     run_id: Option<i64>,
     request: RunRequest,
 ) -> Result<RunRecord, EngineError> {
-    let active = active_run(target, run_id).await?;
-    let updated = runs::request(target, active.id, request).await?;
-    mirror::record(Some(control), env, &updated).await;
-    audit::record_or_log(
-        control,
-        Entry {
-            actor,
-            action: match request {
-                RunRequest::Pause => "run.pause",
-                RunRequest::Resume => "run.resume",
-                RunRequest::Cancel => "run.cancel",
-            },
-            environment: Some(env),
-            before: Some(run_state(&active)),
-            after: Some(run_state(&updated)),
-            ..Default::default()
-        },
-    )
-    .await;
-    Ok(updated)
+    let action = match request {
+        RunRequest::Pause => "run.pause",
+        RunRequest::Resume => "run.resume",
+        RunRequest::Cancel => "run.cancel",
+    };
+    change_active_run(control, target, env, actor, run_id, action, |id| runs::request(target, id, request))
+        .await
 }
 
 /// Changes the active run's chunk size, pause and target chunk time; the runner reads them at
@@ -205,14 +192,35 @@ pub async fn set_pacing(
     run_id: Option<i64>,
     pacing: Pacing,
 ) -> Result<RunRecord, EngineError> {
+    change_active_run(control, target, env, actor, run_id, "run.pace", |id| {
+        runs::set_pacing(target, id, pacing)
+    })
+    .await
+}
+
+/// Changes the active run (or run `run_id`, which must be it) with `change`, mirrors it, and
+/// records `action` with the run's state before and after.
+async fn change_active_run<F, Fut>(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    run_id: Option<i64>,
+    action: &str,
+    change: F,
+) -> Result<RunRecord, EngineError>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<RunRecord, EngineError>>,
+{
     let active = active_run(target, run_id).await?;
-    let updated = runs::set_pacing(target, active.id, pacing).await?;
+    let updated = change(active.id).await?;
     mirror::record(Some(control), env, &updated).await;
     audit::record_or_log(
         control,
         Entry {
             actor,
-            action: "run.pace",
+            action,
             environment: Some(env),
             before: Some(run_state(&active)),
             after: Some(run_state(&updated)),
