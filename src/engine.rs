@@ -16,8 +16,10 @@ pub mod operate;
 pub mod reconcile;
 pub mod rollback;
 pub mod runs;
+pub mod slices;
 pub mod throttle;
 pub mod verify;
+pub mod workers;
 
 use crate::db::DbError;
 use crate::domain::pacing::PacingError;
@@ -67,6 +69,15 @@ pub enum EngineError {
     NothingToReconcile(String),
     #[error("the health signal '{name}' cannot be read: {message}")]
     Signal { name: String, message: String },
+    #[error(
+        "slice {slice_no} of run #{run_id} was claimed by another worker (this one's claim ran out); this \
+         worker committed nothing more there"
+    )]
+    ClaimLost { run_id: i64, slice_no: i64 },
+    #[error("{0}")]
+    Workers(String),
+    #[error("a worker of the run gave up: {0}")]
+    WorkerFailed(String),
     #[error("{0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -94,10 +105,14 @@ impl EngineError {
     /// variant must be placed here).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Pacing(_) | Self::NegativeResume(_) | Self::ResumeBeyondEnd { .. } => ErrorKind::BadInput,
+            Self::Pacing(_) | Self::NegativeResume(_) | Self::ResumeBeyondEnd { .. } | Self::Workers(_) => {
+                ErrorKind::BadInput
+            }
             Self::NoSuchRun(_) => ErrorKind::NotFound,
             Self::Busy { .. }
             | Self::LeaseLost { .. }
+            | Self::ClaimLost { .. }
+            | Self::WorkerFailed(_)
             | Self::FlagOn { .. }
             | Self::GateClosed { .. }
             | Self::NotActive { .. }

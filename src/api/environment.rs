@@ -139,6 +139,7 @@ pub async fn start_run(
         resume_from: None,
         lease_ms: crate::engine::runs::DEFAULT_LEASE_MS,
         policy: crate::api::app_state()?.policies[env].clone(),
+        workers: 1,
     };
     let held = crate::engine::operate::begin(&control, &target, kind, &start, override_gate.as_deref())
         .await

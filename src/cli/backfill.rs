@@ -7,7 +7,7 @@ use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::format::format_count;
 use crate::domain::pacing::Pacing;
-use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS};
+use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MAX_WORKERS};
 use crate::domain::run::RunKind;
 use crate::engine::backfill::{self, Start};
 use crate::engine::operate;
@@ -46,6 +46,10 @@ pub struct BackfillArgs {
     /// Start although the environment's gate is closed, for this reason (audited).
     #[arg(long, value_name = "REASON")]
     override_gate: Option<String>,
+    /// Workers in this process (PostgreSQL): more than 1 cuts the range into slices that they,
+    /// every console replica and `sti-rollout worker` claim.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=MAX_WORKERS))]
+    workers: i64,
     #[command(flatten)]
     common: RunFlags,
 }
@@ -110,13 +114,14 @@ pub async fn backfill(config: &Config, args: BackfillArgs) -> Result<(), CliErro
         pause_ms,
         target_chunk_ms,
         override_gate,
+        workers,
         common,
     } = args;
     let pacing = Pacing::parse(chunk, pause_ms, target_chunk_ms)
         .map_err(|e| CliError::Engine { env, source: e.into() })?;
     let (control, target) = open_control_and_target(config, env).await?;
     let resume_from = if restart { Some(0) } else { resume_from };
-    let options = run_options(config, env, pacing, resume_from, &common, override_gate);
+    let options = RunOptions { workers, ..run_options(config, env, pacing, resume_from, &common, override_gate) };
     if dry_run {
         super::dry_run::backfill(&control, &target, options).await
     } else {
@@ -170,6 +175,7 @@ fn run_options(
         json: common.json,
         override_gate,
         policy: std::sync::Arc::new(config.targets[env].policy.clone()),
+        workers: 1,
     }
 }
 
@@ -186,6 +192,8 @@ pub struct RunOptions {
     pub override_gate: Option<String>,
     /// The environment's configured policy.
     pub policy: std::sync::Arc<crate::domain::policy::Policy>,
+    /// Workers in this process.
+    pub workers: i64,
 }
 
 fn start(options: &RunOptions) -> Start {
@@ -196,6 +204,7 @@ fn start(options: &RunOptions) -> Start {
         resume_from: options.resume_from,
         lease_ms: options.lease_ms,
         policy: options.policy.clone(),
+        workers: options.workers,
     }
 }
 

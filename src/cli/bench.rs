@@ -238,6 +238,7 @@ fn start(chunk: i64) -> Result<Start, EngineError> {
         resume_from: None,
         lease_ms: 60_000,
         policy: Default::default(),
+        workers: 1,
     })
 }
 

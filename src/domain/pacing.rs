@@ -12,6 +12,10 @@ pub const MIN_ADAPTIVE_CHUNK: i64 = 100;
 pub const MAX_PAUSE_MS: i64 = 60_000;
 /// The default chunk size (PRODUCT §3).
 pub const DEFAULT_CHUNK: i64 = 1000;
+/// The most workers one process starts for a run: more than a database's cores only queue.
+pub const MAX_WORKERS: i64 = 32;
+/// Slices per worker: enough that workers finishing at different times still share the end.
+const SLICES_PER_WORKER: i64 = 8;
 
 /// How fast a run goes; changeable while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +37,26 @@ pub enum PacingError {
     Pause(i64),
     #[error("target chunk time must be between 10 and 60000 ms, not {0}")]
     TargetChunk(i64),
+    #[error("workers must be between 1 and {MAX_WORKERS}, not {0}")]
+    Workers(i64),
+}
+
+/// Checks a number of workers per process.
+pub fn check_workers(workers: i64) -> Result<i64, PacingError> {
+    if (1..=MAX_WORKERS).contains(&workers) {
+        Ok(workers)
+    } else {
+        Err(PacingError::Workers(workers))
+    }
+}
+
+/// How many slices a range of `rows` is cut into for `workers` workers per process: eight per
+/// worker (a second machine's workers find slices left too), but never a slice smaller than two
+/// chunks, and at least one.
+pub fn slice_count(workers: i64, rows: i64, chunk_size: i64) -> i64 {
+    let by_workers = workers.max(1).saturating_mul(SLICES_PER_WORKER);
+    let by_rows = rows.max(0) / chunk_size.max(1).saturating_mul(2);
+    by_workers.min(by_rows).max(1)
 }
 
 impl Default for Pacing {
@@ -122,6 +146,23 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_is_cut_into_eight_slices_per_worker_but_none_smaller_than_two_chunks() {
+        assert_eq!(slice_count(4, 1_000_000, 5000), 32);
+        assert_eq!(slice_count(4, 40_000, 5000), 4);
+        assert_eq!(slice_count(4, 100, 5000), 1);
+        assert_eq!(slice_count(2, 0, 5000), 1);
+        assert_eq!(slice_count(1, 1_000_000, 1), 8);
+    }
+
+    #[test]
+    fn workers_are_between_one_and_the_limit() {
+        assert_eq!(check_workers(1), Ok(1));
+        assert_eq!(check_workers(MAX_WORKERS), Ok(MAX_WORKERS));
+        assert_eq!(check_workers(0), Err(PacingError::Workers(0)));
+        assert_eq!(check_workers(MAX_WORKERS + 1), Err(PacingError::Workers(MAX_WORKERS + 1)));
+    }
 
     #[test]
     fn a_chunk_size_of_zero_or_an_absurd_one_is_refused() {

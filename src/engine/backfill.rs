@@ -10,6 +10,7 @@ pub use begin::{begin, begin_run, carry_out, plan, plan_begin, Beginning, Start}
 pub use chunk::{backfill_chunk, ChunkOutcome};
 pub(super) use chunk::{elapsed_ms, name_session, record_chunk};
 pub use turns::REFUSED_PREFIX;
+pub(super) use turns::{copy_range, jitter, Breaker};
 
 use super::runs::{self, Held};
 use super::{mirror, now_ms, EngineError};
@@ -18,7 +19,7 @@ use crate::domain::environment::Environment;
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
-use turns::{jitter, Turn, Turns};
+use turns::{Turn, Turns};
 
 /// What the loop tells its caller after every chunk and state change.
 pub type Observer<'a> = dyn FnMut(&runs::RunRecord, Option<&ChunkOutcome>) + Send + 'a;
@@ -173,8 +174,25 @@ async fn drive_loop(
         // a third of the lease: two renewals may be missed before it runs out
         renew_every: Duration::from_millis((held.lease_ms / 3).max(50) as u64),
         last_renewal: Instant::now(),
-        recent: std::collections::VecDeque::new(),
+        breaker: turns::Breaker::default(),
+        crew_started: false,
+        crew: Vec::new(),
     };
+    let result = turn_until_the_end(&mut turns, held, observer).await;
+    if result.is_ok() {
+        // ended: the workers leave at their next turn (after an error they see the run failed
+        // only once it is marked so, and the lease or their own turn takes care of them)
+        turns.dismiss_crew().await;
+    }
+    result
+}
+
+async fn turn_until_the_end(
+    turns: &mut Turns<'_>,
+    held: &mut Held,
+    observer: &mut Observer<'_>,
+) -> Result<runs::RunRecord, EngineError> {
+    let writer = turns.writer;
     observer(&held.run, None);
     let mut fault: Option<(Instant, u32)> = None;
     loop {

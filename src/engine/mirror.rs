@@ -28,9 +28,10 @@ async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Re
         "insert into runs (environment, run_id, kind, state, started_by, chunk_size, low_id, high_id,
             checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped,
             self_study_skipped, errors, error, created_at, updated_at, finished_at, requested, pause_ms,
-            lease_owner, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label, hold_since, hold_next_try)
+            lease_owner, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label, hold_since, hold_next_try,
+            workers)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
          on conflict (environment, run_id) do update set
             kind = excluded.kind, state = excluded.state, started_by = excluded.started_by,
             chunk_size = excluded.chunk_size, low_id = excluded.low_id, high_id = excluded.high_id,
@@ -43,7 +44,7 @@ async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Re
             lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at,
             rows_expected = excluded.rows_expected, hold_kind = excluded.hold_kind,
             hold_reason = excluded.hold_reason, hold_label = excluded.hold_label, hold_since = excluded.hold_since,
-            hold_next_try = excluded.hold_next_try
+            hold_next_try = excluded.hold_next_try, workers = excluded.workers
          where runs.updated_at <= excluded.updated_at",
     )
     .bind(env.as_str())
@@ -76,6 +77,7 @@ async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Re
     .bind(run.hold.as_ref().map(|h| h.label.as_str()))
     .bind(run.hold.as_ref().map(|h| h.since_ms))
     .bind(run.hold.as_ref().map(|h| h.next_try_ms))
+    .bind(run.workers)
     .execute(control.pool())
     .await?;
     Ok(())
@@ -89,11 +91,12 @@ async fn insert_chunk(
     run_id: i64,
     chunk: &ChunkOutcome,
     committed_at: i64,
+    worker: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "insert into run_chunks (environment, run_id, chunk_no, from_id, to_id, rows_read, created,
-            skipped, errors, duration_ms, school_created, self_study_created, committed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            skipped, errors, duration_ms, school_created, self_study_created, committed_at, worker)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          on conflict (environment, run_id, chunk_no) do nothing",
     )
     .bind(env.as_str())
@@ -109,6 +112,7 @@ async fn insert_chunk(
     .bind(chunk.school_created)
     .bind(chunk.self_study_created)
     .bind(committed_at)
+    .bind(worker)
     .execute(control.pool())
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -160,8 +164,8 @@ pub async fn reconcile(
         if seen.map_or(0, |&(_, _, chunks)| chunks) >= run.chunks {
             continue;
         }
-        for (chunk, committed_at) in ledger(target, run.id).await? {
-            if insert_chunk(control, env, run.id, &chunk, committed_at).await? {
+        for (chunk, committed_at, worker) in ledger(target, run.id).await? {
+            if insert_chunk(control, env, run.id, &chunk, committed_at, worker.as_deref()).await? {
                 done.chunks += 1;
             }
         }
@@ -169,11 +173,11 @@ pub async fn reconcile(
     Ok(done)
 }
 
-/// A run's ledger in the target, with each chunk's commit time.
-async fn ledger(target: &Database, run_id: i64) -> Result<Vec<(ChunkOutcome, i64)>, EngineError> {
+/// A run's ledger in the target, with each chunk's commit time and worker.
+async fn ledger(target: &Database, run_id: i64) -> Result<Vec<(ChunkOutcome, i64, Option<String>)>, EngineError> {
     let rows = sqlx::query(
         "select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, school_skipped,
-                self_study_skipped, errors, duration_ms, committed_at
+                self_study_skipped, errors, duration_ms, committed_at, worker
          from sti_backfill_chunks where run_id = $1 order by chunk_no",
     )
     .bind(run_id)
@@ -195,6 +199,7 @@ async fn ledger(target: &Database, run_id: i64) -> Result<Vec<(ChunkOutcome, i64
                     duration_ms: row.try_get("duration_ms")?,
                 },
                 row.try_get("committed_at")?,
+                row.try_get("worker")?,
             ))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -218,7 +223,7 @@ pub async fn reconcile_or_log(control: &Database, env: Environment, target: &Dat
 /// What the runner hands the mirror writer.
 enum Update {
     Run(RunRecord),
-    Chunk(RunRecord, ChunkOutcome),
+    Chunk(RunRecord, ChunkOutcome, String),
 }
 
 /// A run's mirror writer: a task that writes what the runner sends, in order, latest state
@@ -245,10 +250,10 @@ impl Writer {
         }
     }
 
-    /// A committed chunk and the run's state after it.
-    pub fn chunk(&self, run: &RunRecord, chunk: &ChunkOutcome) {
+    /// A committed chunk, the worker that committed it, and the run's state after it.
+    pub fn chunk(&self, run: &RunRecord, chunk: &ChunkOutcome, worker: &str) {
         if let Some(sender) = &self.sender {
-            let _ = sender.send(Update::Chunk(run.clone(), *chunk));
+            let _ = sender.send(Update::Chunk(run.clone(), *chunk, worker.to_owned()));
         }
     }
 
@@ -283,8 +288,8 @@ async fn write_all(
         let mut latest = None;
         let mut take = |update| match update {
             Update::Run(run) => latest = Some(run),
-            Update::Chunk(run, chunk) => {
-                chunks.push((run.id, chunk));
+            Update::Chunk(run, chunk, worker) => {
+                chunks.push((run.id, chunk, worker));
                 latest = Some(run);
             }
         };
@@ -295,8 +300,8 @@ async fn write_all(
         let Some(run) = latest else { continue };
         let written = async {
             upsert_run(&control, env, &run).await?;
-            for (run_id, chunk) in &chunks {
-                insert_chunk(&control, env, *run_id, chunk, crate::db::now_ms()).await?;
+            for (run_id, chunk, worker) in &chunks {
+                insert_chunk(&control, env, *run_id, chunk, crate::db::now_ms(), Some(worker)).await?;
             }
             Ok::<_, sqlx::Error>(())
         }

@@ -88,6 +88,7 @@ pub async fn begin(db: &Database, plan: Option<&ReconcilePlan>, start: &Start) -
         rows_expected: Some(plan.ids.len() as i64),
         lease_ms: start.lease_ms,
         ids: Some(plan.ids.clone()),
+        workers: 1,
     };
     backfill::carry_out(db, &backfill::Beginning::New(new), start).await
 }
@@ -141,7 +142,7 @@ pub async fn reconcile_chunk(
             counts[i] = sqlx::query_scalar(sql).bind(held.run.id).fetch_one(&mut *tx).await?;
         }
     }
-    let chunk = ChunkOutcome {
+    let mut chunk = ChunkOutcome {
         chunk_no: held.run.chunks + 1,
         from_id: from,
         to_id: to,
@@ -153,7 +154,7 @@ pub async fn reconcile_chunk(
         errors: counts[2],
         duration_ms: backfill::elapsed_ms(started),
     };
-    record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+    record_chunk(&mut tx, db.dialect(), held, &mut chunk).await?;
     tx.commit().await?;
     Ok(chunk)
 }

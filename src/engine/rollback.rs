@@ -96,7 +96,7 @@ pub async fn rollback_chunk(
         duration_ms: backfill::elapsed_ms(started),
         ..ChunkOutcome::default()
     };
-    backfill::record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+    backfill::record_chunk(&mut tx, db.dialect(), held, &mut chunk).await?;
     tx.commit().await?;
     chunk.duration_ms = backfill::elapsed_ms(started); // through the commit, as a backfill chunk
     Ok(chunk)

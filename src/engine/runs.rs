@@ -47,6 +47,9 @@ pub struct RunRecord {
     pub finished_at: Option<i64>,
     /// A reconcile's ids, sorted (`None` for a backfill or rollback, which walk a key range).
     pub ids: Option<Vec<i64>>,
+    /// How many workers each process that works on the run starts: 1, one loop over the
+    /// range; more, the range is cut into slices they claim (`engine::slices`).
+    pub workers: i64,
     /// Why the runner holds between chunks, while it does (the runner's own knowledge: the
     /// database may not answer; the control database's mirror carries it).
     pub hold: Option<Hold>,
@@ -121,6 +124,7 @@ impl RunRecord {
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
             ids,
+            workers: row.try_get("workers")?,
             hold: None,
         })
     }
@@ -129,7 +133,7 @@ impl RunRecord {
 pub(super) const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
     low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
     school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
-    created_at, updated_at, finished_at, ids";
+    created_at, updated_at, finished_at, ids, workers";
 
 /// The database's clock, in milliseconds since the Unix epoch.
 pub async fn database_now(db: &Database) -> Result<i64, EngineError> {

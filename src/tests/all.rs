@@ -28,3 +28,4 @@ mod support;
 mod target_databases;
 mod torture;
 mod users;
+mod workers;

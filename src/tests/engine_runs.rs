@@ -44,6 +44,7 @@ pub(crate) fn start(chunk: i64, lease_ms: i64) -> Start {
         resume_from: None,
         lease_ms,
         policy: Default::default(),
+        workers: 1,
     }
 }
 

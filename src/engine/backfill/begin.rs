@@ -19,6 +19,8 @@ pub struct Start {
     pub lease_ms: i64,
     /// How the run meets faults and stress (the environment's configured policy).
     pub policy: std::sync::Arc<crate::domain::policy::Policy>,
+    /// Workers per process (1: one loop; more: the range in slices, PostgreSQL only).
+    pub workers: i64,
 }
 
 /// Starts a new backfill run, or takes over the active one whose runner died.
@@ -50,6 +52,7 @@ pub async fn plan_begin(
     start: &Start,
     high: i64,
 ) -> Result<Beginning, EngineError> {
+    crate::engine::workers::check(db.dialect(), kind, start.workers)?;
     if let Some(active) = runs::active(db).await? {
         if active.kind == kind && start.resume_from.is_none() {
             return Ok(Beginning::TakeOver { run_id: active.id });
@@ -81,6 +84,7 @@ pub async fn plan_begin(
         rows_expected: None,
         lease_ms: start.lease_ms,
         ids: None,
+        workers: start.workers,
     }))
 }
 

@@ -58,7 +58,7 @@ pub async fn backfill_chunk(
         errors: counts.errors,
         duration_ms: elapsed_ms(started),
     };
-    record_chunk(&mut tx, db.dialect(), held, &outcome).await?;
+    record_chunk(&mut tx, db.dialect(), held, &mut outcome).await?;
     tx.commit().await?;
     // the ledger row holds the time up to its own write; the caller sizes the next chunk by
     // the time through the commit, where a slow disk or a replica wait shows
@@ -197,22 +197,33 @@ async fn copy_chunk_sqlite(
 
 /// Writes the ledger row and moves the checkpoint, fenced: zero rows updated means another
 /// runner took the run over, or the run was ended under this runner (it is no longer running
-/// in the active slot), and the whole chunk is rolled back. Times are the database's.
+/// in the active slot), and the whole chunk is rolled back. A worker's chunk moves its slice's
+/// checkpoint instead (fenced by the slice's claim, `slices::advance`) and leaves the run's
+/// checkpoint and lease to the run's holder. The chunk's number is the run's count of chunks
+/// as this update leaves it, so workers committing side by side never share one. Times are the
+/// database's.
 pub(in crate::engine) async fn record_chunk(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
     held: &Held,
-    chunk: &ChunkOutcome,
+    chunk: &mut ChunkOutcome,
 ) -> Result<(), EngineError> {
     let now = dialect.now_ms_sql();
-    let moved = sqlx::query(&format!(
+    if let Some(claim) = &held.slice {
+        crate::engine::slices::advance(tx, dialect, claim, chunk.from_id, chunk.to_id, held.lease_ms).await?;
+    }
+    let in_slice = i64::from(held.slice.is_some());
+    let chunk_no: Option<i64> = sqlx::query_scalar(&format!(
         "update sti_backfill_runs
-         set checkpoint = $1, chunks = chunks + 1, rows_read = rows_read + $2,
+         set checkpoint = case when $12 = 1 then checkpoint else $1 end, chunks = chunks + 1,
+             rows_read = rows_read + $2,
              school_created = school_created + $3, self_study_created = self_study_created + $4,
              school_skipped = school_skipped + $5, self_study_skipped = self_study_skipped + $6,
-             errors = errors + $7, lease_expires_at = {now} + $8, updated_at = {now}
-         where id = $9 and fencing_token = $10 and checkpoint = $11
-           and active_slot = 1 and state = 'running'"
+             errors = errors + $7, updated_at = {now},
+             lease_expires_at = case when $12 = 1 then lease_expires_at else {now} + $8 end
+         where id = $9 and fencing_token = $10 and ($12 = 1 or checkpoint = $11)
+           and active_slot = 1 and state = 'running'
+         returning chunks"
     ))
     .bind(chunk.to_id)
     .bind(chunk.rows_read)
@@ -225,15 +236,16 @@ pub(in crate::engine) async fn record_chunk(
     .bind(held.run.id)
     .bind(held.token)
     .bind(chunk.from_id)
-    .execute(&mut **tx)
+    .bind(in_slice)
+    .fetch_optional(&mut **tx)
     .await?;
-    if moved.rows_affected() == 0 {
-        return Err(EngineError::LeaseLost { run_id: held.run.id });
-    }
+    let Some(chunk_no) = chunk_no else { return Err(EngineError::LeaseLost { run_id: held.run.id }) };
+    chunk.chunk_no = chunk_no;
     sqlx::query(&format!(
         "insert into sti_backfill_chunks (run_id, chunk_no, from_id, to_id, rows_read, school_created,
-            self_study_created, school_skipped, self_study_skipped, errors, duration_ms, committed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {now})"
+            self_study_created, school_skipped, self_study_skipped, errors, duration_ms, committed_at,
+            worker, slice_no)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {now}, $12, $13)"
     ))
     .bind(held.run.id)
     .bind(chunk.chunk_no)
@@ -246,6 +258,8 @@ pub(in crate::engine) async fn record_chunk(
     .bind(chunk.self_study_skipped)
     .bind(chunk.errors)
     .bind(chunk.duration_ms)
+    .bind(&held.worker)
+    .bind(held.slice.map(|claim| claim.slice_no))
     .execute(&mut **tx)
     .await?;
     Ok(())

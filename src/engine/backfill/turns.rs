@@ -32,9 +32,11 @@ pub(super) struct Turns<'a> {
     pub(super) operator_chunk: i64,
     pub(super) renew_every: Duration,
     pub(super) last_renewal: Instant,
-    /// Of the last chunks, which mostly failed: more than half their rows refused (the
-    /// breaker's window).
-    pub(super) recent: std::collections::VecDeque<bool>,
+    /// Of the last chunks, which mostly failed (the breaker's window).
+    pub(super) breaker: Breaker,
+    /// A run in slices: whether this process's workers were started, and their tasks.
+    pub(super) crew_started: bool,
+    pub(super) crew: Vec<tokio::task::JoinHandle<Result<crate::engine::workers::Tally, EngineError>>>,
 }
 
 impl Turns<'_> {
@@ -129,6 +131,9 @@ impl Turns<'_> {
             }
             return Ok(Turn::Hold(hold));
         }
+        if held.run.workers > 1 {
+            return self.oversee(held, observer).await;
+        }
         let from = held.run.checkpoint;
         let walked = crate::engine::keys::walked_by(held.run.kind);
         let to = match &held.run.ids {
@@ -162,11 +167,48 @@ impl Turns<'_> {
         Ok(Turn::Next)
     }
 
-    /// Copies `(from, to]` as one chunk; a chunk whose rows the target refuses, again and
-    /// again, is split in halves down to the single row that is refused, which becomes a dead
-    /// letter with the target's error (a rollback chunk is not split: its error fails the run).
-    /// Returns the last committed chunk, the rows read over `(from, to]` and how many of them
-    /// were refused.
+    /// A run in slices: the workers copy, the holder watches. It cuts the range (once), starts
+    /// this process's workers, fails the run when a worker gave up, keeps the run's checkpoint at
+    /// the slices' low-water mark (the run completes at the next turn once all are done) and
+    /// keeps the lease.
+    async fn oversee(&mut self, held: &mut Held, observer: &mut Observer<'_>) -> Result<Turn, EngineError> {
+        use crate::engine::{slices, workers};
+        let db = self.db;
+        if !self.crew_started {
+            slices::cut(db, &held.run).await?;
+            let crew = workers::Crew {
+                target: db.clone(),
+                control: self.control.cloned(),
+                env: self.env,
+                run_id: held.run.id,
+                owner: held.owner.clone(),
+                lease_ms: held.lease_ms,
+                policy: held.policy.clone(),
+            };
+            self.crew = workers::join(&crew, held.run.workers);
+            self.crew_started = true;
+        }
+        if let Some(failed) = slices::standing(db, held.run.id).await?.failed {
+            return Err(EngineError::WorkerFailed(failed));
+        }
+        slices::settle_checkpoint(db, held.run.id, held.token).await?;
+        if self.last_renewal.elapsed() >= self.renew_every {
+            keep_alive(db, self.writer, held).await?;
+            self.last_renewal = Instant::now();
+        }
+        observer(&held.run, None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(Turn::Next)
+    }
+
+    /// Waits a little for this process's workers to leave after the run ended (they see it at
+    /// their next turn), so a CLI run does not exit under them.
+    pub(super) async fn dismiss_crew(&mut self) {
+        for worker in self.crew.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        }
+    }
+
     async fn copy(
         &mut self,
         held: &mut Held,
@@ -174,66 +216,105 @@ impl Turns<'_> {
         to: i64,
         observer: &mut Observer<'_>,
     ) -> Result<(ChunkOutcome, i64, i64), EngineError> {
-        let db = self.db;
-        let walked = crate::engine::keys::walked_by(held.run.kind);
-        let mut ranges = vec![(from, to)];
-        let mut last = None;
-        let (mut rows_read, mut refused) = (0, 0);
-        while let Some((a, b)) = ranges.pop() {
-            let mut tries = 0;
-            let outcome = loop {
-                match (self.step)(db, held, a, b).await {
-                    Ok(chunk) => break Ok(chunk),
-                    Err(error) => match crate::engine::faults::classify(&error) {
-                        crate::engine::faults::Fault::Rows(reason) if held.run.kind == RunKind::Backfill => {
-                            tries += 1;
-                            tracing::warn!(%error, from = a, to = b, tries, "the target refused rows of the chunk");
-                            if tries >= held.policy.retry.split_after {
-                                break Err((error, reason));
-                            }
-                        }
-                        _ => return Err(error),
-                    },
-                }
-            };
-            let chunk = match outcome {
-                Ok(chunk) => chunk,
-                Err((error, reason)) => {
-                    let rows = crate::engine::keys::rows_between(db, held.run.kind, a, b).await?;
-                    if rows > 1 {
-                        let mid = crate::engine::keys::chunk_end(db, walked, a, rows / 2, b).await?;
-                        tracing::info!(from = a, to = b, mid, rows, "splitting the refused chunk in halves");
-                        ranges.push((mid, b));
-                        ranges.push((a, mid));
-                        continue;
-                    }
-                    if rows == 0 {
-                        // nothing to isolate: the error is not the rows'
-                        return Err(error);
-                    }
-                    tracing::warn!(from = a, to = b, %reason, "one row is refused: it becomes a dead letter");
-                    let chunk = refuse_row(db, held, a, b, &reason).await?;
-                    refused += chunk.errors;
-                    chunk
-                }
-            };
-            rows_read += chunk.rows_read;
-            held.refresh(db).await?;
-            // a chunk went through: whatever the run waited for is over
-            held.run.hold = None;
-            self.writer.chunk(&held.run, &chunk);
-            observer(&held.run, Some(&chunk));
-            last = Some(chunk);
-        }
-        last.map(|chunk| (chunk, rows_read, refused))
-            .ok_or_else(|| EngineError::Corrupt(format!("no chunk was committed over ({from}, {to}]")))
+        let writer = self.writer;
+        copy_range(self.db, self.step, held, from, to, &mut |held, chunk| {
+            writer.chunk(&held.run, chunk, &held.worker);
+            observer(&held.run, Some(chunk));
+        })
+        .await
     }
 
-    /// The failure-ratio breaker: fails the run when most of its recent chunks mostly failed —
-    /// more than half of their rows refused: a broken target, not a few poison rows (a chunk of
-    /// 5 000 with one refused row did not fail).
     fn breaker(&mut self, held: &Held, rows: i64, refused: i64) -> Result<(), EngineError> {
-        let retry = &held.policy.retry;
+        self.breaker.note(&held.policy.retry, rows, refused)
+    }
+}
+
+/// Copies `(from, to]` as one chunk; a chunk whose rows the target refuses, again and again, is
+/// split in halves down to the single row that is refused, which becomes a dead letter with the
+/// target's error (a rollback chunk is not split: its error fails the run). Tells `committed`
+/// of every chunk that commits. Returns the last committed chunk, the rows read over `(from,
+/// to]` and how many of them were refused.
+pub(in crate::engine) async fn copy_range(
+    db: &Database,
+    step: Step,
+    held: &mut Held,
+    from: i64,
+    to: i64,
+    committed: &mut (dyn FnMut(&Held, &ChunkOutcome) + Send),
+) -> Result<(ChunkOutcome, i64, i64), EngineError> {
+    let walked = crate::engine::keys::walked_by(held.run.kind);
+    let mut ranges = vec![(from, to)];
+    let mut last = None;
+    let (mut rows_read, mut refused) = (0, 0);
+    while let Some((a, b)) = ranges.pop() {
+        let mut tries = 0;
+        let outcome = loop {
+            match step(db, held, a, b).await {
+                Ok(chunk) => break Ok(chunk),
+                Err(error) => match crate::engine::faults::classify(&error) {
+                    crate::engine::faults::Fault::Rows(reason) if held.run.kind == RunKind::Backfill => {
+                        tries += 1;
+                        tracing::warn!(%error, from = a, to = b, tries, "the target refused rows of the chunk");
+                        if tries >= held.policy.retry.split_after {
+                            break Err((error, reason));
+                        }
+                    }
+                    _ => return Err(error),
+                },
+            }
+        };
+        let chunk = match outcome {
+            Ok(chunk) => chunk,
+            Err((error, reason)) => {
+                let rows = crate::engine::keys::rows_between(db, held.run.kind, a, b).await?;
+                if rows > 1 {
+                    let mid = crate::engine::keys::chunk_end(db, walked, a, rows / 2, b).await?;
+                    tracing::info!(from = a, to = b, mid, rows, "splitting the refused chunk in halves");
+                    ranges.push((mid, b));
+                    ranges.push((a, mid));
+                    continue;
+                }
+                if rows == 0 {
+                    // nothing to isolate: the error is not the rows'
+                    return Err(error);
+                }
+                tracing::warn!(from = a, to = b, %reason, "one row is refused: it becomes a dead letter");
+                let chunk = refuse_row(db, held, a, b, &reason).await?;
+                refused += chunk.errors;
+                chunk
+            }
+        };
+        rows_read += chunk.rows_read;
+        if let Some(claim) = held.slice.as_mut() {
+            // the slice moved: the next range of this worker starts there
+            claim.checkpoint = chunk.to_id;
+        }
+        held.refresh(db).await?;
+        // a chunk went through: whatever the run waited for is over
+        held.run.hold = None;
+        committed(held, &chunk);
+        last = Some(chunk);
+    }
+    last.map(|chunk| (chunk, rows_read, refused))
+        .ok_or_else(|| EngineError::Corrupt(format!("no chunk was committed over ({from}, {to}]")))
+}
+
+/// The failure-ratio breaker: fails the run when most of its recent chunks mostly failed — more
+/// than half of their rows refused: a broken target, not a few poison rows (a chunk of 5 000
+/// with one refused row did not fail).
+#[derive(Default)]
+pub(in crate::engine) struct Breaker {
+    recent: std::collections::VecDeque<bool>,
+}
+
+impl Breaker {
+    /// Notes a copied range: `rows` read, `refused` of them refused.
+    pub(in crate::engine) fn note(
+        &mut self,
+        retry: &crate::domain::policy::Retry,
+        rows: i64,
+        refused: i64,
+    ) -> Result<(), EngineError> {
         let window = retry.breaker_window.max(1) as usize;
         self.recent.push_back(refused > 0 && refused * 2 > rows);
         while self.recent.len() > window {
@@ -267,14 +348,14 @@ async fn refuse_row(
             .await?;
     // deleted since it was refused: nothing to record, the checkpoint moves on
     let Some(id) = id else {
-        let chunk = ChunkOutcome {
+        let mut chunk = ChunkOutcome {
             chunk_no: held.run.chunks + 1,
             from_id: from,
             to_id: to,
             duration_ms: elapsed_ms(started),
             ..ChunkOutcome::default()
         };
-        record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+        record_chunk(&mut tx, db.dialect(), held, &mut chunk).await?;
         tx.commit().await?;
         return Ok(chunk);
     };
@@ -288,7 +369,7 @@ async fn refuse_row(
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    let chunk = ChunkOutcome {
+    let mut chunk = ChunkOutcome {
         chunk_no: held.run.chunks + 1,
         from_id: from,
         to_id: to,
@@ -297,7 +378,7 @@ async fn refuse_row(
         duration_ms: elapsed_ms(started),
         ..ChunkOutcome::default()
     };
-    record_chunk(&mut tx, db.dialect(), held, &chunk).await?;
+    record_chunk(&mut tx, db.dialect(), held, &mut chunk).await?;
     tx.commit().await?;
     Ok(chunk)
 }
@@ -306,7 +387,7 @@ async fn refuse_row(
 pub const REFUSED_PREFIX: &str = "refused: ";
 
 /// A number in `[0, 1)` that differs from runner to runner and try to try.
-pub(super) fn jitter() -> f64 {
+pub(in crate::engine) fn jitter() -> f64 {
     // the operating system's generator, as `db::random_hex` uses it
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     (OsRng.next_u64() >> 11) as f64 / (1_u64 << 53) as f64

@@ -25,6 +25,8 @@ pub struct NewRun {
     pub lease_ms: i64,
     /// A reconcile's ids, sorted.
     pub ids: Option<Vec<i64>>,
+    /// Workers per process (1: no slices; see [`RunRecord::workers`]).
+    pub workers: i64,
 }
 
 /// How the target stores a run's kind: a reconcile is a backfill with its ids (the kind's check
@@ -45,6 +47,10 @@ pub struct Held {
     pub lease_ms: i64,
     /// How the run meets faults and stress.
     pub policy: Arc<Policy>,
+    /// Who commits its chunks, as the ledger records it: the owner, or one of its workers.
+    pub worker: String,
+    /// The slice a worker commits in (`None`: the run's own loop, moving the run's checkpoint).
+    pub slice: Option<crate::engine::slices::Claim>,
 }
 
 /// Creates a running run holding its lease, unless another run is active. Every time in the
@@ -55,8 +61,8 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     let inserted = sqlx::query(&format!(
         "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
             target_chunk_ms, low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner,
-            lease_expires_at, created_at, updated_at, ids)
-         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11)
+            lease_expires_at, created_at, updated_at, ids, workers)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11, $12)
          returning {COLUMNS}"
     ))
     .bind(stored(new.kind))
@@ -70,6 +76,7 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     .bind(new.lease_ms)
     .bind(new.rows_expected)
     .bind(new.ids.as_ref().map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())))
+    .bind(new.workers)
     .fetch_one(db.pool())
     .await;
     let run = match inserted {
@@ -83,6 +90,8 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
         owner: owner.to_owned(),
         lease_ms: new.lease_ms,
         policy: Arc::default(),
+        worker: owner.to_owned(),
+        slice: None,
     })
 }
 
@@ -113,7 +122,15 @@ pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -
     .await?;
     let Some(row) = taken else { return Err(busy(db).await) };
     let run = RunRecord::from_row(&row)?;
-    Ok(Held { token: run.fencing_token, run, owner: owner.to_owned(), lease_ms, policy: Arc::default() })
+    Ok(Held {
+        token: run.fencing_token,
+        run,
+        owner: owner.to_owned(),
+        lease_ms,
+        policy: Arc::default(),
+        worker: owner.to_owned(),
+        slice: None,
+    })
 }
 
 /// The error for "another run is active", naming it and how long its lease has left by the
