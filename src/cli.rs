@@ -13,6 +13,7 @@ mod report;
 mod rollout;
 mod serve;
 mod users;
+mod worker;
 
 use crate::db::seed::SeedError;
 use crate::domain::environment::Environment;
@@ -88,6 +89,9 @@ pub enum Command {
     },
     /// List an environment's backfill and rollback runs, newest first.
     Runs(report::RunsArgs),
+    /// Join the environment's active run in slices with this machine's workers (a backfill
+    /// started with --workers N on PostgreSQL), until no slice is left.
+    Worker(worker::WorkerArgs),
 }
 
 /// What can go wrong in a subcommand, in one sentence each.
@@ -163,6 +167,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Some(Command::Reconcile(args)) => backfill::reconcile(config, args).await,
         Some(Command::Verify(args)) => report::verify(config, args).await,
         Some(Command::Runs(args)) => report::runs(config, args).await,
+        Some(Command::Worker(args)) => worker::run(config, args).await,
         Some(Command::Bench(args)) => bench::bench(args.into()).await,
         Some(Command::Control(args)) => control::run(config, args).await,
         Some(Command::Timeline(args)) => rollout::timeline(config, args).await,

@@ -114,7 +114,8 @@ pub async fn dead_letters(
 }
 
 /// Starts a backfill or a rollback in the background (or takes over the environment's active
-/// run of that kind whose runner died); returns the run's id at once.
+/// run of that kind whose runner died); returns the run's id at once. `workers` (a backfill on
+/// PostgreSQL; absent: 1) is how many workers each console replica puts on it.
 #[server(endpoint = "start_run", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
 pub async fn start_run(
     env: String,
@@ -123,6 +124,7 @@ pub async fn start_run(
     pause_ms: i64,
     confirm: String,
     override_gate: Option<String>,
+    workers: Option<i64>,
 ) -> Result<i64, ServerFnError> {
     use crate::domain::pacing::Pacing;
     use crate::engine::backfill::Start;
@@ -139,7 +141,7 @@ pub async fn start_run(
         resume_from: None,
         lease_ms: crate::engine::runs::DEFAULT_LEASE_MS,
         policy: crate::api::app_state()?.policies[env].clone(),
-        workers: 1,
+        workers: workers.unwrap_or(1),
     };
     let held = crate::engine::operate::begin(&control, &target, kind, &start, override_gate.as_deref())
         .await

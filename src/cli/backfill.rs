@@ -121,7 +121,8 @@ pub async fn backfill(config: &Config, args: BackfillArgs) -> Result<(), CliErro
         .map_err(|e| CliError::Engine { env, source: e.into() })?;
     let (control, target) = open_control_and_target(config, env).await?;
     let resume_from = if restart { Some(0) } else { resume_from };
-    let options = RunOptions { workers, ..run_options(config, env, pacing, resume_from, &common, override_gate) };
+    let options =
+        RunOptions { workers, ..run_options(config, env, pacing, resume_from, &common, override_gate) };
     if dry_run {
         super::dry_run::backfill(&control, &target, options).await
     } else {

@@ -174,7 +174,10 @@ pub async fn reconcile(
 }
 
 /// A run's ledger in the target, with each chunk's commit time and worker.
-async fn ledger(target: &Database, run_id: i64) -> Result<Vec<(ChunkOutcome, i64, Option<String>)>, EngineError> {
+async fn ledger(
+    target: &Database,
+    run_id: i64,
+) -> Result<Vec<(ChunkOutcome, i64, Option<String>)>, EngineError> {
     let rows = sqlx::query(
         "select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, school_skipped,
                 self_study_skipped, errors, duration_ms, committed_at, worker

@@ -88,7 +88,12 @@ pub async fn cut(db: &Database, run: &RunRecord) -> Result<i64, EngineError> {
 
 /// Claims the first open slice nobody holds (or whose claim ran out by the database's clock),
 /// skipping the ones another worker is claiming this instant; `None` when there is none.
-pub async fn claim(db: &Database, run_id: i64, worker: &str, lease_ms: i64) -> Result<Option<Claim>, EngineError> {
+pub async fn claim(
+    db: &Database,
+    run_id: i64,
+    worker: &str,
+    lease_ms: i64,
+) -> Result<Option<Claim>, EngineError> {
     let now = db.dialect().now_ms_sql();
     let lock = match db.dialect() {
         Dialect::Postgres => "for update skip locked",

@@ -156,7 +156,11 @@ impl Worker<'_> {
                     next
                 }
                 Err(EngineError::ClaimLost { slice_no, .. }) => {
-                    tracing::warn!(worker = self.name, slice_no, "the slice's claim ran out and another worker has it");
+                    tracing::warn!(
+                        worker = self.name,
+                        slice_no,
+                        "the slice's claim ran out and another worker has it"
+                    );
                     self.claim = None;
                     Next::Go
                 }

@@ -78,6 +78,8 @@ impl Application {
             d_day: config.d_day,
             http_metrics: Default::default(),
         };
+        // this replica takes over the console's abandoned runs and joins runs in slices
+        super::watch::start(state.control.clone(), state.targets.clone(), state.policies.clone());
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
         let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
         let pkg = std::path::Path::new(&leptos_options.site_root.to_string())

@@ -22,6 +22,7 @@ mod layers;
 mod overview;
 mod projects;
 mod reconcile;
+mod replicas;
 mod security;
 mod seed_command;
 mod support;

@@ -69,7 +69,8 @@ async fn postgres_four_workers_copy_every_row_once_and_the_ledger_names_them() {
     assert!(verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap().ok);
     // the mirror has every chunk and who committed it
     assert_eq!(
-        count(&f.control, "select count(*) from run_chunks where environment = 'dev' and worker is not null").await,
+        count(&f.control, "select count(*) from run_chunks where environment = 'dev' and worker is not null")
+            .await,
         run.chunks
     );
 }
@@ -82,7 +83,11 @@ async fn postgres_a_worker_whose_claim_was_taken_commits_nothing() {
     let first = slices::claim(&f.target, held.run.id, "stale#1", 50).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
     let second = slices::claim(&f.target, held.run.id, "fresh#1", 30_000).await.unwrap().unwrap();
-    assert_eq!((second.slice_no, second.token), (first.slice_no, first.token + 1), "the expired claim is taken");
+    assert_eq!(
+        (second.slice_no, second.token),
+        (first.slice_no, first.token + 1),
+        "the expired claim is taken"
+    );
 
     let stale = Held { slice: Some(first), worker: "stale#1".into(), ..held.clone() };
     let refused = backfill::backfill_chunk(&f.target, &stale, first.checkpoint, first.checkpoint + 100)
@@ -115,9 +120,17 @@ async fn postgres_pause_and_cancel_reach_every_worker() {
     assert_eq!(runs::get(&f.target, run_id).await.unwrap().state, RunState::Paused);
     let before = count(&f.target, "select count(*) from sti_backfill_chunks").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(count(&f.target, "select count(*) from sti_backfill_chunks").await, before, "paused: no worker commits");
     assert_eq!(
-        count(&f.target, "select count(*) from sti_backfill_slices where claimed_by is not null and done = 0").await,
+        count(&f.target, "select count(*) from sti_backfill_chunks").await,
+        before,
+        "paused: no worker commits"
+    );
+    assert_eq!(
+        count(
+            &f.target,
+            "select count(*) from sti_backfill_slices where claimed_by is not null and done = 0"
+        )
+        .await,
         0,
         "paused workers give their slices back"
     );
@@ -127,7 +140,11 @@ async fn postgres_pause_and_cancel_reach_every_worker() {
     assert!(ended.rows_read > 0 && ended.rows_read < 30_000, "{}", ended.rows_read);
     let after = count(&f.target, "select count(*) from sti_backfill_chunks").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&f.target, "select count(*) from sti_backfill_chunks").await, after, "cancelled: no worker commits");
+    assert_eq!(
+        count(&f.target, "select count(*) from sti_backfill_chunks").await,
+        after,
+        "cancelled: no worker commits"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use crate::domain::access::Role;
 use crate::domain::environment::Environment;
 use crate::domain::format::format_count;
 use crate::domain::live::{LiveView, RunView, Stopped};
-use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MIN_CHUNK};
+use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MAX_WORKERS, MIN_CHUNK};
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::flash::{report, report_failure, Flash};
@@ -39,16 +39,18 @@ pub(super) fn RunControls(
 ) -> impl IntoView {
     let chunk = RwSignal::new(DEFAULT_CHUNK.to_string());
     let pause = RwSignal::new("0".to_owned());
+    let workers = RwSignal::new("1".to_owned());
     let confirming: RwSignal<Option<Pending>> = RwSignal::new(None);
     let reason = RwSignal::new(String::new());
     let override_reason = RwSignal::new(String::new());
     let number = |s: RwSignal<String>| s.get_untracked().trim().parse::<i64>().unwrap_or(-1);
 
-    let start =
-        Action::new(move |(kind, chunk, pause, confirm, over): &(RunKind, i64, i64, String, String)| {
+    let start = Action::new(
+        move |(kind, chunk, pause, confirm, over, workers): &(RunKind, i64, i64, String, String, i64)| {
             let over = Some(over.clone()).filter(|o| !o.trim().is_empty());
-            start_run(env.to_string(), *kind, *chunk, *pause, confirm.clone(), over)
-        });
+            start_run(env.to_string(), *kind, *chunk, *pause, confirm.clone(), over, Some(*workers))
+        },
+    );
     let dry = Action::new(move |chunk: &i64| dry_run(env.to_string(), *chunk));
     let plan = Action::new(move |_: &()| plan_rollback(env.to_string()));
     let request = Action::new(move |(run, req): &(i64, RunRequest)| control_run(env.to_string(), *run, *req));
@@ -72,7 +74,16 @@ pub(super) fn RunControls(
     let confirm = move |typed: String| {
         match confirming.get_untracked() {
             Some(Pending::Start(kind)) => {
-                start.dispatch((kind, number(chunk), number(pause), typed, override_reason.get_untracked()));
+                // a reconcile runs as one loop
+                let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
+                start.dispatch((
+                    kind,
+                    number(chunk),
+                    number(pause),
+                    typed,
+                    override_reason.get_untracked(),
+                    workers,
+                ));
             }
             Some(Pending::Stop) => {
                 stop.dispatch((typed, reason.get_untracked()));
@@ -105,6 +116,7 @@ pub(super) fn RunControls(
                     <div class="control-row">
                         <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="chunk" prop:value=chunk on:input=move |e| chunk.set(event_target_value(&e))/></label>
                         <label>"Pause between chunks (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pause" prop:value=pause on:input=move |e| pause.set(event_target_value(&e))/></label>
+                        <label title="Parallel workers on each console replica (PostgreSQL targets)">"Workers"<input type="number" min="1" max=MAX_WORKERS data-testid="workers" prop:value=workers on:input=move |e| workers.set(event_target_value(&e))/></label>
                         <button class="button" data-testid="dry-run" disabled=busy on:click=move |_| { dry.dispatch(number(chunk)); }>
                             {move || if dry.pending().get() { "Dry-running…" } else { "Dry-run" }}
                         </button>

@@ -1,0 +1,100 @@
+//! What every console replica does in the background for each environment (PRODUCT §7): it
+//! takes over a run started from the console whose runner died — once its lease expired by the
+//! target's clock, or at once when the runner was a process of this host that is gone — and
+//! drives it from its checkpoint, and it joins a run in slices with its own workers. Replicas
+//! share nothing but the databases: two that see the same expired lease race on one fenced
+//! update in the target, and one wins.
+
+use crate::db::overview::Targets;
+use crate::db::Database;
+use crate::domain::environment::{Environment, PerEnv};
+use crate::domain::policy::Policy;
+use crate::domain::run::RunState;
+use crate::engine::backfill::Start;
+use crate::engine::{operate, runs, workers, EngineError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a replica looks at each environment's active run.
+pub const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Who takes a run over, as the audit log and the run's history name it.
+pub fn actor() -> String {
+    format!("replica:{}", crate::engine::runner_name())
+}
+
+/// Starts the watch on a background task of this process.
+pub fn start(control: Database, targets: Targets, policies: Arc<PerEnv<Arc<Policy>>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for env in Environment::ALL {
+                if let Err(error) = look(&control, targets.get(env), env, &policies[env]).await {
+                    tracing::debug!(environment = %env, %error, "the replica watch cannot read the environment's run");
+                }
+            }
+        }
+    });
+}
+
+/// One look at `env`'s active run.
+async fn look(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    policy: &Arc<Policy>,
+) -> Result<(), EngineError> {
+    let Some(run) = runs::active(target).await? else { return Ok(()) };
+    if run.workers > 1 && run.state == RunState::Running {
+        let crew = workers::Crew {
+            target: target.clone(),
+            control: Some(control.clone()),
+            env,
+            run_id: run.id,
+            owner: crate::engine::runner_name(),
+            lease_ms: runs::DEFAULT_LEASE_MS,
+            policy: policy.clone(),
+        };
+        if !workers::join(&crew, run.workers).is_empty() {
+            tracing::info!(environment = %env, run_id = run.id, workers = run.workers, "this replica joins the run with its workers");
+        }
+    }
+    if !abandoned(target, &run).await? || !run.started_by.starts_with("user:") {
+        // a live runner's; or a run the CLI started, which its own next command takes over
+        return Ok(());
+    }
+    let start = Start {
+        env,
+        started_by: actor(),
+        pacing: run.pacing,
+        resume_from: None,
+        lease_ms: runs::DEFAULT_LEASE_MS,
+        policy: policy.clone(),
+        workers: run.workers,
+    };
+    match operate::begin(control, target, run.kind, &start, None).await {
+        Ok(held) => {
+            tracing::warn!(environment = %env, run_id = held.run.id, previous = ?run.lease_owner,
+                "the run's runner is gone: this replica took the run over and goes on from its checkpoint");
+            crate::engine::jobs::spawn(control.clone(), target.clone(), env, held);
+        }
+        // another replica was quicker
+        Err(EngineError::Busy { .. }) => {}
+        Err(error) => {
+            tracing::warn!(environment = %env, run_id = run.id, %error, "cannot take the abandoned run over")
+        }
+    }
+    Ok(())
+}
+
+/// Whether the run's runner is gone: its lease expired by the target's clock, or it was a process
+/// of this host that no longer exists.
+async fn abandoned(target: &Database, run: &runs::RunRecord) -> Result<bool, EngineError> {
+    if run.lease_owner.as_deref().is_some_and(crate::engine::runner_is_gone) {
+        return Ok(true);
+    }
+    let now = runs::database_now(target).await?;
+    Ok(run.lease_expires_at.is_none_or(|expires| expires < now))
+}
