@@ -6,6 +6,7 @@
 pub mod backfill;
 pub mod capture;
 pub mod dead_letters;
+pub mod deferred;
 pub mod dry_run;
 pub mod faults;
 pub mod jobs;
@@ -75,7 +76,7 @@ pub enum EngineError {
     )]
     ClaimLost { run_id: i64, slice_no: i64 },
     #[error("{0}")]
-    Workers(String),
+    NotSupported(String),
     #[error("a worker of the run gave up: {0}")]
     WorkerFailed(String),
     #[error("{0}")]
@@ -105,9 +106,10 @@ impl EngineError {
     /// variant must be placed here).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Pacing(_) | Self::NegativeResume(_) | Self::ResumeBeyondEnd { .. } | Self::Workers(_) => {
-                ErrorKind::BadInput
-            }
+            Self::Pacing(_)
+            | Self::NegativeResume(_)
+            | Self::ResumeBeyondEnd { .. }
+            | Self::NotSupported(_) => ErrorKind::BadInput,
             Self::NoSuchRun(_) => ErrorKind::NotFound,
             Self::Busy { .. }
             | Self::LeaseLost { .. }

@@ -142,6 +142,7 @@ pub async fn start_run(
         lease_ms: crate::engine::runs::DEFAULT_LEASE_MS,
         policy: crate::api::app_state()?.policies[env].clone(),
         workers: workers.unwrap_or(1),
+        defer_fks: false,
     };
     let held = crate::engine::operate::begin(&control, &target, kind, &start, override_gate.as_deref())
         .await

@@ -239,6 +239,7 @@ fn start(chunk: i64) -> Result<Start, EngineError> {
         lease_ms: 60_000,
         policy: Default::default(),
         workers: 1,
+        defer_fks: false,
     })
 }
 

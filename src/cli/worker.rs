@@ -33,11 +33,13 @@ pub async fn run(config: &Config, WorkerArgs { env, workers, wait }: WorkerArgs)
     let run = loop {
         match runs::active(&target).await.map_err(fail)? {
             Some(run) if run.workers > 1 && run.state == RunState::Running => break run,
-            Some(run) if run.workers == 1 && !wait => return Err(fail(EngineError::Workers(format!(
+            Some(run) if run.workers == 1 && !wait => {
+                return Err(fail(EngineError::NotSupported(format!(
                 "run #{} runs as one loop (it was started with 1 worker); start a backfill with --workers N \
                      to spread it over machines",
                 run.id
-            )))),
+            ))))
+            }
             None if !wait => return Err(CliError::NoActiveRun { env }),
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }

@@ -89,6 +89,14 @@ async fn drive_in_span(
             Err(error)
         }
     };
+    let lost = matches!(result, Err(EngineError::LeaseLost { .. }));
+    if held.run.defer_fks && held.run.state != RunState::Completed && !lost {
+        // ended otherwise: the keys come back not valid at once, so new rows are
+        // checked again; the next backfill to complete validates them
+        if let Err(error) = super::deferred::restore(db, &held).await {
+            tracing::error!(%error, "cannot add the subtype tables' foreign keys back; the next run does");
+        }
+    }
     writer.finish(MIRROR_FLUSH, env).await;
     result
 }
@@ -193,6 +201,9 @@ async fn turn_until_the_end(
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
     let writer = turns.writer;
+    if held.run.defer_fks {
+        super::deferred::prepare(turns.db, held).await?;
+    }
     observer(&held.run, None);
     let mut fault: Option<(Instant, u32)> = None;
     loop {

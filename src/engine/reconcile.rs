@@ -89,6 +89,7 @@ pub async fn begin(db: &Database, plan: Option<&ReconcilePlan>, start: &Start) -
         lease_ms: start.lease_ms,
         ids: Some(plan.ids.clone()),
         workers: 1,
+        defer_fks: false,
     };
     backfill::carry_out(db, &backfill::Beginning::New(new), start).await
 }

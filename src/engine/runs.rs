@@ -50,6 +50,11 @@ pub struct RunRecord {
     /// How many workers each process that works on the run starts: 1, one loop over the
     /// range; more, the range is cut into slices they claim (`engine::slices`).
     pub workers: i64,
+    /// Deferred validation (PostgreSQL): the subtype tables' foreign keys are dropped for the
+    /// copy and added back, validated once, when it completes (`engine::deferred`).
+    pub defer_fks: bool,
+    /// How long adding them back and validating them took, once done.
+    pub fk_validation_ms: Option<i64>,
     /// Why the runner holds between chunks, while it does (the runner's own knowledge: the
     /// database may not answer; the control database's mirror carries it).
     pub hold: Option<Hold>,
@@ -125,6 +130,8 @@ impl RunRecord {
             finished_at: row.try_get("finished_at")?,
             ids,
             workers: row.try_get("workers")?,
+            defer_fks: row.try_get::<i64, _>("defer_fks")? == 1,
+            fk_validation_ms: row.try_get("fk_validation_ms")?,
             hold: None,
         })
     }
@@ -133,7 +140,7 @@ impl RunRecord {
 pub(super) const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
     low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
     school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
-    created_at, updated_at, finished_at, ids, workers";
+    created_at, updated_at, finished_at, ids, workers, defer_fks, fk_validation_ms";
 
 /// The database's clock, in milliseconds since the Unix epoch.
 pub async fn database_now(db: &Database) -> Result<i64, EngineError> {

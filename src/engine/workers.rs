@@ -26,13 +26,13 @@ pub fn check(dialect: Dialect, kind: RunKind, workers: i64) -> Result<(), Engine
         return Ok(());
     }
     if dialect == Dialect::Sqlite {
-        return Err(EngineError::Workers(format!(
+        return Err(EngineError::NotSupported(format!(
             "{workers} workers need a PostgreSQL target: SQLite has one writer, so a second worker would only \
              wait for the first; run with 1 worker"
         )));
     }
     if kind != RunKind::Backfill {
-        return Err(EngineError::Workers(format!(
+        return Err(EngineError::NotSupported(format!(
             "a {} runs as one loop; parallel workers spread a backfill",
             kind.as_str()
         )));

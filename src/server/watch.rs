@@ -73,6 +73,7 @@ async fn look(
         lease_ms: runs::DEFAULT_LEASE_MS,
         policy: policy.clone(),
         workers: run.workers,
+        defer_fks: run.defer_fks,
     };
     match operate::begin(control, target, run.kind, &start, None).await {
         Ok(held) => {

@@ -45,6 +45,7 @@ pub(crate) fn start(chunk: i64, lease_ms: i64) -> Start {
         lease_ms,
         policy: Default::default(),
         workers: 1,
+        defer_fks: false,
     }
 }
 

@@ -151,7 +151,107 @@ async fn postgres_pause_and_cancel_reach_every_worker() {
 async fn sqlite_refuses_more_than_one_worker_with_a_sentence() {
     let f = fixture(Backend::Sqlite, 100).await;
     let refused = backfill::begin(&f.target, &with_workers(100, 2)).await.unwrap_err();
-    assert!(matches!(refused, EngineError::Workers(_)), "{refused}");
+    assert!(matches!(refused, EngineError::NotSupported(_)), "{refused}");
     assert!(refused.to_string().contains("need a PostgreSQL target"), "{refused}");
     assert_eq!(count(&f.target, "select count(*) from sti_backfill_runs").await, 0);
+}
+
+/// The subtype tables' foreign keys to projects: (table, validated).
+async fn keys(target: &sti_rollout::db::Database) -> Vec<(String, bool)> {
+    sqlx::query(
+        "select cast(t.relname as text) as tbl, c.convalidated as valid from pg_constraint c
+         join pg_class t on t.oid = c.conrelid join pg_class r on r.oid = c.confrelid
+         where c.contype = 'f' and r.relname = 'projects' order by 1",
+    )
+    .fetch_all(target.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.get("tbl"), r.get("valid")))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_deferred_validation_drops_the_keys_for_the_copy_and_validates_them_after() {
+    let f = fixture(Backend::Postgres, 6_000).await;
+    let both_valid = vec![("school_projects".to_owned(), true), ("self_study_projects".to_owned(), true)];
+    assert_eq!(keys(&f.target).await, both_valid);
+    let mut deferred = backfill::Start { defer_fks: true, ..with_workers(500, 2) };
+    // slow enough that the application's delete lands while the copy goes on
+    deferred.pacing.pause_ms = 60;
+    let held = backfill::begin(&f.target, &deferred).await.unwrap();
+    let (target, mut deleted, mut during) = (f.target.clone(), false, None);
+    let run = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |run, _| {
+        if run.rows_read > 0 && !deleted {
+            deleted = true;
+            let target = target.clone();
+            // the application deletes a copied project while the keys are away, and a start
+            // meanwhile accepts the target without them
+            during = Some(tokio::spawn(async move {
+                let copied: i64 = sqlx::query_scalar("select min(project_id) from school_projects")
+                    .fetch_one(target.pool())
+                    .await
+                    .unwrap();
+                sqlx::query("delete from projects where id = $1")
+                    .bind(copied)
+                    .execute(target.pool())
+                    .await
+                    .unwrap();
+                (keys(&target).await, sti_rollout::db::target_schema::check(&target).await.unwrap())
+            }));
+        }
+    })
+    .await
+    .unwrap();
+    let (keys_during, differences) = during.unwrap().await.unwrap();
+    assert_eq!(keys_during, vec![], "no keys while copying");
+    assert_eq!(differences, vec![], "the schema check accepts keys a run dropped");
+
+    assert_eq!(run.state, RunState::Completed, "{:?}", run.error);
+    assert!(run.fk_validation_ms.is_some_and(|ms| ms >= 0));
+    assert_eq!(keys(&f.target).await, both_valid, "back and validated");
+    assert_eq!(
+        count(&f.target, "select count(*) from school_projects s where not exists (select 1 from projects p where p.id = s.project_id)")
+            .await,
+        0,
+        "the row whose project was deleted went, as the cascade would have taken it"
+    );
+    assert!(verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancelled_deferred_run_puts_the_keys_back_not_valid_and_the_next_validates() {
+    let f = fixture(Backend::Postgres, 3_000).await;
+    let mut deferred = backfill::Start { defer_fks: true, ..start(100, 30_000) };
+    deferred.pacing.pause_ms = 20;
+    let held = backfill::begin(&f.target, &deferred).await.unwrap();
+    let run_id = held.run.id;
+    let target = f.target.clone();
+    let run = backfill::run(&f.target, None, DEV, held, &mut |run, chunk| {
+        if chunk.is_some() && run.chunks == 3 {
+            let target = target.clone();
+            tokio::spawn(async move { runs::request(&target, run_id, RunRequest::Cancel).await.unwrap() });
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.state, RunState::Cancelled);
+    assert_eq!(
+        keys(&f.target).await,
+        vec![("school_projects".to_owned(), false), ("self_study_projects".to_owned(), false)],
+        "back at once, not valid yet"
+    );
+    let next = crate::engine_runs::run_backfill(&f, 1000).await;
+    assert_eq!(next.state, RunState::Completed);
+    assert!(next.fk_validation_ms.is_some(), "the next backfill validated them");
+    assert!(keys(&f.target).await.iter().all(|(_, valid)| *valid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_deferred_validation_with_a_sentence() {
+    let f = fixture(Backend::Sqlite, 100).await;
+    let refused = backfill::begin(&f.target, &backfill::Start { defer_fks: true, ..start(100, 30_000) })
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("needs a PostgreSQL target"), "{refused}");
 }

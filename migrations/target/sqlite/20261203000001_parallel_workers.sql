@@ -26,3 +26,13 @@ create table if not exists sti_backfill_slices (
     error text,
     primary key (run_id, slice_no)
 );
+
+-- deferred validation (PostgreSQL, opt-in): defer_fks = 1 drops the subtype tables' foreign keys
+-- to projects for the copy (dropped_fks: what was dropped, a JSON list of [table, name,
+-- definition]) and adds them back after it, validated once (fk_validation_ms); fk_restored_at
+-- is when they were back. While a run has dropped them and they are not back, the schema check
+-- accepts them missing.
+alter table sti_backfill_runs add column defer_fks integer not null default 0;
+alter table sti_backfill_runs add column dropped_fks text;
+alter table sti_backfill_runs add column fk_restored_at integer;
+alter table sti_backfill_runs add column fk_validation_ms integer;

@@ -21,6 +21,8 @@ pub struct Start {
     pub policy: std::sync::Arc<crate::domain::policy::Policy>,
     /// Workers per process (1: one loop; more: the range in slices, PostgreSQL only).
     pub workers: i64,
+    /// Deferred validation of the subtype tables' foreign keys (a backfill on PostgreSQL).
+    pub defer_fks: bool,
 }
 
 /// Starts a new backfill run, or takes over the active one whose runner died.
@@ -53,6 +55,9 @@ pub async fn plan_begin(
     high: i64,
 ) -> Result<Beginning, EngineError> {
     crate::engine::workers::check(db.dialect(), kind, start.workers)?;
+    if start.defer_fks {
+        crate::engine::deferred::check(db.dialect(), kind)?;
+    }
     if let Some(active) = runs::active(db).await? {
         if active.kind == kind && start.resume_from.is_none() {
             return Ok(Beginning::TakeOver { run_id: active.id });
@@ -85,6 +90,7 @@ pub async fn plan_begin(
         lease_ms: start.lease_ms,
         ids: None,
         workers: start.workers,
+        defer_fks: start.defer_fks,
     }))
 }
 

@@ -109,6 +109,12 @@ impl Turns<'_> {
             return Ok(Turn::Next);
         }
         if held.run.checkpoint >= held.run.high_id {
+            if held.run.kind == RunKind::Backfill
+                && (held.run.defer_fks || crate::engine::deferred::pending(db).await?)
+            {
+                // the copy is done: the keys come back, validated once, before it is complete
+                held.run.fk_validation_ms = Some(crate::engine::deferred::validate(db, held).await?);
+            }
             held.transition(db, RunState::Completed, None).await?;
             writer.run(&held.run);
             observer(&held.run, None);

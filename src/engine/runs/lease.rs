@@ -27,6 +27,8 @@ pub struct NewRun {
     pub ids: Option<Vec<i64>>,
     /// Workers per process (1: no slices; see [`RunRecord::workers`]).
     pub workers: i64,
+    /// Deferred validation (see [`RunRecord::defer_fks`]).
+    pub defer_fks: bool,
 }
 
 /// How the target stores a run's kind: a reconcile is a backfill with its ids (the kind's check
@@ -61,8 +63,8 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     let inserted = sqlx::query(&format!(
         "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
             target_chunk_ms, low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner,
-            lease_expires_at, created_at, updated_at, ids, workers)
-         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11, $12)
+            lease_expires_at, created_at, updated_at, ids, workers, defer_fks)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11, $12, $13)
          returning {COLUMNS}"
     ))
     .bind(stored(new.kind))
@@ -77,6 +79,7 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     .bind(new.rows_expected)
     .bind(new.ids.as_ref().map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())))
     .bind(new.workers)
+    .bind(i64::from(new.defer_fks))
     .fetch_one(db.pool())
     .await;
     let run = match inserted {
