@@ -4,6 +4,7 @@
 mod api_keys;
 mod backfill;
 mod bench;
+mod bench_scale;
 mod checklist;
 mod control;
 mod dry_run;

@@ -348,6 +348,8 @@ pub(super) fn summary(run: &RunRecord, started: Instant, json: bool, created: &s
                 "high_id": run.high_id,
                 "checkpoint": run.checkpoint,
                 "duration_seconds": seconds,
+                "workers": run.workers,
+                "fk_validation_seconds": run.fk_validation_ms.map(|ms| ms as f64 / 1000.0),
             })
         );
     } else {
@@ -364,5 +366,11 @@ pub(super) fn summary(run: &RunRecord, started: Instant, json: bool, created: &s
             run.chunks,
             seconds
         );
+        if let Some(ms) = run.fk_validation_ms {
+            println!(
+                "  the foreign keys were added back and validated in {:.1} s (part of the time above)",
+                ms as f64 / 1000.0
+            );
+        }
     }
 }

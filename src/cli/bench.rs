@@ -41,12 +41,21 @@ pub struct BenchArgs {
     /// Single-row updates timed per round with the change capture off and on (0: none).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     writes: i64,
+    /// Instead of the usual methods, time the engine with these numbers of parallel workers
+    /// (PostgreSQL), each against A in the same round: `--workers 1,2,4`.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..=crate::domain::pacing::MAX_WORKERS))]
+    workers: Vec<i64>,
+    /// With --workers: each number of workers also with deferred validation of the foreign keys.
+    #[arg(long, requires = "workers")]
+    deferred: bool,
 }
 
 impl From<BenchArgs> for BenchOptions {
-    fn from(BenchArgs { rows, rounds, chunk, postgres, offset_samples, writes }: BenchArgs) -> Self {
+    fn from(
+        BenchArgs { rows, rounds, chunk, postgres, offset_samples, writes, workers, deferred }: BenchArgs,
+    ) -> Self {
         let rounds = usize::try_from(rounds).unwrap_or(1);
-        Self { postgres_url: postgres, rows, rounds, chunk, offset_samples, writes }
+        Self { postgres_url: postgres, rows, rounds, chunk, offset_samples, writes, workers, deferred }
     }
 }
 
@@ -58,6 +67,10 @@ pub struct BenchOptions {
     pub offset_samples: i64,
     /// Single-row updates timed per round with the change capture off and on.
     pub writes: i64,
+    /// The scale benchmark's numbers of workers (empty: the usual methods).
+    pub workers: Vec<i64>,
+    /// The scale benchmark also with deferred validation.
+    pub deferred: bool,
 }
 
 const METHODS: [&str; 8] = ["A", "A_oc", "B", "Bc", "E", "D", "R", "C"];
@@ -86,7 +99,12 @@ pub async fn bench(options: BenchOptions) -> Result<(), CliError> {
         None => (DatabaseUrl::sqlite_file(&scratch.join("bench.db")), None),
     };
     let db = Database::open(&url, Schema::Target).await.map_err(|e| fail(e.into()))?;
-    let result = measure(&db, &options).await.map_err(fail);
+    let result = if options.workers.is_empty() {
+        measure(&db, &options).await
+    } else {
+        super::bench_scale::measure(&db, &options).await
+    }
+    .map_err(fail);
     db.close().await;
     if let Some((admin, name)) = admin {
         let _ = sqlx::query(&format!("drop database if exists {name}")).execute(admin.pool()).await;
@@ -95,7 +113,8 @@ pub async fn bench(options: BenchOptions) -> Result<(), CliError> {
     result
 }
 
-async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineError> {
+/// Generates the legacy rows and says so; the engine's name.
+pub(super) async fn generate(db: &Database, options: &BenchOptions) -> Result<&'static str, EngineError> {
     let engine = match db.dialect() {
         Dialect::Sqlite => "SQLite",
         Dialect::Postgres => "PostgreSQL",
@@ -114,6 +133,11 @@ async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineErro
         options.chunk,
         options.rounds
     );
+    Ok(engine)
+}
+
+async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineError> {
+    let engine = generate(db, options).await?;
     println!("{:>5} {}", "round", METHODS.map(|m| format!("{m:>8}")).join(""));
     let mut seconds: Vec<[f64; 8]> = Vec::new();
     let mut writes: Vec<(f64, f64)> = Vec::new();
@@ -208,14 +232,16 @@ async fn update_rate(db: &Database, n: i64, seed: u64) -> Result<f64, EngineErro
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn timed(work: impl std::future::Future<Output = Result<(), EngineError>>) -> Result<f64, EngineError> {
+pub(super) async fn timed(
+    work: impl std::future::Future<Output = Result<(), EngineError>>,
+) -> Result<f64, EngineError> {
     let started = Instant::now();
     work.await?;
     Ok(started.elapsed().as_secs_f64())
 }
 
 /// A: every row in one transaction, one statement per subtype table, the same identification.
-async fn single_statement(db: &Database, on_conflict: bool) -> Result<(), EngineError> {
+pub(super) async fn single_statement(db: &Database, on_conflict: bool) -> Result<(), EngineError> {
     let rows = classified();
     let high: i64 = sqlx::query_scalar("select max(id) from projects").fetch_one(db.pool()).await?;
     let mut tx = db.begin_write().await?;
@@ -230,7 +256,7 @@ async fn single_statement(db: &Database, on_conflict: bool) -> Result<(), Engine
     Ok(())
 }
 
-fn start(chunk: i64) -> Result<Start, EngineError> {
+pub(super) fn start(chunk: i64) -> Result<Start, EngineError> {
     Ok(Start {
         env: Environment::Dev,
         started_by: "bench".into(),
@@ -291,12 +317,13 @@ async fn offset_paging(db: &Database, rows: i64, samples: i64) -> Result<f64, En
 }
 
 /// Empties the subtype tables and the bookkeeping, and lets the database settle.
-async fn reset(db: &Database) -> Result<(), EngineError> {
+pub(super) async fn reset(db: &Database) -> Result<(), EngineError> {
     for table in [
         "school_projects",
         "self_study_projects",
         "sti_backfill_dead_letters",
         "sti_backfill_chunks",
+        "sti_backfill_slices",
         "sti_backfill_runs",
     ] {
         sqlx::query(&format!("delete from {table}")).execute(db.pool()).await?;
@@ -325,7 +352,7 @@ async fn settle(db: &Database) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {
@@ -339,7 +366,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib() -> u64 {
+pub(super) fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

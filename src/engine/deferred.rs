@@ -152,31 +152,32 @@ pub async fn restore(db: &Database, held: &Held) -> Result<Vec<Key>, EngineError
     Ok(keys)
 }
 
-/// The validation step of a completed copy: adds the keys back, removes the rows whose legacy row
-/// was deleted meanwhile (the cascade's work), validates each key (one scan, without blocking the
-/// application's writes) and records how long it all took. A row that still fails fails the run,
+/// The validation step of a completed copy: adds the keys back and validates each (one scan,
+/// without blocking the application's writes); when a key finds rows whose legacy row was deleted
+/// meanwhile, removes them (the cascade's work) and validates again; records how long it all took. A row that still fails fails the run,
 /// and the keys stay in place `not valid` for the next run to validate.
 pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
     let started = Instant::now();
     let keys = restore(db, held).await?;
-    let mut orphans = 0;
-    for table in ["school_projects", "self_study_projects"] {
-        if keys.iter().any(|k| k[0] == table) {
-            orphans += sqlx::query(&format!(
-                "delete from {table} s where not exists (select 1 from projects p where p.id = s.project_id)"
-            ))
-            .execute(db.pool())
-            .await?
-            .rows_affected();
-        }
-    }
-    if orphans > 0 {
-        tracing::warn!(run_id = held.run.id, orphans, "subtype rows whose legacy row was deleted during the copy were removed, as the cascade would have");
-    }
     for [table, name, _] in &keys {
-        sqlx::query(&format!("alter table {} validate constraint {}", quoted(table), quoted(name)))
-            .execute(db.pool())
-            .await?;
+        let validate = format!("alter table {} validate constraint {}", quoted(table), quoted(name));
+        match sqlx::query(&validate).execute(db.pool()).await {
+            Ok(_) => continue,
+            // 23503: a row without its project; any other error is the run's
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => {}
+            Err(e) => return Err(e.into()),
+        }
+        // only then the second scan: rows whose project the application deleted while the key was
+        // away, which the cascade would have removed
+        let orphans = sqlx::query(&format!(
+            "delete from {} s where not exists (select 1 from projects p where p.id = s.project_id)",
+            quoted(table)
+        ))
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+        tracing::warn!(run_id = held.run.id, table = %table, orphans, "subtype rows whose legacy row was deleted during the copy were removed, as the cascade would have");
+        sqlx::query(&validate).execute(db.pool()).await?;
     }
     let ms = super::backfill::elapsed_ms(started);
     let now = db.dialect().now_ms_sql();

@@ -1,5 +1,6 @@
 //! Startup: check the data folder, bind, open every database (migrating the console's own), seed demo data once,
-//! and build the router. Binding comes first so a busy port fails before any slow work.
+//! and build the router. Both checks come before any slow work: a folder that cannot be written
+//! or a busy port fails at once.
 
 use super::config::Config;
 use super::render::RenderPool;
@@ -53,6 +54,9 @@ pub struct Application {
 impl Application {
     /// Prepares everything `serve` needs. Port 0 picks a free port; [`Application::port`] tells which.
     pub async fn build(config: &Config, addr: SocketAddr) -> Result<Self, StartupError> {
+        if config.uses_data_dir() {
+            prepare_data_dir(&config.data_dir)?;
+        }
         let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
         let (control, targets) = open_databases(config).await?;
@@ -155,10 +159,13 @@ pub fn page_routes() -> Vec<AxumRouteListing> {
 }
 
 /// Opens and migrates the control database (creating the data folder first when a database
-/// lives there), without touching any target: what every command starts with.
+/// lives there), without touching any target: what every command starts with. Only `serve`
+/// also proves the folder writable (`Application::build`): a command that only reads works in
+/// a folder it may not write.
 pub async fn open_control(config: &Config) -> Result<Database, StartupError> {
     if config.uses_data_dir() {
-        prepare_data_dir(&config.data_dir)?;
+        create_private_dir(&config.data_dir)
+            .map_err(|source| StartupError::DataDir { path: config.data_dir.clone(), source })?;
     }
     let database_error = |source| StartupError::Database { what: "control".into(), source };
     let control = Database::open(&config.control, Schema::Control).await.map_err(database_error)?;
@@ -309,7 +316,8 @@ pub async fn seed_with_progress(
 fn prepare_data_dir(path: &Path) -> Result<(), StartupError> {
     let fail = |source| StartupError::DataDir { path: path.to_owned(), source };
     create_private_dir(path).map_err(fail)?;
-    let probe = path.join(".sti-write-check");
+    // one name per process: two commands starting at once must not remove each other's probe
+    let probe = path.join(format!(".sti-write-check-{}", std::process::id()));
     std::fs::write(&probe, b"ok").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)
 }
