@@ -209,7 +209,7 @@ impl Worker<'_> {
         }
         if let Some(hold) = super::throttle::check(db, &self.crew.policy.throttle).await? {
             let wait = (hold.next_try_ms - super::now_ms()).clamp(50, 5_000) as u64;
-            return Ok(Next::Wait(Duration::from_millis(wait.max(0) as u64)));
+            return Ok(Next::Wait(Duration::from_millis(wait)));
         }
         let claim = match self.claim {
             Some(claim) => claim,
