@@ -115,7 +115,8 @@ pub async fn dead_letters(
 
 /// Starts a backfill or a rollback in the background (or takes over the environment's active
 /// run of that kind whose runner died); returns the run's id at once. `workers` (a backfill on
-/// PostgreSQL; absent: 1) is how many workers each console replica puts on it.
+/// PostgreSQL; absent: 1) is how many workers each console replica puts on it. Deferred
+/// validation is the CLI's (`backfill --defer-fk-validation`): the console shows its step.
 #[server(endpoint = "start_run", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
 pub async fn start_run(
     env: String,

@@ -16,7 +16,7 @@ use sqlx::Row;
 const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
     checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
     errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label,
-    hold_since, hold_next_try";
+    hold_since, hold_next_try, workers, fk_validation_ms";
 
 fn corrupt(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
@@ -50,6 +50,8 @@ fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
         finished_at: row.try_get("finished_at")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
         rows_expected: row.try_get("rows_expected")?,
+        workers: row.try_get("workers")?,
+        fk_validation_ms: row.try_get("fk_validation_ms")?,
         hold: match row.try_get::<Option<String>, _>("hold_kind")?.as_deref().and_then(HoldKind::parse) {
             Some(kind) => Some(Hold {
                 kind,

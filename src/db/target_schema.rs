@@ -393,15 +393,17 @@ async fn columns(db: &Database, table: &str) -> Result<Vec<Found>, DbError> {
 /// Whether a backfill with deferred validation dropped `table`'s foreign key to projects and it is
 /// not back yet (the run adds it back, validated, when it completes): while so, it may be missing.
 async fn dropped_for_a_run(db: &Database, table: &str) -> Result<bool, DbError> {
-    let has_runs: bool = match db.dialect() {
-        Dialect::Postgres => sqlx::query_scalar("select to_regclass('sti_backfill_runs') is not null"),
+    let has_runs: i64 = match db.dialect() {
+        Dialect::Postgres => sqlx::query_scalar(
+            "select cast(case when to_regclass('sti_backfill_runs') is null then 0 else 1 end as bigint)",
+        ),
         Dialect::Sqlite => sqlx::query_scalar(
-            "select exists (select 1 from sqlite_master where type = 'table' and name = 'sti_backfill_runs')",
+            "select count(*) from sqlite_master where type = 'table' and name = 'sti_backfill_runs'",
         ),
     }
     .fetch_one(db.pool())
     .await?;
-    if !has_runs {
+    if has_runs == 0 {
         return Ok(false);
     }
     let dropped: Vec<String> = sqlx::query_scalar(

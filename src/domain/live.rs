@@ -45,6 +45,11 @@ pub struct RunView {
     pub lease_expires_at: Option<i64>,
     /// Rows the run expected when it began; progress counts rows when it is known.
     pub rows_expected: Option<i64>,
+    /// Workers per process (1: one loop).
+    pub workers: i64,
+    /// How long adding back and validating the foreign keys took, for a run with deferred
+    /// validation that completed.
+    pub fk_validation_ms: Option<i64>,
     /// Why the runner holds between chunks, while it does.
     pub hold: Option<Hold>,
 }

@@ -209,6 +209,12 @@ async fn postgres_deferred_validation_drops_the_keys_for_the_copy_and_validates_
 
     assert_eq!(run.state, RunState::Completed, "{:?}", run.error);
     assert!(run.fk_validation_ms.is_some_and(|ms| ms >= 0));
+    assert_eq!(
+        count(&f.control, "select count(*) from runs where fk_validation_ms is not null and workers = 2")
+            .await,
+        1,
+        "the mirror shows the validation's time and the workers"
+    );
     assert_eq!(keys(&f.target).await, both_valid, "back and validated");
     assert_eq!(
         count(&f.target, "select count(*) from school_projects s where not exists (select 1 from projects p where p.id = s.project_id)")
@@ -254,4 +260,51 @@ async fn sqlite_refuses_deferred_validation_with_a_sentence() {
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("needs a PostgreSQL target"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sti_rollout_worker_joins_a_cli_backfill_from_another_process() {
+    use crate::support::{cli, config_vars, spawn_cli, stderr, stdout};
+    let f = fixture(Backend::Postgres, 20_000).await;
+    let vars = config_vars(&f.config);
+    let nothing = cli(&["worker", "--env", "dev"], &vars);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert_eq!(stderr(&nothing).trim(), "error: dev: no run is active");
+
+    // a backfill in slices in one process, and a worker joining it from another
+    let mut holder = spawn_cli(
+        &["backfill", "--env", "dev", "--chunk", "200", "--pause-ms", "100", "--workers", "2"],
+        &vars,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(&f.target, "select count(*) from sti_backfill_slices").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the backfill did not cut its range");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let joined = cli(&["worker", "--env", "dev", "--workers", "2"], &vars);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    assert!(stdout(&joined).contains("this machine's workers copied"), "{}", stdout(&joined));
+    let status = tokio::task::spawn_blocking(move || holder.wait().unwrap()).await.unwrap();
+    assert!(status.success());
+    let run = runs::get(&f.target, 1).await.unwrap();
+    assert_eq!((run.state, run.rows_read, run.workers), (RunState::Completed, 20_000, 2));
+    let processes =
+        count(&f.target, "select count(distinct split_part(worker, '#', 1)) from sti_backfill_chunks").await;
+    assert_eq!(processes, 2, "the backfill's and the worker's");
+    assert_eq!(tiles(&f.target, 1, 20_000).await, Vec::<String>::new());
+
+    // a run of one loop cannot be joined: the sentence says how to spread one
+    let single =
+        spawn_cli(&["backfill", "--env", "dev", "--restart", "--chunk", "100", "--pause-ms", "200"], &vars);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(&f.target, "select count(*) from sti_backfill_runs where active_slot = 1").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the second backfill did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = cli(&["worker", "--env", "dev"], &vars);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("runs as one loop"), "{}", stderr(&refused));
+    let mut single = single;
+    single.kill().unwrap();
+    single.wait().unwrap();
 }

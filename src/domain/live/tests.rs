@@ -42,6 +42,8 @@ fn run(state: RunState, checkpoint: i64, high: i64) -> RunView {
         lease_expires_at: Some(5_000),
         hold: None,
         rows_expected: None,
+        workers: 1,
+        fk_validation_ms: None,
     }
 }
 

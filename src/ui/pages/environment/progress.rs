@@ -47,6 +47,9 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                 <h2 id="run-heading">{format!("{} #{}", run.kind.title(), run.id)}</h2>
                 <span class=format!("run-state run-state-{}", state_class(&run)) data-testid="run-state">{state_label(&run)}</span>
                 <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
+                {(run.workers > 1).then(|| view! {
+                    <span class="run-meta" data-testid="run-workers">{format!("{} workers on each replica", run.workers)}</span>
+                })}
             </div>
             {run.hold.clone().filter(|_| run.state == RunState::Running && !gone).map(|hold| view! {
                 <div class="notice notice-warn" role="status" data-testid="run-hold">
@@ -60,10 +63,19 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             })}
             {gone.then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
-                    "Its runner stopped renewing its lease (the process ended?). An operator can take the run over: it resumes after its checkpoint."
+                    {if run.started_by.starts_with("user:") {
+                        "Its runner stopped renewing its lease (the process ended?). A console replica takes the run over by itself within seconds: it resumes after its checkpoint."
+                    } else {
+                        "Its runner stopped renewing its lease (the process ended?). Its next backfill, or an operator here, can take the run over: it resumes after its checkpoint."
+                    }}
                 </div>
             })}
             {run.error.clone().map(|e| view! { <div class="notice notice-error" role="alert">{e}</div> })}
+            {run.fk_validation_ms.map(|ms| view! {
+                <div class="notice" role="status" data-testid="fk-validation">
+                    {format!("Deferred validation: the foreign keys were added back and validated in {} after the copy.", format_duration(ms as f64 / 1000.0))}
+                </div>
+            })}
             <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=fixed(fraction * 100.0, 0)>
                 // a rect's width, not a style attribute: the content security policy allows no inline styles
                 <svg class="progress-bar" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
