@@ -7,7 +7,7 @@ use crate::domain::environment::Environment;
 use crate::domain::format::format_count;
 use crate::domain::pacing::MAX_WORKERS;
 use crate::domain::run::RunState;
-use crate::engine::runs::{self, DEFAULT_LEASE_MS};
+use crate::engine::runs;
 use crate::engine::{workers, EngineError};
 use crate::server::config::Config;
 use crate::server::startup::open_control_and_target;
@@ -45,15 +45,8 @@ pub async fn run(config: &Config, WorkerArgs { env, workers, wait }: WorkerArgs)
         }
     };
     let count = workers.unwrap_or(run.workers);
-    let crew = workers::Crew {
-        target: target.clone(),
-        control: Some(control.clone()),
-        env,
-        run_id: run.id,
-        owner: crate::engine::runner_name(),
-        lease_ms: DEFAULT_LEASE_MS,
-        policy: std::sync::Arc::new(config.targets[env].policy.clone()),
-    };
+    let policy = std::sync::Arc::new(config.targets[env].policy.clone());
+    let crew = workers::Crew::joining(&target, &control, env, run.id, policy);
     eprintln!("{env}: {count} workers join run #{} ({})", run.id, crew.owner);
     let (mut chunks, mut rows, mut failed) = (0, 0, None);
     for handle in workers::join(&crew, count) {

@@ -53,6 +53,28 @@ pub struct Crew {
     pub policy: Arc<Policy>,
 }
 
+impl Crew {
+    /// A crew of this process that joins a run it does not hold (a replica, `sti-rollout
+    /// worker`): named after this process, with the default lease as its claims' length.
+    pub fn joining(
+        target: &Database,
+        control: &Database,
+        env: Environment,
+        run_id: i64,
+        policy: Arc<Policy>,
+    ) -> Self {
+        Self {
+            target: target.clone(),
+            control: Some(control.clone()),
+            env,
+            run_id,
+            owner: super::runner_name(),
+            lease_ms: runs::DEFAULT_LEASE_MS,
+            policy,
+        }
+    }
+}
+
 /// The runs this process has workers on (by target and run), so the run's holder, a replica's
 /// watch and `sti-rollout worker` never start a second crew here.
 fn working() -> &'static Mutex<HashSet<(String, i64)>> {

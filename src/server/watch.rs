@@ -48,15 +48,7 @@ async fn look(
 ) -> Result<(), EngineError> {
     let Some(run) = runs::active(target).await? else { return Ok(()) };
     if run.workers > 1 && run.state == RunState::Running {
-        let crew = workers::Crew {
-            target: target.clone(),
-            control: Some(control.clone()),
-            env,
-            run_id: run.id,
-            owner: crate::engine::runner_name(),
-            lease_ms: runs::DEFAULT_LEASE_MS,
-            policy: policy.clone(),
-        };
+        let crew = workers::Crew::joining(target, control, env, run.id, policy.clone());
         if !workers::join(&crew, run.workers).is_empty() {
             tracing::info!(environment = %env, run_id = run.id, workers = run.workers, "this replica joins the run with its workers");
         }

@@ -5,7 +5,7 @@
 
 use crate::engine_runs::{count, DEV};
 use crate::support::{
-    add_user, browser, config, config_vars, open, signed_in, Backend, Served, TEST_PASSWORD,
+    add_user, browser, call_at, config, config_vars, open, signed_in, Backend, Served, TEST_PASSWORD,
 };
 use sqlx::Row;
 use std::collections::BTreeSet;
@@ -34,19 +34,6 @@ fn replica(
         .args(["serve", "--addr", "127.0.0.1:0"])
         .stderr(std::fs::File::create(log).unwrap());
     Served::start(command)
-}
-
-/// Calls a server function on a replica as the console's own client does.
-async fn call(client: &reqwest::Client, address: &str, name: &str, body: &str) -> (u16, String) {
-    let response = client
-        .post(format!("{address}/api/{name}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(sti_rollout::api::client::HEADER.0, sti_rollout::api::client::HEADER.1)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// Reads `/events/dev` on a replica until the run is completed: each update's run state and
@@ -99,9 +86,9 @@ async fn postgres_three_replicas_share_a_run_and_finish_it_when_one_is_killed() 
 
     // started on the first, with two workers on each replica
     let ops = signed_in(&first, "ops").await;
-    let (status, body) = call(
-        &ops,
+    let (status, body) = call_at(
         &first,
+        &ops,
         "start_run",
         "env=dev&kind=backfill&chunk_size=200&pause_ms=100&confirm=&workers=2",
     )

@@ -211,12 +211,17 @@ pub fn stdout(output: &Output) -> String {
 /// Calls server function `name` (found by its registered path) as `client`, as the console's
 /// own client does: the status and the body.
 pub async fn call(app: &TestApp, client: &reqwest::Client, name: &str, body: &str) -> (u16, String) {
+    call_at(&app.address, client, name, body).await
+}
+
+/// [`call`] on the console at `address` (one started in-process, or a `serve` process).
+pub async fn call_at(address: &str, client: &reqwest::Client, name: &str, body: &str) -> (u16, String) {
     let path = leptos::server_fn::axum::server_fn_paths()
         .map(|(path, _)| path)
         .find(|path| path.trim_start_matches("/api/").starts_with(name))
         .unwrap_or_else(|| panic!("no server function {name}"));
     let response = client
-        .post(format!("{}{path}", app.address))
+        .post(format!("{address}{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(sti_rollout::api::client::HEADER.0, sti_rollout::api::client::HEADER.1)
         .body(body.to_owned())

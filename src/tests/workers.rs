@@ -105,7 +105,7 @@ async fn postgres_a_worker_whose_claim_was_taken_commits_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_pause_and_cancel_reach_every_worker() {
+async fn postgres_pause_resume_pacing_and_cancel_reach_every_worker() {
     let f = fixture(Backend::Postgres, 30_000).await;
     let mut slow = with_workers(200, 3);
     slow.pacing.pause_ms = 30;
@@ -134,6 +134,31 @@ async fn postgres_pause_and_cancel_reach_every_worker() {
         0,
         "paused workers give their slices back"
     );
+    // resumed with a smaller chunk: every worker goes on, at the new size
+    let smaller = sti_rollout::domain::pacing::Pacing { chunk_size: 50, ..slow.pacing };
+    runs::set_pacing(&f.target, run_id, smaller).await.unwrap();
+    runs::request(&f.target, run_id, RunRequest::Resume).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(runs::get(&f.target, run_id).await.unwrap().state, RunState::Running);
+    let resumed =
+        count(&f.target, &format!("select count(*) from sti_backfill_chunks where chunk_no > {before}"))
+            .await;
+    assert!(resumed >= 3, "{resumed} chunks after the resume");
+    assert_eq!(
+        count(
+            &f.target,
+            &format!("select count(*) from sti_backfill_chunks where chunk_no > {before} and rows_read > 50")
+        )
+        .await,
+        0,
+        "the new chunk size reached every worker"
+    );
+    let workers_after = count(
+        &f.target,
+        &format!("select count(distinct worker) from sti_backfill_chunks where chunk_no > {before}"),
+    )
+    .await;
+    assert!(workers_after >= 2, "{workers_after} worker(s) went on");
     runs::request(&f.target, run_id, RunRequest::Cancel).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), driver).await.unwrap().unwrap().unwrap();
     assert_eq!(ended.state, RunState::Cancelled);

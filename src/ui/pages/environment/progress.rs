@@ -73,7 +73,11 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             {run.error.clone().map(|e| view! { <div class="notice notice-error" role="alert">{e}</div> })}
             {run.fk_validation_ms.map(|ms| view! {
                 <div class="notice" role="status" data-testid="fk-validation">
-                    {format!("Deferred validation: the foreign keys were added back and validated in {} after the copy.", format_duration(ms as f64 / 1000.0))}
+                    {format!("Deferred validation: the foreign keys were added back and validated in {} after the copy.", match ms {
+                        // a validation is mostly under a minute: tenths say more than "0 s"
+                        0..60_000 => format!("{} s", fixed(ms as f64 / 1000.0, 1)),
+                        _ => format_duration(ms as f64 / 1000.0),
+                    })}
                 </div>
             })}
             <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=fixed(fraction * 100.0, 0)>
