@@ -145,6 +145,11 @@ async fn postgres_three_replicas_share_a_run_and_finish_it_when_one_is_killed() 
     assert_eq!(split, ROWS);
     let report = verify::verify(&target, Some(&control), DEV, &mut |_, _| {}).await.unwrap();
     assert!(report.ok, "{report:?}");
+    assert_eq!(
+        crate::workers::tiles(&target, run_id, ROWS).await,
+        Vec::<String>::new(),
+        "the ledger tiles the range"
+    );
     let take_overs = count(
         &control,
         "select count(*) from audit_log where action = 'run.take_over' and actor like 'replica:%'",
@@ -179,4 +184,57 @@ async fn postgres_three_replicas_share_a_run_and_finish_it_when_one_is_killed() 
     let session = signed_in(&third, "watcher").await;
     let overview = session.get(format!("{second}/")).send().await.unwrap();
     assert_eq!(overview.status().as_u16(), 200);
+}
+
+/// A console-started run whose runner stopped renewing its lease (on another machine: its
+/// process cannot be seen) is taken over by a replica once the lease expired by the target's
+/// clock, and completed, without an operator; a CLI-started run is left to the CLI.
+async fn a_console_run_whose_lease_expired_is_taken_over_by_a_replica(backend: Backend) {
+    use sti_rollout::engine::{backfill, runs};
+    let f = crate::engine_runs::fixture(backend, 3_000).await;
+    let mut by_cli =
+        backfill::Start { started_by: "cli:someone".into(), ..crate::engine_runs::start(500, 100) };
+    let cli_run = backfill::begin(&f.target, &by_cli).await.unwrap();
+    // the "CLI" dies: its run stays active and the lease runs out, but no replica touches it
+    let app = crate::support::TestApp::start(&f.config).await;
+    tokio::time::sleep(Duration::from_millis(2 * WATCH.as_millis() as u64 + 500)).await;
+    assert_eq!(runs::get(&f.target, cli_run.run.id).await.unwrap().fencing_token, cli_run.token);
+    sqlx::query("update sti_backfill_runs set state = 'cancelled', active_slot = null where id = $1")
+        .bind(cli_run.run.id)
+        .execute(f.target.pool())
+        .await
+        .unwrap();
+
+    by_cli.started_by = "user:ops".into();
+    let abandoned = backfill::begin(&f.target, &by_cli).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let run = runs::get(&f.target, abandoned.run.id).await.unwrap();
+        if run.state == sti_rollout::domain::run::RunState::Completed {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "not taken over: {run:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run.fencing_token, abandoned.token + 1, "taken over once");
+    assert_eq!(run.rows_read, 3_000, "{run:?}");
+    let actor: String = sqlx::query_scalar("select actor from audit_log where action = 'run.take_over'")
+        .fetch_one(f.control.pool())
+        .await
+        .unwrap();
+    assert!(actor.starts_with("replica:"), "{actor}");
+    assert_eq!(crate::workers::tiles(&f.target, run.id, 3_000).await, Vec::<String>::new());
+    drop(app);
+}
+
+const WATCH: Duration = sti_rollout::server::watch::WATCH_EVERY;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_console_run_whose_lease_expired_is_taken_over_by_a_replica() {
+    a_console_run_whose_lease_expired_is_taken_over_by_a_replica(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_console_run_whose_lease_expired_is_taken_over_by_a_replica() {
+    a_console_run_whose_lease_expired_is_taken_over_by_a_replica(Backend::Postgres).await;
 }

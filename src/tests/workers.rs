@@ -14,7 +14,7 @@ fn with_workers(chunk: i64, workers: i64) -> backfill::Start {
 }
 
 /// The ledger's ranges, sorted: they must tile `(0, high]` without a gap or an overlap.
-async fn tiles(target: &sti_rollout::db::Database, run_id: i64, high: i64) -> Vec<String> {
+pub(crate) async fn tiles(target: &sti_rollout::db::Database, run_id: i64, high: i64) -> Vec<String> {
     let ranges: Vec<(i64, i64)> =
         sqlx::query("select from_id, to_id from sti_backfill_chunks where run_id = $1 order by from_id")
             .bind(run_id)
