@@ -237,9 +237,16 @@ impl Worker<'_> {
             Some(claim) => claim,
             None => match slices::claim(db, run.id, self.name, self.crew.lease_ms).await? {
                 Some(claim) => claim,
-                None if slices::standing(db, run.id).await?.open == 0 => return Ok(Next::Leave),
-                // every open slice is claimed: one may come free (a worker gone, a pause)
-                None => return Ok(Next::Wait(Duration::from_millis(500))),
+                None => {
+                    let standing = slices::standing(db, run.id).await?;
+                    return Ok(match (standing.open, standing.done) {
+                        // every slice done: this worker's part is over
+                        (0, done) if done > 0 => Next::Leave,
+                        // not cut yet (the holder cuts at its first turn), or every open slice
+                        // is claimed and one may come free (a worker gone, a pause)
+                        _ => Next::Wait(Duration::from_millis(250)),
+                    });
+                }
             },
         };
         self.claim = Some(claim);

@@ -289,27 +289,30 @@ async fn sqlite_refuses_deferred_validation_with_a_sentence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sti_rollout_worker_joins_a_cli_backfill_from_another_process() {
-    use crate::support::{cli, config_vars, spawn_cli, stderr, stdout};
+    use crate::support::{cli, config_vars, spawn_cli, stderr};
     let f = fixture(Backend::Postgres, 20_000).await;
     let vars = config_vars(&f.config);
     let nothing = cli(&["worker", "--env", "dev"], &vars);
     assert_eq!(nothing.status.code(), Some(1));
     assert_eq!(stderr(&nothing).trim(), "error: dev: no run is active");
 
-    // a backfill in slices in one process, and a worker joining it from another
-    let mut holder = spawn_cli(
-        &["backfill", "--env", "dev", "--chunk", "200", "--pause-ms", "100", "--workers", "2"],
-        &vars,
-    );
+    // a worker waiting on another process, before the run exists (it joins before the holder
+    // cut the range, and waits for the slices), and a backfill in slices
+    let mut joined = spawn_cli(&["worker", "--env", "dev", "--wait", "--workers", "2"], &vars);
+    let holder =
+        cli(&["backfill", "--env", "dev", "--chunk", "200", "--pause-ms", "100", "--workers", "2"], &vars);
+    assert!(holder.status.success(), "{}", stderr(&holder));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while count(&f.target, "select count(*) from sti_backfill_slices").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "the backfill did not cut its range");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let joined = cli(&["worker", "--env", "dev", "--workers", "2"], &vars);
-    assert!(joined.status.success(), "{}", stderr(&joined));
-    assert!(stdout(&joined).contains("this machine's workers copied"), "{}", stdout(&joined));
-    let status = tokio::task::spawn_blocking(move || holder.wait().unwrap()).await.unwrap();
+    let status = loop {
+        if let Some(status) = joined.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            joined.kill().unwrap();
+            panic!("the worker did not leave after the run completed");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(status.success());
     let run = runs::get(&f.target, 1).await.unwrap();
     assert_eq!((run.state, run.rows_read, run.workers), (RunState::Completed, 20_000, 2));
@@ -332,4 +335,31 @@ async fn postgres_sti_rollout_worker_joins_a_cli_backfill_from_another_process()
     let mut single = single;
     single.kill().unwrap();
     single.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_worker_that_joins_before_the_range_is_cut_waits_for_the_slices() {
+    use sti_rollout::engine::workers;
+    let f = fixture(Backend::Postgres, 5_000).await;
+    let held = backfill::begin(&f.target, &with_workers(200, 2)).await.unwrap();
+    // a replica's crew sees the run before its holder cut the range
+    let crew = workers::Crew::joining(&f.target, &f.control, DEV, held.run.id, Default::default());
+    let early = workers::join(&crew, 1);
+    assert_eq!(early.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    let mut tally = workers::Tally::default();
+    for worker in early {
+        tally = worker.await.unwrap().unwrap();
+    }
+    // this process already had a crew on the run, so the holder started none: the early one
+    // copied it all
+    assert_eq!(tally.rows_read, 5_000, "the early worker left before the slices were cut");
 }
