@@ -78,7 +78,8 @@ async fn drive_in_span(
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
     let writer = mirror::Writer::start(control, env, db);
-    if held.run.rows_expected.is_none() {
+    // a run in slices counts its rows once, as it cuts them (`slices::cut`)
+    if held.run.rows_expected.is_none() && held.run.workers == 1 {
         tokio::spawn(count_rows_expected(db.clone(), held.run.clone()));
     }
     let result = match drive_loop(db, control, env, &mut held, step, &writer, observer).await {
@@ -183,8 +184,7 @@ async fn drive_loop(
         renew_every: Duration::from_millis((held.lease_ms / 3).max(50) as u64),
         last_renewal: Instant::now(),
         breaker: turns::Breaker::default(),
-        crew_started: false,
-        crew: Vec::new(),
+        crew: None,
     };
     let result = turn_until_the_end(&mut turns, held, observer).await;
     if result.is_ok() {

@@ -46,7 +46,14 @@ pub async fn cut(db: &Database, run: &RunRecord) -> Result<i64, EngineError> {
     let walked = super::keys::walked_by(run.kind);
     let rows = match run.rows_expected {
         Some(rows) => rows,
-        None => super::keys::rows_between(db, run.kind, run.checkpoint, run.high_id).await?,
+        None => {
+            let rows = super::keys::rows_between(db, run.kind, run.checkpoint, run.high_id).await?;
+            // the run's progress and ETA count the same rows (nothing is done yet)
+            if run.checkpoint == run.low_id {
+                super::runs::set_rows_expected(db, run.id, rows).await?;
+            }
+            rows
+        }
     };
     let count = slice_count(run.workers, rows, run.pacing.chunk_size);
     let step = (rows / count).max(1);

@@ -34,9 +34,9 @@ pub(super) struct Turns<'a> {
     pub(super) last_renewal: Instant,
     /// Of the last chunks, which mostly failed (the breaker's window).
     pub(super) breaker: Breaker,
-    /// A run in slices: whether this process's workers were started, and their tasks.
-    pub(super) crew_started: bool,
-    pub(super) crew: Vec<tokio::task::JoinHandle<Result<crate::engine::workers::Tally, EngineError>>>,
+    /// A run in slices: this process's workers, once started (none when the process already
+    /// had a crew on the run).
+    pub(super) crew: Option<Vec<tokio::task::JoinHandle<Result<crate::engine::workers::Tally, EngineError>>>>,
 }
 
 impl Turns<'_> {
@@ -180,7 +180,7 @@ impl Turns<'_> {
     async fn oversee(&mut self, held: &mut Held, observer: &mut Observer<'_>) -> Result<Turn, EngineError> {
         use crate::engine::{slices, workers};
         let db = self.db;
-        if !self.crew_started {
+        if self.crew.is_none() {
             slices::cut(db, &held.run).await?;
             let crew = workers::Crew {
                 target: db.clone(),
@@ -191,8 +191,7 @@ impl Turns<'_> {
                 lease_ms: held.lease_ms,
                 policy: held.policy.clone(),
             };
-            self.crew = workers::join(&crew, held.run.workers);
-            self.crew_started = true;
+            self.crew = Some(workers::join(&crew, held.run.workers));
         }
         if let Some(failed) = slices::standing(db, held.run.id).await?.failed {
             return Err(EngineError::WorkerFailed(failed));
@@ -210,7 +209,7 @@ impl Turns<'_> {
     /// Waits a little for this process's workers to leave after the run ended (they see it at
     /// their next turn), so a CLI run does not exit under them.
     pub(super) async fn dismiss_crew(&mut self) {
-        for worker in self.crew.drain(..) {
+        for worker in self.crew.take().unwrap_or_default() {
             let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
         }
     }
