@@ -177,6 +177,7 @@ ensure_e2e_packages() {
 # The release build: the server binary and the optimised WebAssembly in target/site. Every
 # script builds the binary this way (see .cargo/config.toml for plain `cargo build`).
 build_release() {
-  say "building (cargo leptos build --release)"
-  cargo leptos build --release
+  say "building (cargo leptos build --release --precompress)"
+  # --precompress writes a .br and a .gz beside every file of the site, which the console serves
+  cargo leptos build --release --precompress
 }

@@ -1,6 +1,7 @@
 //! (ssr) The web server: configuration, startup and the router, and the plain HTTP endpoints.
 
 pub mod account;
+pub mod assets;
 pub mod auth;
 pub mod client_address;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod ofrep;
 pub mod password;
 pub mod projects;
 pub mod render;
+pub mod requests;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -93,8 +93,10 @@ impl RenderPool {
 
 /// Middleware: sends page renders to the render threads, everything else straight on.
 pub async fn isolate(State(pool): State<RenderPool>, request: Request, next: Next) -> Response {
-    let page =
-        matches!(*request.method(), Method::GET | Method::HEAD) && !request.uri().path().starts_with("/api/");
+    let path = request.uri().path();
+    let page = matches!(*request.method(), Method::GET | Method::HEAD)
+        && !path.starts_with("/api/")
+        && !super::headers::is_static(path);
     if !page {
         return next.run(request).await;
     }

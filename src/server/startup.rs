@@ -102,7 +102,7 @@ impl Application {
                 move || shell(leptos_options.clone()),
             )
             // the site's own files, and nothing outside its folder (a plain 404 otherwise)
-            .nest_service("/pkg", tower_http::services::ServeDir::new(pkg))
+            .nest_service("/pkg", super::assets::pkg_service(&pkg))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .layer(axum::middleware::from_fn_with_state(renders, super::render::isolate));
         let (by_key, by_session): (Vec<_>, Vec<_>) =
@@ -118,8 +118,9 @@ impl Application {
             .fold(pages, |router, r| router.route(r.path, r.handler))
             .layer(from_fn_with_state(state.clone(), super::auth::guard))
             .merge(applications)
-            .layer(from_fn_with_state(state.clone(), super::headers::security_headers))
-            .with_state(state);
+            .layer(axum::middleware::from_fn(super::assets::cache))
+            .layer(from_fn_with_state(state.clone(), super::headers::security_headers));
+        let router = super::requests::layers(router).with_state(state);
         Ok(Self { listener, router, port: local.port() })
     }
 
@@ -338,7 +339,15 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .site_root(site_root())
         .site_pkg_dir("pkg")
         .site_addr(addr)
+        .hash_files(hash_file_beside_binary())
         .build()
+}
+
+/// Whether the build named the site's files after their content: cargo-leptos's `hash-files`
+/// writes `hash.txt` beside the binary, which Leptos reads from there to name them in pages. A
+/// binary built without it (`cargo build`, the tests) serves the plain names.
+fn hash_file_beside_binary() -> bool {
+    std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("hash.txt").is_file())).unwrap_or(false)
 }
 
 /// `LEPTOS_SITE_ROOT`, else `target/site` here, else the `site` folder next to the binary's own

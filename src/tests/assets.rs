@@ -16,9 +16,14 @@ fn output_name() -> String {
 
 /// `serve` on a free port, over small demo data and the site folder `site`.
 fn serve(dir: &std::path::Path, site: &std::path::Path) -> Served {
+    serve_binary(std::path::Path::new(env!("CARGO_BIN_EXE_sti-rollout")), dir, site)
+}
+
+/// [`serve`] with the binary at `binary`.
+fn serve_binary(binary: &std::path::Path, dir: &std::path::Path, site: &std::path::Path) -> Served {
     let config = dir.join("sti.toml");
     std::fs::write(&config, "[demo_rows]\ndev = 10\nstaging = 10\nprod = 10\n").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sti-rollout"));
+    let mut command = Command::new(binary);
     command
         .args(["--data-dir", &dir.join("data").display().to_string()])
         .args(["--config", &config.display().to_string()])
@@ -69,4 +74,117 @@ async fn every_file_a_page_loads_from_pkg_is_one_the_build_writes() {
         let status = reqwest::get(format!("{}{path}", server.address)).await.unwrap().status();
         assert_eq!(status.as_u16(), 200, "GET {path} (the page references {paths:?})");
     }
+}
+
+/// A site as `cargo leptos build --release --precompress` with `hash-files` writes it: the
+/// WebAssembly, JS and CSS named after their content, a `.br` and a `.gz` beside each, and
+/// `hash.txt` beside the binary (here a hard link to the test's `sti-rollout` in a folder of
+/// its own). Returns the folder, the site and the hashed names.
+fn hashed_site() -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    // under target/, the binary's own file system, so that a hard link works
+    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::hard_link(env!("CARGO_BIN_EXE_sti-rollout"), bin.join("sti-rollout")).unwrap();
+    let name = output_name();
+    let pkg = dir.path().join("site/pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let mut hashes = String::new();
+    let mut names = Vec::new();
+    for (extension, hash) in
+        [("js", "Aa0h3Xg2m6RZrW1vdyK1QA"), ("wasm", "Bb0h3Xg2m6RZrW1vdyK1QA"), ("css", "Cc0h3Xg2m6RZrW1vdyK1QA")]
+    {
+        let file = format!("{name}.{hash}.{extension}");
+        std::fs::write(pkg.join(&file), format!("plain {extension} ").repeat(200)).unwrap();
+        std::fs::write(pkg.join(format!("{file}.br")), format!("brotli {extension}")).unwrap();
+        std::fs::write(pkg.join(format!("{file}.gz")), format!("gzip {extension}")).unwrap();
+        hashes.push_str(&format!("{extension}: {hash}\n"));
+        names.push(file);
+    }
+    std::fs::write(bin.join("hash.txt"), hashes).unwrap();
+    let site = dir.path().join("site");
+    (dir, site, names)
+}
+
+#[tokio::test]
+async fn content_named_files_are_served_precompressed_and_cached_for_a_year() {
+    let (dir, site, names) = hashed_site();
+    let server = serve_binary(&dir.path().join("bin/sti-rollout"), dir.path(), &site);
+    let client = reqwest::Client::new();
+
+    let html = client.get(format!("{}/login", server.address)).send().await.unwrap().text().await.unwrap();
+    let paths = pkg_paths(&html);
+    for name in &names {
+        assert!(paths.contains(&format!("/pkg/{name}")), "the page loads /pkg/{name}: {paths:?}");
+    }
+    for name in &names {
+        let url = format!("{}/pkg/{name}", server.address);
+        let extension = name.rsplit('.').next().unwrap();
+        for (accept, encoding, body) in [
+            ("gzip, deflate, br", Some("br"), format!("brotli {extension}")),
+            ("gzip", Some("gzip"), format!("gzip {extension}")),
+            ("identity", None, format!("plain {extension} ").repeat(200)),
+        ] {
+            let answer = client.get(&url).header("accept-encoding", accept).send().await.unwrap();
+            assert_eq!(answer.status().as_u16(), 200, "{url} ({accept})");
+            let header = |h: &str| answer.headers().get(h).map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(header("content-encoding").as_deref(), encoding, "{url} ({accept})");
+            assert_eq!(header("cache-control").as_deref(), Some("public, max-age=31536000, immutable"));
+            assert_eq!(header("vary").as_deref(), Some("accept-encoding"));
+            assert_eq!(answer.text().await.unwrap(), body, "{url} ({accept})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_are_compressed_never_cached_and_carry_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg").join(format!("{}.css", output_name())), "body { color: black }\n".repeat(50))
+        .unwrap();
+    let server = serve(dir.path(), &site);
+    let client = reqwest::Client::new();
+
+    let page = client.get(format!("{}/login", server.address)).header("accept-encoding", "br").send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.headers()["content-encoding"], "br");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let id = page.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    let gzip =
+        client.get(format!("{}/login", server.address)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert_ne!(gzip.headers()["x-request-id"], id.as_str(), "a new id per request");
+    let mine = client
+        .get(format!("{}/health", server.address))
+        .header("x-request-id", "my-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.headers()["x-request-id"], "my-trace-42", "the caller's id is kept");
+
+    // a file without a content hash is revalidated: an ETag, and 304 while it matches
+    let url = format!("{}/pkg/{}.css", server.address, output_name());
+    let first = client.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    assert_eq!(first.headers()["content-encoding"], "gzip", "compressed as it is served: no .gz beside it");
+    let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let again =
+        client.get(&url).header("accept-encoding", "gzip").header("if-none-match", &tag).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(again.headers()["etag"], tag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = client.get(&url).header("if-none-match", "\"something else\"").send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+
+    // a body over the limit is refused before anything reads it
+    let big = client
+        .post(format!("{}/login", server.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
 }

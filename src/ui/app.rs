@@ -7,7 +7,7 @@ use crate::ui::pages::{
     login::LoginPage, not_found::NotFound, overview::OverviewPage,
 };
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 
@@ -20,6 +20,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
@@ -35,7 +36,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/sti_rollout.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
         <Title formatter=|page: String| format!("{page} · STI Rollout Console")/>
         <Router>
