@@ -78,6 +78,13 @@ case "$name" in
           python3) provide python3 ;;
           python3-venv) touch "$world/has/venv" ;;
           postgresql) mkdir -p "$world/pg/15/bin" && ln -sf "$world/stub" "$world/pg/15/bin/initdb" ;;
+          prometheus)
+            # its postinst starts the server, which fails here unless policy-rc.d says no
+            if [ ! -x "$STI_POLICY_RC_D" ] || { "$STI_POLICY_RC_D" prometheus start; [ $? -ne 101 ]; }; then
+              echo "apt-get stub: prometheus postinst: invoke-rc.d prometheus start failed" >&2
+              exit 100
+            fi
+            provide promtool prometheus ;;
         esac
       done
     fi ;;
@@ -90,6 +97,7 @@ case "$name" in
   pip) log "$@"; fail_if_asked; ln -sf "$world/stub" "${0%/*}/schemathesis" ;;
   schemathesis) echo "schemathesis 4.32.5" ;;
   initdb) echo "initdb (PostgreSQL) 15.18" ;;
+  promtool | prometheus) echo "$name, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5+deb12u1)" ;;
   *) echo "stub: unknown tool $name" >&2; exit 1 ;;
 esac
 STUB
@@ -120,6 +128,8 @@ new_world() {
       cargo-leptos) touch "$world/has/cargo-leptos" ;;
       venv) touch "$world/has/venv" ;;
       postgres) mkdir -p "$world/pg/15/bin" && ln -s "$world/stub" "$world/pg/15/bin/initdb" ;;
+      policy-rc.d) printf '#!/bin/sh\n# kept: this machine has its own\nexit 101\n' >"$world/policy-rc.d"
+        chmod +x "$world/policy-rc.d" ;;
       e2e) mkdir -p "$world/repo/end2end/node_modules/@playwright/test"
         cp "$repo/end2end/package-lock.json" "$world/repo/end2end/node_modules/.installed-lock.json" ;;
       schemathesis) mkdir -p "$world/home/.cache/sti-rollout/venv-schemathesis-4.32.5/bin"
@@ -134,7 +144,7 @@ new_world() {
 run_steps() {
   status=0
   out=$(cd "$world/repo" && env -i HOME="$world/home" PATH="$world/bin:$basic" TERM=dumb \
-    STUB_WORLD="$world" STI_PG_LIB="$world/pg" ${STUB_ENV:-} \
+    STUB_WORLD="$world" STI_PG_LIB="$world/pg" STI_POLICY_RC_D="$world/policy-rc.d" ${STUB_ENV:-} \
     bash -c 'set -euo pipefail; source "$0/scripts/tools.sh"; for step in "$@"; do "$step"; done; echo "steps ran to their end"' \
     "$repo" "$@" 2>&1) || status=$?
   calls=$(cat "$world/calls.log")
@@ -177,13 +187,28 @@ $apt_update
 sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 apt-get install -y -qq chromium"
 check "postgresql" "" ensure_postgres "$(apt postgresql)"
+# Debian's prometheus starts its server at install, which fails without a service manager.
+check "prometheus (promtool), with a policy-rc.d of its own" "" ensure_prometheus \
+  "$(apt --no-install-recommends prometheus)"
+if [ -e "$world/policy-rc.d" ]; then
+  not_ok "prometheus: its policy-rc.d is removed after the install" "$world/policy-rc.d is left"
+else
+  ok "prometheus: its policy-rc.d is removed after the install"
+fi
+check "prometheus, the machine's policy-rc.d" "policy-rc.d" ensure_prometheus \
+  "$(apt --no-install-recommends prometheus)"
+if grep -q "kept: this machine has its own" "$world/policy-rc.d" 2>/dev/null; then
+  ok "prometheus: the machine's policy-rc.d is kept"
+else
+  not_ok "prometheus: the machine's policy-rc.d is kept" "it is gone or changed"
+fi
 check "end-to-end packages" "npm" ensure_e2e_packages 'npm ci --no-audit --no-fund --silent'
 check "schemathesis, venv present" "venv" ensure_schemathesis \
   'pip install -q --disable-pip-version-check schemathesis==4.32.5'
 check "schemathesis, no python3-venv" "" ensure_schemathesis "$(apt python3-venv)
 pip install -q --disable-pip-version-check schemathesis==4.32.5"
 check "every step of both README commands, from nothing" "" \
-  "ensure_build_tools ensure_chromium ensure_postgres ensure_e2e_packages ensure_schemathesis" \
+  "ensure_build_tools ensure_chromium ensure_postgres ensure_e2e_packages ensure_schemathesis ensure_prometheus" \
   "rustup target add wasm32-unknown-unknown
 cargo install wasm-bindgen-cli --version 0.2.130
 $(apt nodejs npm)
@@ -193,18 +218,20 @@ $(apt chromium)
 $(apt postgresql)
 npm ci --no-audit --no-fund --silent
 $(apt python3-venv)
-pip install -q --disable-pip-version-check schemathesis==4.32.5"
+pip install -q --disable-pip-version-check schemathesis==4.32.5
+$(apt --no-install-recommends prometheus)"
 
 echo "installer test: every step on a machine with every tool"
-all="wasm32 wasm-bindgen wasm-opt cargo-leptos npm chromium postgres e2e venv schemathesis"
+all="wasm32 wasm-bindgen wasm-opt cargo-leptos npm chromium postgres e2e venv schemathesis promtool"
 for step in ensure_wasm_target ensure_wasm_bindgen ensure_wasm_opt ensure_cargo_leptos ensure_node \
-  ensure_chromium ensure_postgres ensure_e2e_packages ensure_schemathesis; do
+  ensure_chromium ensure_postgres ensure_e2e_packages ensure_schemathesis ensure_prometheus; do
   check "$step installs nothing" "$all" "$step" ""
 done
 
 echo "installer test: a failing installer is named"
 for failing in "cargo ensure_cargo_leptos cargo install cargo-leptos --locked --version 0.3.10" \
   "apt-get ensure_chromium apt-get update -qq" \
+  "apt-get ensure_prometheus apt-get update -qq" \
   "npm ensure_wasm_opt npm install -g --silent binaryen@132.0.0"; do
   read -r tool step command <<<"$failing"
   new_world "npm"
@@ -219,6 +246,15 @@ for failing in "cargo ensure_cargo_leptos cargo install cargo-leptos --locked --
     ok "$name"
   fi
 done
+
+# A failing install of prometheus still removes the policy-rc.d it wrote.
+new_world ""
+STUB_ENV="STUB_FAIL=apt-get" run_steps ensure_prometheus
+if [ "$status" -eq 42 ] && [ ! -e "$world/policy-rc.d" ]; then
+  ok "a failing install of prometheus removes its policy-rc.d"
+else
+  not_ok "a failing install of prometheus removes its policy-rc.d" "exit status $status; output:" "$out"
+fi
 
 # Outside the install commands the ERR trap names the failure: here a test command's step.
 new_world ""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy for the server and the browser builds, unit and integration
 # tests against SQLite and a throwaway PostgreSQL, Playwright end-to-end tests in Chromium against
-# a release build, and schemathesis contract tests of the projects API in both modes. First, the
-# installer test (seconds). Installs what is missing; stops the PostgreSQL it started, always.
+# a release build, schemathesis contract tests of the projects API in both modes, and promtool's
+# check and unit tests of the alert rules in deploy/prometheus. First, the installer test
+# (seconds). Installs what is missing; stops the PostgreSQL it started, always.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -59,7 +60,10 @@ ensure_chromium
 ensure_postgres
 ensure_e2e_packages
 ensure_schemathesis
+ensure_prometheus
 
+step "alert rules (promtool check and test)" bash -c \
+  'promtool check rules deploy/prometheus/alerts.yml && promtool test rules deploy/prometheus/alerts.test.yml'
 step "formatting" cargo fmt --all -- --check
 step "clippy, server build" cargo clippy --all-targets --features ssr -- -D warnings
 step "clippy, browser build" cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings

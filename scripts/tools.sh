@@ -14,6 +14,7 @@ BINARYEN_VERSION=132.0.0      # Debian's binaryen 108 produces WebAssembly that 
 WASM_OPT_MIN=116              # the oldest wasm-opt known to build a working site here
 SCHEMATHESIS_VERSION=4.32.5   # the projects API's contract tests, from PyPI
 STI_PG_LIB=${STI_PG_LIB:-/usr/lib/postgresql}   # where Debian puts each PostgreSQL version's bin/
+STI_POLICY_RC_D=${STI_POLICY_RC_D:-/usr/sbin/policy-rc.d}   # what Debian asks before starting a service
 # outside target/ so that `cargo clean` keeps it
 PY_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/sti-rollout/venv-schemathesis-$SCHEMATHESIS_VERSION"
 
@@ -159,6 +160,24 @@ ensure_schemathesis() {
   rm -rf "$PY_VENV"
   must python3 -m venv "$PY_VENV"
   must "$PY_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# promtool checks and tests the alert rules in deploy/prometheus (Debian's prometheus 2.42).
+# The package starts its server when it is installed, and without a service manager (a
+# container) a failing start fails the install. Nothing here needs that server, so unless the
+# machine has a policy-rc.d already, one of ours says no to service starts during the install.
+ensure_prometheus() {
+  command -v promtool >/dev/null 2>&1 && return
+  if [ -e "$STI_POLICY_RC_D" ]; then
+    apt_install --no-install-recommends prometheus
+    return
+  fi
+  say "writing $STI_POLICY_RC_D for the install: the prometheus service is not started"
+  must as_root sh -c 'printf "#!/bin/sh\nexit 101\n" >"$0" && chmod 755 "$0"' "$STI_POLICY_RC_D"
+  local status=0
+  (apt_install --no-install-recommends prometheus) || status=$?
+  must as_root rm -f "$STI_POLICY_RC_D" # removed whether the install worked or not
+  [ "$status" -eq 0 ] || exit "$status"
 }
 
 ensure_e2e_packages() {

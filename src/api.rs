@@ -24,6 +24,8 @@ pub struct ApiState {
     /// How runs meet faults and stress, per environment, from the configuration.
     pub policies:
         std::sync::Arc<crate::domain::environment::PerEnv<std::sync::Arc<crate::domain::policy::Policy>>>,
+    /// Each environment's webhooks, from the configuration.
+    pub webhooks: crate::server::webhooks::Hooks,
 }
 
 /// The server state, as every server function reads it.

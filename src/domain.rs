@@ -8,6 +8,7 @@ pub mod checklist;
 pub mod environment;
 pub mod format;
 pub mod live;
+pub mod notifications;
 pub mod overview;
 pub mod pacing;
 pub mod phases;

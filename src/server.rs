@@ -19,6 +19,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod watch;
+pub mod webhooks;
 
 /// A `503` for a database that failed: the log gets `what` and the error under a new error id;
 /// the answer names `database` and the id, never the database's own words.

@@ -95,7 +95,13 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
         let id = crate::db::log_with_id(&format!("cannot read {env}'s rejected rows"), &error);
         format!("{env}: the rejected rows cannot be read just now (error id {id})")
     });
-    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters })
+    let state = super::app_state()?;
+    let notifications =
+        crate::server::webhooks::notifications(&control, &state.webhooks[env], env).await.map_err(|error| {
+            let id = crate::db::log_with_id(&format!("cannot read {env}'s webhook deliveries"), &error);
+            format!("the webhook deliveries cannot be read just now (error id {id})")
+        });
+    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters, notifications })
 }
 
 /// A page of rejected rows, optionally of one reason.

@@ -276,6 +276,8 @@ pub struct EnvironmentPage {
     /// The first page of rejected rows (the page reads later ones itself), or why the target
     /// database could not say.
     pub dead_letters: Result<DeadLetterPage, String>,
+    /// The environment's webhooks and their newest deliveries, or why they cannot be read.
+    pub notifications: Result<crate::domain::notifications::Notifications, String>,
 }
 
 /// One rejected legacy row.

@@ -31,6 +31,8 @@ pub struct Config {
     pub d_day: Option<Day>,
     /// How the console meets the web (`[security]` in the file).
     pub security: Security,
+    /// Who hears of what happens in each environment (`[[webhooks.prod]]` in the file).
+    pub webhooks: PerEnv<Vec<crate::server::webhooks::Webhook>>,
 }
 
 /// `[security]`: what the console trusts and how long sessions last.
@@ -128,6 +130,8 @@ struct File {
     #[serde(default)]
     policy: BTreeMap<String, Policy>,
     security: Option<Security>,
+    #[serde(default)]
+    webhooks: BTreeMap<String, Vec<crate::server::webhooks::WebhookFile>>,
 }
 
 /// A contact as the file spells it.
@@ -154,6 +158,7 @@ impl Config {
             contacts: PerEnv::default(),
             d_day: None,
             security: Security::default(),
+            webhooks: PerEnv::default(),
         }
     }
 
@@ -171,7 +176,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut config = Self::embedded(data_dir);
         if let Some(path) = file {
-            config.apply_file(path)?;
+            config.apply_file(path, vars)?;
         }
         config.metrics_token = vars.get("STI_METRICS_TOKEN").filter(|t| !t.is_empty()).cloned();
         if let Some(text) = vars.get("STI_D_DAY").filter(|t| !t.is_empty()) {
@@ -211,7 +216,7 @@ impl Config {
         Ok(())
     }
 
-    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+    fn apply_file(&mut self, path: &Path, vars: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let file: File = toml::from_str(&text)
@@ -266,6 +271,24 @@ impl Config {
                 message: format!("policy.{name}.{message}"),
             })?;
             self.targets.get_mut(env).policy = policy;
+        }
+        for (name, hooks) in file.webhooks {
+            let env = environment(&name)?;
+            let invalid = |message: String| ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("webhooks.{name}: {message}"),
+            };
+            let hooks =
+                hooks.into_iter().map(|h| h.resolve(vars)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+            for (i, hook) in hooks.iter().enumerate() {
+                if hooks[..i].iter().any(|h| h.name == hook.name) {
+                    return Err(invalid(format!(
+                        "two webhooks are called {}: give each its own name",
+                        hook.name
+                    )));
+                }
+            }
+            *self.webhooks.get_mut(env) = hooks;
         }
         for (name, rows) in &file.demo_rows {
             let env = environment(name)?;

@@ -81,9 +81,12 @@ impl Application {
             policies: std::sync::Arc::new(config.targets.map(|_, t| std::sync::Arc::new(t.policy.clone()))),
             d_day: config.d_day,
             http_metrics: Default::default(),
+            webhooks: std::sync::Arc::new(config.webhooks.clone()),
         };
         // this replica takes over the console's abandoned runs and joins runs in slices
         super::watch::start(state.control.clone(), state.targets.clone(), state.policies.clone());
+        // and tells the environments' webhooks what happened, whoever made it happen
+        super::webhooks::start(state.control.clone(), state.webhooks.clone());
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2).clamp(2, 8);
         let renders = RenderPool::start(threads).map_err(StartupError::RenderThreads)?;
         let pkg = std::path::Path::new(&leptos_options.site_root.to_string())
@@ -347,7 +350,10 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 /// writes `hash.txt` beside the binary, which Leptos reads from there to name them in pages. A
 /// binary built without it (`cargo build`, the tests) serves the plain names.
 fn hash_file_beside_binary() -> bool {
-    std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("hash.txt").is_file())).unwrap_or(false)
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("hash.txt").is_file()))
+        .unwrap_or(false)
 }
 
 /// `LEPTOS_SITE_ROOT`, else `target/site` here, else the `site` folder next to the binary's own

@@ -25,11 +25,13 @@ pub struct AppState {
     pub d_day: Option<crate::domain::calendar::Day>,
     /// How long the applications' API requests take (`/metrics`).
     pub http_metrics: std::sync::Arc<super::http_metrics::HttpMetrics>,
-    /// Emergency contacts per environment, from the configuration.
     /// How runs meet faults and stress, per environment, from the configuration.
     pub policies:
         std::sync::Arc<crate::domain::environment::PerEnv<std::sync::Arc<crate::domain::policy::Policy>>>,
+    /// Emergency contacts per environment, from the configuration.
     pub contacts: std::sync::Arc<crate::domain::environment::PerEnv<Vec<crate::domain::live::Contact>>>,
+    /// Each environment's webhooks, from the configuration.
+    pub webhooks: super::webhooks::Hooks,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             d_day: self.d_day,
             contacts: self.contacts.clone(),
             policies: self.policies.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 }

@@ -91,9 +91,11 @@ fn hashed_site() -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
     std::fs::create_dir_all(&pkg).unwrap();
     let mut hashes = String::new();
     let mut names = Vec::new();
-    for (extension, hash) in
-        [("js", "Aa0h3Xg2m6RZrW1vdyK1QA"), ("wasm", "Bb0h3Xg2m6RZrW1vdyK1QA"), ("css", "Cc0h3Xg2m6RZrW1vdyK1QA")]
-    {
+    for (extension, hash) in [
+        ("js", "Aa0h3Xg2m6RZrW1vdyK1QA"),
+        ("wasm", "Bb0h3Xg2m6RZrW1vdyK1QA"),
+        ("css", "Cc0h3Xg2m6RZrW1vdyK1QA"),
+    ] {
         let file = format!("{name}.{hash}.{extension}");
         std::fs::write(pkg.join(&file), format!("plain {extension} ").repeat(200)).unwrap();
         std::fs::write(pkg.join(format!("{file}.br")), format!("brotli {extension}")).unwrap();
@@ -141,19 +143,27 @@ async fn pages_are_compressed_never_cached_and_carry_a_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
-    std::fs::write(site.join("pkg").join(format!("{}.css", output_name())), "body { color: black }\n".repeat(50))
-        .unwrap();
+    std::fs::write(
+        site.join("pkg").join(format!("{}.css", output_name())),
+        "body { color: black }\n".repeat(50),
+    )
+    .unwrap();
     let server = serve(dir.path(), &site);
     let client = reqwest::Client::new();
 
-    let page = client.get(format!("{}/login", server.address)).header("accept-encoding", "br").send().await.unwrap();
+    let page =
+        client.get(format!("{}/login", server.address)).header("accept-encoding", "br").send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert_eq!(page.headers()["content-encoding"], "br");
     assert_eq!(page.headers()["cache-control"], "no-store");
     let id = page.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(id.len(), 16, "{id}");
-    let gzip =
-        client.get(format!("{}/login", server.address)).header("accept-encoding", "gzip").send().await.unwrap();
+    let gzip = client
+        .get(format!("{}/login", server.address))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gzip.headers()["content-encoding"], "gzip");
     assert_ne!(gzip.headers()["x-request-id"], id.as_str(), "a new id per request");
     let mine = client
@@ -170,8 +180,13 @@ async fn pages_are_compressed_never_cached_and_carry_a_request_id() {
     assert_eq!(first.headers()["cache-control"], "no-cache");
     assert_eq!(first.headers()["content-encoding"], "gzip", "compressed as it is served: no .gz beside it");
     let tag = first.headers()["etag"].to_str().unwrap().to_owned();
-    let again =
-        client.get(&url).header("accept-encoding", "gzip").header("if-none-match", &tag).send().await.unwrap();
+    let again = client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status().as_u16(), 304);
     assert_eq!(again.headers()["etag"], tag.as_str());
     assert!(again.bytes().await.unwrap().is_empty());

@@ -8,6 +8,7 @@ mod checklist;
 mod controls;
 mod flag;
 mod history;
+mod notifications;
 mod progress;
 mod reports;
 mod verification;
@@ -27,6 +28,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+use notifications::NotificationsCard;
 use progress::{RunCharts, RunProgress};
 use verification::{DeadLetters, VerificationCard};
 
@@ -151,12 +153,18 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             }}
         </section>
     });
+    let notifications = page.notifications;
+    let notifications = erase(view! {
+        <section class="card" aria-labelledby="notifications-heading" data-testid="notifications">
+            <NotificationsCard env notifications/>
+        </section>
+    });
     let history = erase(view! {
         <section class="card" aria-labelledby="history-heading">
             <History env live/>
         </section>
     });
-    view! { {head} {plan} {progress} {controls} {charts} {checks} {rollout} {contacts} {history} }
+    view! { {head} {plan} {progress} {controls} {charts} {checks} {rollout} {contacts} {notifications} {history} }
 }
 
 /// Opens the event stream (in the browser only) and feeds the page's live figures from it; the

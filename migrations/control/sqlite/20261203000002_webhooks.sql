@@ -1,0 +1,30 @@
+-- notifications (issue 18). every console on this control database finds what happened (the
+-- audit log past a cursor, runs that ended or hold) and queues one delivery per configured
+-- webhook; dedup_key makes a second console's find of the same event a no-op. a delivery
+-- keeps its body (signed as it is sent), is claimed by one console at a time (claimed_until),
+-- and is retried with backoff until delivered or given up. times are unix epoch ms.
+create table if not exists webhook_deliveries (
+    id integer primary key autoincrement,
+    environment text not null,
+    hook text not null,
+    event text not null,
+    dedup_key text not null unique,
+    summary text not null,
+    body text not null,
+    created_at integer not null,
+    state text not null default 'pending',
+    attempts integer not null default 0,
+    next_attempt_at integer not null,
+    claimed_until integer,
+    last_status integer,
+    last_error text,
+    finished_at integer
+);
+create index if not exists webhook_deliveries_due on webhook_deliveries (state, next_attempt_at);
+create index if not exists webhook_deliveries_environment on webhook_deliveries (environment, id);
+
+-- how far the finders have read: 'audit' (the last audit_log id) and 'runs' (runs.updated_at).
+create table if not exists webhook_cursors (
+    name text primary key,
+    position integer not null
+);
