@@ -29,4 +29,5 @@ mod support;
 mod target_databases;
 mod torture;
 mod users;
+mod webhooks;
 mod workers;
