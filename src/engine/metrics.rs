@@ -31,6 +31,19 @@ pub struct EnvironmentMetrics {
     pub rows_per_second: f64,
     /// What the running run holds for, with the reason's label, while its runner says so.
     pub hold: Option<(HoldKind, String)>,
+    /// When the newest run's last chunk committed (ms since the epoch).
+    pub last_chunk_ms: Option<i64>,
+    /// Each flag's state, by key (`ENABLE_STI`), and how many times it was set.
+    pub flags: Vec<FlagMetrics>,
+}
+
+/// One flag of an environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagMetrics {
+    pub key: String,
+    pub enabled: bool,
+    /// Times it was set: switched on or off, or turned off by an emergency stop.
+    pub changes: i64,
 }
 
 /// Every environment's figures; environments without runs are present with zeros.
@@ -107,6 +120,34 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
         {
             m.hold = Some((kind, row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default()));
         }
+    }
+    let last_chunks = sqlx::query(
+        "select c.environment, max(c.committed_at) as at from run_chunks c
+         where c.run_id = (select max(n.run_id) from runs n where n.environment = c.environment)
+         group by c.environment",
+    )
+    .fetch_all(control.pool())
+    .await?;
+    for row in last_chunks {
+        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
+        m.last_chunk_ms = row.try_get::<Option<i64>, _>("at")?.filter(|at| *at > 0);
+    }
+
+    let flags = sqlx::query(
+        "select f.environment, f.key, case when f.enabled then 1 else 0 end as enabled,
+                (select count(*) from audit_log a where a.environment = f.environment
+                   and a.action in ('flag.set', 'emergency_stop')) as changes
+         from flags f order by f.environment, f.key",
+    )
+    .fetch_all(control.pool())
+    .await?;
+    for row in flags {
+        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
+        m.flags.push(FlagMetrics {
+            key: row.try_get("key")?,
+            enabled: row.try_get::<i64, _>("enabled")? == 1,
+            changes: row.try_get("changes")?,
+        });
     }
     Ok(all)
 }

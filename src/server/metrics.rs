@@ -120,6 +120,38 @@ pub fn render<'a>(all: impl Iterator<Item = (&'a str, &'a EnvironmentMetrics)> +
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP sti_backfill_last_chunk_timestamp_seconds When the newest run's last chunk committed (0: none yet)."
+    );
+    let _ = writeln!(out, "# TYPE sti_backfill_last_chunk_timestamp_seconds gauge");
+    for (env, m) in all.clone() {
+        let seconds = m.last_chunk_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+        let _ = writeln!(out, "sti_backfill_last_chunk_timestamp_seconds{{environment=\"{env}\"}} {seconds}");
+    }
+    let _ = writeln!(out, "# HELP sti_flag_enabled Whether the flag is on (1) in the environment.");
+    let _ = writeln!(out, "# TYPE sti_flag_enabled gauge");
+    for (env, m) in all.clone() {
+        for flag in &m.flags {
+            let (key, on) = (label_value(&flag.key), i32::from(flag.enabled));
+            let _ = writeln!(out, "sti_flag_enabled{{environment=\"{env}\",flag=\"{key}\"}} {on}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sti_flag_changes_total Times the flag was set: switched on or off, or turned off by an emergency stop."
+    );
+    let _ = writeln!(out, "# TYPE sti_flag_changes_total counter");
+    for (env, m) in all {
+        for flag in &m.flags {
+            let key = label_value(&flag.key);
+            let _ = writeln!(
+                out,
+                "sti_flag_changes_total{{environment=\"{env}\",flag=\"{key}\"}} {}",
+                flag.changes
+            );
+        }
+    }
     out
 }
 
@@ -147,7 +179,8 @@ mod tests {
         assert!(text.contains("sti_backfill_run_state{environment=\"dev\",state=\"running\"} 0"));
         assert!(text.contains("sti_backfill_waiting{environment=\"dev\",reason=\"none\"} 0"));
         assert!(text.contains("sti_backfill_throttled{environment=\"prod\",reason=\"none\"} 0"));
-        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert!(text.contains("sti_backfill_last_chunk_timestamp_seconds{environment=\"dev\"} 0"));
+        assert_eq!(text.matches("# TYPE").count(), 10);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod identification;
 mod layers;
 mod overview;
 mod projects;
+mod prometheus;
 mod reconcile;
 mod replicas;
 mod security;
