@@ -1,4 +1,5 @@
-//! Progress for long commands: a bar with rate and ETA on a terminal, plain lines otherwise.
+//! Progress for long commands: indicatif's bar with rate and ETA on a terminal, plain lines
+//! otherwise (a log, a pipe, CI).
 
 use crate::domain::format::format_count;
 use crate::domain::pacing::Progress;
@@ -17,13 +18,24 @@ pub struct Reporter {
     first_rows: Option<i64>,
     first_fraction: Option<f64>,
     last: Option<Instant>,
-    terminal: bool,
+    /// The bar, on a terminal.
+    bar: Option<indicatif::ProgressBar>,
     every: Duration,
 }
+
+/// The bar's length: the fraction done in ten-thousandths.
+const STEPS: u64 = 10_000;
 
 impl Reporter {
     pub fn new(what: impl Into<String>, low: i64) -> Self {
         let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(STEPS);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:24}] {msg}") {
+                bar.set_style(style.progress_chars("#>."));
+            }
+            bar
+        });
         Self {
             what: what.into(),
             low,
@@ -32,7 +44,7 @@ impl Reporter {
             first_rows: None,
             first_fraction: None,
             last: None,
-            terminal,
+            bar,
             every: if terminal { Duration::from_millis(100) } else { Duration::from_secs(2) },
         }
     }
@@ -71,19 +83,19 @@ impl Reporter {
             format_count(rate as i64),
             eta
         );
-        let mut err = std::io::stderr();
-        if self.terminal {
-            let width = 24;
-            let filled = ((progress.fraction() * width as f64).round() as usize).min(width);
-            let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled));
-            let _ = write!(err, "\r\x1b[2K{bar} {line}");
-            if done {
-                let _ = writeln!(err);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position((progress.fraction() * STEPS as f64).round() as u64);
+                bar.set_message(line);
+                if done {
+                    bar.finish();
+                }
             }
-        } else {
-            let _ = writeln!(err, "{line}");
+            None => {
+                // a closed stderr must not end the run
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
-        let _ = err.flush();
     }
 
     /// Says the run holds — `waiting: connection refused since 14:02:11 UTC, next try in 4 s` —
@@ -91,21 +103,21 @@ impl Reporter {
     pub fn hold(&mut self, hold: &crate::domain::run::Hold) {
         let since = format!("{} UTC", crate::domain::format::clock_ms(hold.since_ms));
         let line = format!("{} {}", self.what, hold.describe(&since, crate::db::now_ms()));
-        let mut err = std::io::stderr();
-        if self.terminal {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(err, "{line}");
+        match &self.bar {
+            // above the bar, which stays
+            Some(bar) => bar.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
-        let _ = err.flush();
         // the next progress line comes at once when the run goes on
         self.last = None;
     }
 
     /// Ends a bar line that did not reach 100% (a cancelled or failed run).
     pub fn finish(&mut self) {
-        if self.terminal && self.last.is_some() {
-            let _ = writeln!(std::io::stderr());
+        if let Some(bar) = self.bar.as_ref().filter(|b| !b.is_finished()) {
+            bar.abandon();
         }
     }
 }
