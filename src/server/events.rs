@@ -341,7 +341,8 @@ async fn audit_export(state: &AppState, query: &AuditQuery, json: bool) -> Respo
             (header::CONTENT_TYPE, kind.to_owned()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
         ],
-        axum::body::Body::from_stream(stream),
+        // fused: the compression layer polls a finished body once more, which an unfold refuses
+        axum::body::Body::from_stream(futures::StreamExt::fuse(stream)),
     )
         .into_response()
 }

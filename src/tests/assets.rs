@@ -193,13 +193,50 @@ async fn pages_are_compressed_never_cached_and_carry_a_request_id() {
     let other = client.get(&url).header("if-none-match", "\"something else\"").send().await.unwrap();
     assert_eq!(other.status().as_u16(), 200);
 
-    // a body over the limit is refused before anything reads it
-    let big = client
-        .post(format!("{}/login", server.address))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(vec![b'a'; 2 * 1024 * 1024])
+    // a body over the limit is refused before anything reads it: the answer comes to the
+    // headers alone (a client still sending 2 MB would meet a closed connection)
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket =
+        tokio::net::TcpStream::connect(server.address.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_is_never_compressed_and_its_first_event_arrives_at_once() {
+    let (config, _dir) = crate::support::config(crate::support::Backend::Sqlite, [1, 1, 1]).await;
+    let app = crate::support::TestApp::start(&config).await;
+    let mut stream = app
+        .client
+        .get(format!("{}/events/dev", app.address))
+        .header("accept-encoding", "br, gzip")
         .send()
         .await
         .unwrap();
-    assert_eq!(big.status().as_u16(), 413);
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(stream.headers().get("content-encoding").is_none(), "a compressor would hold events back");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk()).await;
+    let chunk = first.expect("an event within 5 s").unwrap().expect("a first chunk");
+    assert!(String::from_utf8_lossy(&chunk).contains("data:"), "{chunk:?}");
+    // what is made per request is compressed: the audit log's JSON export
+    let answer = app
+        .client
+        .get(format!("{}/audit.json", app.address))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.headers()["content-encoding"], "gzip");
 }
