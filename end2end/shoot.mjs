@@ -1,5 +1,6 @@
 // Takes screenshots of a running console: node end2end/shoot.mjs URL USER PASSWORD OUT_DIR PATH...
 // Used to look at pages while building them and for docs/screenshots; not part of the tests.
+// SHOOT_SELECTOR=css takes only that element of each page (e.g. '[data-testid=notifications]').
 import { chromium } from "@playwright/test";
 import { execSync } from "node:child_process";
 
@@ -21,7 +22,9 @@ for (const [name, viewport] of [["laptop", { width: 1366, height: 900 }], ["phon
     await page.goto(`${base}${p}`);
     await page.waitForTimeout(Number(process.env.SHOOT_WAIT ?? 1500));
     const file = `${out}/${p.replaceAll("/", "_") || "root"}-${name}.png`;
-    await page.screenshot({ path: file, fullPage: true });
+    const selector = process.env.SHOOT_SELECTOR;
+    if (selector) await page.locator(selector).screenshot({ path: file });
+    else await page.screenshot({ path: file, fullPage: true });
     console.log(file);
   }
   await page.close();

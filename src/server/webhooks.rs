@@ -671,30 +671,15 @@ async fn attempt(
             (DeliveryState::Failed, status, Some(format!("{error}; not retried")), now)
         }
     };
-    match state {
-        DeliveryState::Delivered => tracing::info!(
-            id = claimed.id,
-            hook = claimed.hook,
-            event = claimed.event,
-            attempts,
-            "webhook delivered"
-        ),
-        DeliveryState::Pending => tracing::warn!(
-            id = claimed.id,
-            hook = claimed.hook,
-            event = claimed.event,
-            attempts,
-            error = error.as_deref().unwrap_or_default(),
-            "webhook not delivered; will retry"
-        ),
-        DeliveryState::Failed => tracing::error!(
-            id = claimed.id,
-            hook = claimed.hook,
-            event = claimed.event,
-            attempts,
-            error = error.as_deref().unwrap_or_default(),
-            "webhook given up"
-        ),
+    {
+        let span = tracing::info_span!("webhook", id = claimed.id, hook = %claimed.hook, event = %claimed.event, attempts);
+        let _in = span.enter();
+        let error = error.as_deref().unwrap_or_default();
+        match state {
+            DeliveryState::Delivered => tracing::info!("webhook delivered"),
+            DeliveryState::Pending => tracing::warn!(error, "webhook not delivered; will retry"),
+            DeliveryState::Failed => tracing::error!(error, "webhook given up"),
+        }
     }
     let finished = (state != DeliveryState::Pending).then_some(now);
     sqlx::query(

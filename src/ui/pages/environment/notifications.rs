@@ -45,17 +45,16 @@ pub(super) fn NotificationsCard(
             <div class="table-scroll">
             <table class="table" data-testid="deliveries">
                 <thead><tr>
-                    <th>"Time"</th><th>"Event"</th><th>"Webhook"</th><th>"Status"</th><th>"Attempts"</th><th>"What"</th>
+                    <th>"Time"</th><th>"Event"</th><th>"Webhook"</th><th>"Status"</th><th>"Attempts"</th>
                 </tr></thead>
                 <tbody>
                     {notifications.deliveries.into_iter().map(|d| view! {
                         <tr>
-                            <td>{format_epoch_ms(d.created_at)}</td>
-                            <td><code>{d.event.clone()}</code></td>
+                            <td class="when">{format_epoch_ms(d.created_at)}</td>
+                            <td><code>{d.event.clone()}</code><div class="muted delivery-summary">{d.summary.clone()}</div></td>
                             <td>{d.hook.clone()}</td>
                             <td><span class=format!("delivery delivery-{}", d.state.as_str())>{status(&d)}</span></td>
                             <td>{d.attempts}</td>
-                            <td>{d.summary.clone()}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>
