@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn only_a_name_with_a_content_hash_counts_as_hashed() {
         assert!(is_hashed("/pkg/sti_rollout.Yq0h3Xg2m6RZrW1vdyK1QA.wasm"));
-        assert!(is_hashed("/pkg/sti_rollout.a-b_c0123456789abcdefgh.css"));
+        assert!(is_hashed("/pkg/sti_rollout.a-b_c0123456789abcdefg.css"));
         assert!(!is_hashed("/pkg/sti_rollout.wasm"));
         assert!(!is_hashed("/pkg/sti_rollout_bg.wasm"));
         assert!(!is_hashed("/favicon.svg"));
