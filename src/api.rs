@@ -24,8 +24,9 @@ pub struct ApiState {
     /// How runs meet faults and stress, per environment, from the configuration.
     pub policies:
         std::sync::Arc<crate::domain::environment::PerEnv<std::sync::Arc<crate::domain::policy::Policy>>>,
-    /// Each environment's webhooks, from the configuration.
-    pub webhooks: crate::server::webhooks::Hooks,
+    /// Each environment's webhooks as the page names them, from the configuration.
+    pub webhooks:
+        std::sync::Arc<crate::domain::environment::PerEnv<Vec<crate::domain::notifications::HookInfo>>>,
 }
 
 /// The server state, as every server function reads it.

@@ -22,6 +22,7 @@ pub mod target_schema;
 pub mod timeline;
 pub mod url;
 pub mod users;
+pub mod webhooks;
 
 pub use pool::{Database, DbError, Dialect, Schema, SessionSettings};
 pub use url::DatabaseUrl;

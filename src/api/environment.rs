@@ -89,15 +89,20 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
     let live = crate::db::live::read(&control, env)
         .await
         .map_err(|e| server::db_error("the control database", e))?;
-    let contacts = super::app_state()?.contacts[env].clone();
+    let state = super::app_state()?;
+    let contacts = state.contacts[env].clone();
     // a target database that cannot be read costs the page its rejected rows, not the page
     let dead_letters = crate::engine::dead_letters::page(&target, None, None, 1).await.map_err(|error| {
         let id = crate::db::log_with_id(&format!("cannot read {env}'s rejected rows"), &error);
         format!("{env}: the rejected rows cannot be read just now (error id {id})")
     });
-    let state = super::app_state()?;
-    let notifications =
-        crate::server::webhooks::notifications(&control, &state.webhooks[env], env).await.map_err(|error| {
+    let notifications = crate::db::webhooks::recent(&control, env)
+        .await
+        .map(|deliveries| crate::domain::notifications::Notifications {
+            hooks: state.webhooks[env].clone(),
+            deliveries,
+        })
+        .map_err(|error| {
             let id = crate::db::log_with_id(&format!("cannot read {env}'s webhook deliveries"), &error);
             format!("the webhook deliveries cannot be read just now (error id {id})")
         });

@@ -43,7 +43,9 @@ impl AppState {
             d_day: self.d_day,
             contacts: self.contacts.clone(),
             policies: self.policies.clone(),
-            webhooks: self.webhooks.clone(),
+            webhooks: std::sync::Arc::new(
+                self.webhooks.map(|_, hooks| hooks.iter().map(|h| h.info()).collect()),
+            ),
         }
     }
 }

@@ -24,7 +24,7 @@
 use crate::db::Database;
 use crate::domain::environment::{Environment, PerEnv};
 use crate::domain::format::format_count;
-use crate::domain::notifications::{Delivery, DeliveryState, Event, HookInfo, Notifications};
+use crate::domain::notifications::{DeliveryState, Event, HookInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -159,50 +159,16 @@ impl WebhookFile {
 /// Every environment's webhooks.
 pub type Hooks = Arc<PerEnv<Vec<Webhook>>>;
 
-/// What the environment page shows of `env`'s webhooks: their names and events, and the
-/// newest deliveries.
-pub async fn notifications(
-    control: &Database,
-    hooks: &[Webhook],
-    env: Environment,
-) -> Result<Notifications, sqlx::Error> {
-    let rows = sqlx::query(
-        "select id, hook, event, summary, state, attempts, last_status, last_error, created_at, next_attempt_at,
-                finished_at
-         from webhook_deliveries where environment = $1 order by id desc limit 20",
-    )
-    .bind(env.as_str())
-    .fetch_all(control.pool())
-    .await?;
-    let deliveries = rows
-        .iter()
-        .map(|r| {
-            Ok(Delivery {
-                id: r.try_get("id")?,
-                hook: r.try_get("hook")?,
-                event: r.try_get("event")?,
-                summary: r.try_get("summary")?,
-                state: DeliveryState::parse(&r.try_get::<String, _>("state")?)
-                    .unwrap_or(DeliveryState::Pending),
-                attempts: r.try_get("attempts")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-                created_at: r.try_get("created_at")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                finished_at: r.try_get("finished_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let hooks = hooks
-        .iter()
-        .map(|h| HookInfo {
-            name: h.name.clone(),
-            format: h.format.as_str().to_owned(),
-            events: h.events.iter().map(|e| e.as_str().to_owned()).collect(),
-            signed: h.secret.is_some(),
-        })
-        .collect();
-    Ok(Notifications { hooks, deliveries })
+impl Webhook {
+    /// What the environment page shows of it: never its address or secret.
+    pub fn info(&self) -> HookInfo {
+        HookInfo {
+            name: self.name.clone(),
+            format: self.format.as_str().to_owned(),
+            events: self.events.iter().map(|e| e.as_str().to_owned()).collect(),
+            signed: self.secret.is_some(),
+        }
+    }
 }
 
 /// Starts this process's finder and deliverer, if any environment has a webhook.
