@@ -35,12 +35,17 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// `bytes` as lowercase hex: digests, signatures, random ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `bytes` random bytes from the operating system, as hex: session ids, passwords, identities.
 pub fn random_hex(bytes: usize) -> String {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     let mut buffer = vec![0_u8; bytes];
     OsRng.fill_bytes(&mut buffer);
-    buffer.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&buffer)
 }
 
 /// Logs an internal error under a new random id and returns the id. Browsers are shown a plain

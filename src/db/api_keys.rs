@@ -64,7 +64,7 @@ impl From<sqlx::Error> for ApiKeyError {
 
 /// The SHA-256 of a key, in hex: what is stored and looked up.
 pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    super::hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// A new random key for `env`: `sti_<env>_` and 64 hex digits.
@@ -72,7 +72,7 @@ pub fn generate(env: Environment) -> String {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     let mut bytes = [0_u8; 32];
     OsRng.fill_bytes(&mut bytes);
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = super::hex(&bytes);
     format!("sti_{env}_{random}")
 }
 

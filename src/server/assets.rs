@@ -83,8 +83,7 @@ fn entity_tag(headers: &HeaderMap) -> Option<HeaderValue> {
     let modified = headers.get(header::LAST_MODIFIED)?.to_str().ok()?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     let hash = <sha2::Sha256 as sha2::Digest>::digest(format!("{encoding}:{length}:{modified}"));
-    let stamp: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    HeaderValue::from_str(&format!("\"{stamp}\"")).ok()
+    HeaderValue::from_str(&format!("\"{}\"", crate::db::hex(&hash[..8]))).ok()
 }
 
 #[cfg(test)]

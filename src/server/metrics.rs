@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match snapshot(&state.control).await {
-        Ok(all) => match render(&all, &state.http_metrics) {
+        Ok(all) => match render(all, &state.http_metrics) {
             Ok(body) => ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], body).into_response(),
             Err(std::fmt::Error) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be written\n").into_response()
@@ -37,11 +37,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// The exposition text (Prometheus text format 0.0.4, by prometheus-client) of every
 /// environment's figures and of the API's request histograms.
 pub fn render(
-    all: &BTreeMap<Environment, EnvironmentMetrics>,
+    all: BTreeMap<Environment, EnvironmentMetrics>,
     http: &HttpMetrics,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Figures(all.clone())));
+    registry.register_collector(Box::new(Figures(all)));
     registry.register(
         "http_request_duration_seconds",
         "How long API requests took, by route, method and status",
@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     fn text(all: &[(Environment, EnvironmentMetrics)], http: &HttpMetrics) -> String {
-        render(&all.iter().cloned().collect(), http).unwrap()
+        render(all.iter().cloned().collect(), http).unwrap()
     }
 
     #[test]

@@ -135,8 +135,7 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
     let body =
         json!({ "flags": flags.iter().map(|(key, flag)| evaluation(env, key, flag)).collect::<Vec<_>>() });
     let text = body.to_string();
-    let digest: String =
-        Sha256::digest(text.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let digest = crate::db::hex(&Sha256::digest(text.as_bytes())[..12]);
     let etag = format!("\"{digest}\"");
     let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag || tag.trim() == "*")

@@ -328,6 +328,7 @@ async fn advance(control: &Database, name: &str, to: i64) -> Result<(), sqlx::Er
 /// Queues `notice` for `hook`, unless it already is: 1 if queued now.
 async fn queue(control: &Database, hook: &Webhook, notice: &Notice, now: i64) -> Result<usize, sqlx::Error> {
     let dedup_key = format!("{}:{}:{}", notice.environment, hook.name, notice.key);
+    // a read first: the scans overlap, and a no-op insert would still take SQLite's write lock
     let known: Option<i64> = sqlx::query_scalar("select id from webhook_deliveries where dedup_key = $1")
         .bind(&dedup_key)
         .fetch_optional(control.pool())
@@ -522,8 +523,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
         unreachable!("HMAC takes a key of any length")
     };
     mac.update(format!("{timestamp}.{body}").as_bytes());
-    let digest: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={digest}")
+    format!("t={timestamp},v1={}", crate::db::hex(&mac.finalize().into_bytes()))
 }
 
 /// The wait before attempt `attempts + 1`, after `attempts` failed ones: 1 s, 2 s, 4 s … at most
