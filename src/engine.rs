@@ -5,6 +5,7 @@
 
 pub mod backfill;
 pub mod capture;
+pub mod ddl;
 pub mod dead_letters;
 pub mod deferred;
 pub mod dry_run;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mirror;
 pub mod operate;
+pub mod promise;
 pub mod reconcile;
 pub mod rollback;
 pub mod runs;
@@ -66,6 +68,17 @@ pub enum EngineError {
          transactions holding the table have ended"
     )]
     Capture { what: &'static str, message: String },
+    #[error(
+        "{what} waited {waited_s} s for the locks on projects and the subtype tables, a moment at a time, \
+         and gave up, changing nothing. The sessions holding them: {holders}. Try again when those \
+         transactions have ended"
+    )]
+    LockWait { what: String, waited_s: u64, holders: String },
+    #[error(
+        "run #{run_id} reached the end of its range, but {problem}: it is not complete. It is marked \
+         failed, and the next {kind} goes over the range again from there"
+    )]
+    Unfinished { run_id: i64, kind: &'static str, problem: String },
     #[error("nothing to reconcile: {0}")]
     NothingToReconcile(String),
     #[error("the health signal '{name}' cannot be read: {message}")]
@@ -122,6 +135,8 @@ impl EngineError {
             | Self::Transition(_)
             | Self::Breaker { .. }
             | Self::Capture { .. }
+            | Self::LockWait { .. }
+            | Self::Unfinished { .. }
             | Self::NothingToReconcile(_)
             | Self::Signal { .. } => ErrorKind::Conflict,
             Self::Db(_) | Self::Corrupt(_) => ErrorKind::Unavailable,

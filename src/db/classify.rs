@@ -95,11 +95,28 @@ impl Subtype {
     }
 
     /// The columns copied from the legacy row (besides the key and the provenance).
-    fn copied(self) -> [&'static str; 3] {
+    pub fn copied(self) -> [&'static str; 3] {
         match self {
             Self::School => ["school_name", "grade", "created_at"],
             Self::SelfStudy => ["pace", "goal_date", "created_at"],
         }
+    }
+
+    /// A condition true when the subtype row `t` holds what a copy of the classified row `c`
+    /// writes (its provenance aside); `c` must come from [`Subtype::copy_source`], whose columns
+    /// are already what the copy writes.
+    pub fn holds_copy(self, t: &str, c: &str) -> String {
+        self.copied().map(|col| format!("{t}.{col} is {c}.{col}")).join(" and ")
+    }
+
+    /// The rows of `source` (a relation with the columns of [`classified`]) this table takes,
+    /// with the values a copy writes (the pace normalised) under the table's own column names.
+    pub fn copy_source(self, source: &str) -> String {
+        let values = match self {
+            Self::School => "school_name, grade, created_at".to_owned(),
+            Self::SelfStudy => format!("{} as pace, goal_date, created_at", normalised_pace()),
+        };
+        format!("(select id, {values} from {source} s where verdict = '{}')", self.verdict())
     }
 
     /// [`Subtype::insert_from`] that brings a row already there up to date (writing `run_id`

@@ -254,8 +254,8 @@ pub enum Difference {
     },
     /// The engine relies on `project_id` being the key (`on conflict (project_id)`).
     NotKeyed(&'static str),
-    /// Deleting a project fails (or leaves an orphan) instead of taking its subtype row along:
-    /// `migrate` makes the foreign key cascade.
+    /// Deleting a project, or changing its id, fails (or leaves an orphan) instead of taking its
+    /// subtype row along: `migrate` makes the foreign key cascade both.
     NoCascade(&'static str),
 }
 
@@ -283,7 +283,7 @@ impl fmt::Display for Difference {
             }
             Self::NotKeyed(table) => write!(f, "{table}.project_id is not its primary key"),
             Self::NoCascade(table) => {
-                write!(f, "{table}'s foreign key to projects does not cascade deletes")
+                write!(f, "{table}'s foreign key to projects does not cascade deletes and id changes")
             }
         }
     }
@@ -418,11 +418,12 @@ async fn dropped_for_a_run(db: &Database, table: &str) -> Result<bool, DbError> 
     }))
 }
 
-/// Whether every foreign key from `table` to `projects` cascades deletes (and there is one).
+/// Whether every foreign key from `table` to `projects` cascades deletes and id changes (and
+/// there is one).
 async fn cascades(db: &Database, table: &str) -> Result<bool, DbError> {
     let sql = match db.dialect() {
         Dialect::Postgres => {
-            "select cast(case when c.confdeltype = 'c' then 1 else 0 end as integer)
+            "select cast(case when c.confdeltype = 'c' and c.confupdtype = 'c' then 1 else 0 end as integer)
              from pg_constraint c
              join pg_class t on t.oid = c.conrelid
              join pg_class r on r.oid = c.confrelid
@@ -430,7 +431,7 @@ async fn cascades(db: &Database, table: &str) -> Result<bool, DbError> {
                and t.relnamespace = (select oid from pg_namespace where nspname = current_schema())"
         }
         Dialect::Sqlite => {
-            "select case when upper(on_delete) = 'CASCADE' then 1 else 0 end
+            "select case when upper(on_delete) = 'CASCADE' and upper(on_update) = 'CASCADE' then 1 else 0 end
              from pragma_foreign_key_list($1) where \"table\" = 'projects'"
         }
     };

@@ -22,7 +22,18 @@ pub const CAPTURE_PROVENANCE: i64 = 0;
 /// a literal) what identification says, writing `provenance` into the rows they write and
 /// recording a dirty row as a dead letter of `dead_letter_run`. Each statement is idempotent;
 /// a row already right is not written (its provenance stays).
-pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) -> Vec<String> {
+///
+/// On SQLite, whose triggers cannot catch an error, a subtype row the table refuses (a check,
+/// not-null or unique rule of the application's) is skipped (`insert or ignore`) and recorded as
+/// a dead letter instead of failing the application's write; on PostgreSQL the capture's
+/// function catches any refusal in a subtransaction (see [`install`]).
+pub fn reidentify(
+    dialect: Dialect,
+    id: &str,
+    provenance: &str,
+    dead_letter_run: &str,
+    now: &str,
+) -> Vec<String> {
     // one row by its key: `id = x`, not the chunks' range `id > x - 1 and id <= x`, whose
     // generic plan PostgreSQL estimates at many rows, so that every trigger call planned its six
     // statements afresh (eight times slower writes)
@@ -40,7 +51,27 @@ pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) 
         ));
     }
     for subtype in Subtype::ALL {
-        statements.push(subtype.upsert_from(c, provenance));
+        match dialect {
+            Dialect::Postgres => statements.push(subtype.upsert_from(c, provenance)),
+            // an upsert's update part cannot be told to ignore a unique rule: an update and an
+            // insert, each `or ignore`
+            Dialect::Sqlite => {
+                let (table, source) = (subtype.table(), subtype.copy_source(c));
+                let columns = subtype.copied().join(", ");
+                statements.push(format!(
+                    "update or ignore {table} set ({columns}, backfill_run_id) =
+                        (select {columns}, {provenance} from {source} c where c.id = {table}.project_id)
+                     where project_id = ({id})
+                       and exists (select 1 from {source} c where c.id = {table}.project_id and not ({holds}))",
+                    holds = subtype.holds_copy(table, "c"),
+                ));
+                statements.push(subtype.insert_from(c, provenance, false).replacen(
+                    "insert into",
+                    "insert or ignore into",
+                    1,
+                ));
+            }
+        }
     }
     statements.extend([
         format!(
@@ -55,6 +86,22 @@ pub fn reidentify(id: &str, provenance: &str, dead_letter_run: &str, now: &str) 
                and not exists (select 1 from {c} c where c.verdict like 'x:%')"
         ),
     ]);
+    if dialect == Dialect::Sqlite {
+        for subtype in Subtype::ALL {
+            let table = subtype.table();
+            statements.push(format!(
+                "insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
+                 select {dead_letter_run}, c.id, '{REFUSED}{table} did not take the row (a check, not-null or unique rule of the table)', {now}
+                 from {source} c
+                 where {dead_letter_run} is not null
+                   and not exists (select 1 from {table} t where t.project_id = c.id and {holds})
+                 on conflict (run_id, project_id) do update set reason = excluded.reason",
+                REFUSED = super::backfill::REFUSED_PREFIX,
+                source = subtype.copy_source(c),
+                holds = subtype.holds_copy("t", "c"),
+            ));
+        }
+    }
     statements
 }
 
@@ -78,8 +125,17 @@ const IDENTIFYING: [&str; 7] =
 /// The names the capture's objects have in the target.
 const PG_FUNCTION: &str = "sti_capture_projects";
 const PG_TRIGGER: &str = "sti_capture_projects";
-const SQLITE_TRIGGERS: [&str; 4] =
-    ["sti_capture_insert", "sti_capture_move", "sti_capture_update", "sti_capture_delete"];
+/// The function and triggers that let an application's own subtype row win (see [`install`]).
+const PG_YIELD_FUNCTION: &str = "sti_capture_yield";
+const PG_YIELD_TRIGGER: &str = "sti_capture_yield";
+const SQLITE_TRIGGERS: [&str; 6] = [
+    "sti_capture_insert",
+    "sti_capture_move",
+    "sti_capture_update",
+    "sti_capture_delete",
+    "sti_capture_yield_school",
+    "sti_capture_yield_self_study",
+];
 
 /// Whether the capture is installed on `db`.
 pub async fn installed(db: &Database) -> Result<bool, EngineError> {
@@ -101,15 +157,39 @@ fn installed_sql(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The statements that delete the capture's own subtype rows of the project an application's
+/// subtype row (`new`) is for: its own row wins over the capture's.
+fn yield_to_application() -> Vec<String> {
+    Subtype::ALL
+        .map(|s| {
+            format!(
+                "delete from {} where project_id = new.project_id and backfill_run_id = {CAPTURE_PROVENANCE}",
+                s.table()
+            )
+        })
+        .to_vec()
+}
+
 /// Installs (or brings up to date) the capture, in one transaction whose lock waits end after
-/// `lock_timeout` (PostgreSQL: a trigger takes a lock on `projects` that would queue every
-/// application write behind a long transaction). Idempotent; whether it was installed now
+/// `lock_timeout` (PostgreSQL: a trigger takes a lock on `projects` that queues every
+/// application write behind it while it waits; [`super::ddl::with_tries`] tries again). It
+/// takes the tables in the application's order. Idempotent; whether it was installed now
 /// (`false`: it was already).
+///
+/// The capture must never make an application write fail that would succeed without it:
+/// - it runs with the rights of the role that installs it (PostgreSQL: `security definer`
+///   with a fixed `search_path`), so an application role granted only what it uses on
+///   `projects` and the subtype tables needs nothing on the engine's tables;
+/// - a subtype row the target refuses (an application's check or trigger) becomes a dead
+///   letter (PostgreSQL: the function's own subtransaction; SQLite: see [`reidentify`]);
+/// - an application that writes its own subtype row after the legacy row — a plain insert or
+///   an upsert, the dual write of STI mode — replaces the row the capture wrote for it instead
+///   of failing on its key (a `before insert` trigger on each subtype table).
 pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, EngineError> {
     let now = db.dialect().now_ms_sql();
     let mut tx = db.begin_write().await?;
     if db.dialect() == Dialect::Postgres {
-        sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
+        sqlx::query(&format!("set local lock_timeout = '{}ms'", lock_timeout.as_millis().max(1)))
             .execute(&mut *tx)
             .await?;
         // runners starting at once install it one after the other (SQLite's write transaction
@@ -117,30 +197,69 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
         // catalogue, and each would see no trigger yet and create one
         sqlx::query("select pg_advisory_xact_lock(hashtext($1))").bind(PG_FUNCTION).execute(&mut *tx).await?;
     }
+    super::ddl::lock_in_application_order(
+        &mut tx,
+        db.dialect(),
+        lock_timeout,
+        super::ddl::Mode::ShareRowExclusive,
+    )
+    .await?;
     // read inside the transaction, after the others installing it: whether this one did
     let found: i64 =
         sqlx::query_scalar(installed_sql(db.dialect())).bind(PG_TRIGGER).fetch_one(&mut *tx).await?;
     let was = found > 0;
     match db.dialect() {
         Dialect::Postgres => {
-            let body = |statements: Vec<String>| statements.join(";\n    ") + ";";
+            let body = |statements: Vec<String>| statements.join(";\n        ") + ";";
             let changed = IDENTIFYING.map(|c| format!("old.{c} is distinct from new.{c}")).join(" or ");
+            // the functions run as their owner (the role that runs the engine's migrations) and
+            // find tables only in this schema: nothing the caller's search_path holds is used
+            let schema: String =
+                sqlx::query_scalar("select quote_ident(current_schema())").fetch_one(&mut *tx).await?;
+            let definer = format!("security definer set search_path = {schema}, pg_temp");
             sqlx::query(&format!(
-                "create or replace function {PG_FUNCTION}() returns trigger language plpgsql as $capture$
+                "create or replace function {PG_FUNCTION}() returns trigger language plpgsql {definer} as $capture$
                  begin
-                    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.id <> new.id) then
-                        {forget}
-                    end if;
-                    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not ({changed})) then
-                        return null;
-                    end if;
-                    {reidentify}
+                    begin
+                        if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.id <> new.id) then
+                            {forget}
+                        end if;
+                        if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not ({changed})) then
+                            return null;
+                        end if;
+                        {reidentify}
+                    exception when others then
+                        -- the target refused what identification says (a rule of the
+                        -- application's on a subtype table): the application's write stands,
+                        -- the row is a dead letter with the target's words
+                        insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
+                        values (coalesce({NEWEST_BACKFILL}, {CAPTURE_PROVENANCE}), coalesce(new.id, old.id),
+                                '{refused}' || sqlerrm || ' (' || sqlstate || ')', {now})
+                        on conflict (run_id, project_id) do update set reason = excluded.reason;
+                    end;
                     return null;
                  end
                  $capture$",
                 forget = body(forget("old.id")),
-                reidentify =
-                    body(reidentify("new.id", &CAPTURE_PROVENANCE.to_string(), NEWEST_BACKFILL, now)),
+                reidentify = body(reidentify(
+                    Dialect::Postgres,
+                    "new.id",
+                    &CAPTURE_PROVENANCE.to_string(),
+                    NEWEST_BACKFILL,
+                    now
+                )),
+                refused = super::backfill::REFUSED_PREFIX,
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!(
+                "create or replace function {PG_YIELD_FUNCTION}() returns trigger language plpgsql {definer} as $yield$
+                 begin
+                    {}
+                    return new;
+                 end
+                 $yield$",
+                body(yield_to_application())
             ))
             .execute(&mut *tx)
             .await?;
@@ -152,15 +271,39 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
                 .execute(&mut *tx)
                 .await?;
             }
+            for subtype in Subtype::ALL {
+                let table = subtype.table();
+                let present: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_trigger where tgname = $1 and tgrelid = to_regclass($2)",
+                )
+                .bind(PG_YIELD_TRIGGER)
+                .bind(table)
+                .fetch_one(&mut *tx)
+                .await?;
+                if present == 0 {
+                    sqlx::query(&format!(
+                        "create trigger {PG_YIELD_TRIGGER} before insert on {table}
+                         for each row when (new.backfill_run_id is null) execute function {PG_YIELD_FUNCTION}()"
+                    ))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         Dialect::Sqlite => {
             let body = |statements: Vec<String>| statements.join(";\n") + ";";
             let changed = IDENTIFYING.map(|c| format!("old.{c} is not new.{c}")).join(" or ");
-            let reidentify =
-                body(reidentify("new.id", &CAPTURE_PROVENANCE.to_string(), NEWEST_BACKFILL, now));
+            let reidentify = body(reidentify(
+                Dialect::Sqlite,
+                "new.id",
+                &CAPTURE_PROVENANCE.to_string(),
+                NEWEST_BACKFILL,
+                now,
+            ));
             for name in SQLITE_TRIGGERS {
                 sqlx::query(&format!("drop trigger if exists {name}")).execute(&mut *tx).await?;
             }
+            let yielding = body(yield_to_application());
             for sql in [
                 format!("create trigger sti_capture_insert after insert on projects begin {reidentify} end"),
                 // a row whose id changed leaves what its old id had (the two triggers touch
@@ -174,6 +317,14 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
                     "create trigger sti_capture_delete after delete on projects begin {} end",
                     body(forget("old.id"))
                 ),
+                format!(
+                    "create trigger sti_capture_yield_school before insert on school_projects
+                     when new.backfill_run_id is null begin {yielding} end"
+                ),
+                format!(
+                    "create trigger sti_capture_yield_self_study before insert on self_study_projects
+                     when new.backfill_run_id is null begin {yielding} end"
+                ),
             ] {
                 sqlx::query(&sql).execute(&mut *tx).await?;
             }
@@ -183,19 +334,30 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
     Ok(!was)
 }
 
-/// Removes the capture; whether it was installed.
+/// Removes the capture, one try whose lock waits end after `lock_timeout`, taking the tables
+/// in the application's order; whether it was installed.
 pub async fn remove(db: &Database, lock_timeout: Duration) -> Result<bool, EngineError> {
     let was = installed(db).await?;
     let mut tx = db.begin_write().await?;
+    super::ddl::lock_in_application_order(
+        &mut tx,
+        db.dialect(),
+        lock_timeout,
+        super::ddl::Mode::AccessExclusive,
+    )
+    .await?;
     match db.dialect() {
         Dialect::Postgres => {
-            sqlx::query(&format!("set local lock_timeout = {}", lock_timeout.as_millis().max(1)))
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(&format!("drop trigger if exists {PG_TRIGGER} on projects"))
                 .execute(&mut *tx)
                 .await?;
+            for subtype in Subtype::ALL {
+                sqlx::query(&format!("drop trigger if exists {PG_YIELD_TRIGGER} on {}", subtype.table()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(&format!("drop function if exists {PG_FUNCTION}()")).execute(&mut *tx).await?;
+            sqlx::query(&format!("drop function if exists {PG_YIELD_FUNCTION}()")).execute(&mut *tx).await?;
         }
         Dialect::Sqlite => {
             for name in SQLITE_TRIGGERS {
@@ -222,7 +384,7 @@ pub async fn reidentify_ids(
         // error, as a backfill's refused row does; the other ids go on
         sqlx::query("savepoint sti_reidentify").execute(&mut **tx).await?;
         let mut refused = None;
-        for sql in reidentify(&id_sql, &provenance_sql, &provenance_sql, dialect.now_ms_sql()) {
+        for sql in reidentify(dialect, &id_sql, &provenance_sql, &provenance_sql, dialect.now_ms_sql()) {
             if let Err(error) = sqlx::query(&sql).execute(&mut **tx).await {
                 match super::faults::of_sqlx(&error) {
                     super::faults::Fault::Rows(reason) => {

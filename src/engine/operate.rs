@@ -100,28 +100,38 @@ pub async fn begin(
     Ok(held)
 }
 
-/// How often installing or removing the capture tries to get its lock on `projects`.
-const CAPTURE_TRIES: u32 = 3;
+/// How long installing or removing the capture goes on trying for its locks, at most: a start
+/// from the console is an HTTP request, which must be answered well within its two minutes.
+const CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Installs the change capture on the target unless it is there (audited when it was not);
-/// a lock on `projects` that cannot be had within the lock timeout, three times, stops the start.
+/// How long one try waits for its locks: the configured lock timeout, at most
+/// [`super::ddl::TRY_LOCK_TIMEOUT`].
+fn capture_try_timeout(start: &Start) -> std::time::Duration {
+    std::time::Duration::from_millis(start.policy.session.lock_timeout_ms.max(1) as u64)
+        .min(super::ddl::TRY_LOCK_TIMEOUT)
+}
+
+/// How long the capture waits for its locks in all: the policy's give-up time, at most
+/// [`CAPTURE_WAIT`].
+fn capture_wait(start: &Start) -> std::time::Duration {
+    std::time::Duration::from_millis(start.policy.retry.give_up_after_ms.max(0) as u64).min(CAPTURE_WAIT)
+}
+
+/// Installs the change capture on the target unless it is there (audited when it was not).
+/// Each try waits a moment for the locks on `projects` and the subtype tables, so application
+/// writes never queue long behind it; it tries again behind a long transaction (saying so in
+/// the log) and gives up, changing nothing, after [`capture_wait`].
 async fn install_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
-    let lock_timeout = std::time::Duration::from_millis(start.policy.session.lock_timeout_ms.max(1) as u64);
-    let mut tries = 0;
-    let installed = loop {
-        tries += 1;
-        match capture::install(target, lock_timeout).await {
-            Ok(installed) => break installed,
-            Err(error)
-                if tries < CAPTURE_TRIES
-                    && matches!(super::faults::classify(&error), super::faults::Fault::Retryable(_)) =>
-            {
-                tracing::warn!(%error, tries, "cannot install the change capture yet; trying again");
-                tokio::time::sleep(lock_timeout.min(std::time::Duration::from_secs(2))).await;
-            }
-            Err(error) => return Err(EngineError::Capture { what: "install", message: error.to_string() }),
-        }
-    };
+    let lock_timeout = capture_try_timeout(start);
+    let installed =
+        super::ddl::with_tries(target, "installing the change capture", capture_wait(start), || {
+            capture::install(target, lock_timeout)
+        })
+        .await
+        .map_err(|error| match error {
+            EngineError::LockWait { .. } => error,
+            error => EngineError::Capture { what: "install", message: error.to_string() },
+        })?;
     if installed {
         tracing::info!(environment = %start.env, "change capture installed on projects");
         audit::record_or_log(
@@ -141,10 +151,15 @@ async fn install_capture(control: &Database, target: &Database, start: &Start) -
 
 /// Removes the change capture (audited when it was there).
 async fn remove_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
-    let lock_timeout = std::time::Duration::from_millis(start.policy.session.lock_timeout_ms.max(1) as u64);
-    let removed = capture::remove(target, lock_timeout)
-        .await
-        .map_err(|error| EngineError::Capture { what: "remove", message: error.to_string() })?;
+    let lock_timeout = capture_try_timeout(start);
+    let removed = super::ddl::with_tries(target, "removing the change capture", capture_wait(start), || {
+        capture::remove(target, lock_timeout)
+    })
+    .await
+    .map_err(|error| match error {
+        EngineError::LockWait { .. } => error,
+        error => EngineError::Capture { what: "remove", message: error.to_string() },
+    })?;
     if removed {
         tracing::info!(environment = %start.env, "change capture removed from projects");
         audit::record_or_log(

@@ -177,6 +177,16 @@ pub async fn latest(db: &Database, kind: RunKind) -> Result<Option<RunRecord>, E
     row.as_ref().map(RunRecord::from_row).transpose()
 }
 
+/// The newest run over a key range (a backfill or a rollback, not a reconcile of some ids).
+pub async fn latest_over_range(db: &Database) -> Result<Option<RunRecord>, EngineError> {
+    let row = sqlx::query(&format!(
+        "select {COLUMNS} from sti_backfill_runs where ids is null order by id desc limit 1"
+    ))
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(RunRecord::from_row).transpose()
+}
+
 /// The newest runs first.
 pub async fn list(db: &Database, limit: i64) -> Result<Vec<RunRecord>, EngineError> {
     let rows = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs order by id desc limit $1"))

@@ -20,6 +20,7 @@ mod faults;
 mod identification;
 mod layers;
 mod overview;
+mod production;
 mod projects;
 mod prometheus;
 mod reconcile;

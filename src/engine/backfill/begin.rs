@@ -69,8 +69,11 @@ pub async fn plan_begin(
         Some(from) => (from, high),
         // what a failed run committed stays committed: go on after it, over its range and
         // whatever was added since
-        None => match runs::latest(db, kind).await? {
-            Some(failed) if failed.state == RunState::Failed => {
+        // — unless a run of another kind went over the range since: a rollback after a failed
+        // backfill deleted what it had copied, a backfill after a failed rollback wrote back
+        // what it had deleted, and the failed run's checkpoint says nothing any more
+        None => match runs::latest_over_range(db).await? {
+            Some(failed) if failed.kind == kind && failed.state == RunState::Failed => {
                 tracing::info!(environment = %start.env, failed_run = failed.id, checkpoint = failed.checkpoint,
                     "continuing after the failed run's checkpoint");
                 (failed.checkpoint, high.max(failed.high_id))

@@ -109,6 +109,8 @@ impl Turns<'_> {
             return Ok(Turn::Next);
         }
         if held.run.checkpoint >= held.run.high_id {
+            // "completed" is what the range holds, not where the checkpoint got to
+            crate::engine::promise::check(db, held).await?;
             if held.run.kind == RunKind::Backfill
                 && (held.run.defer_fks || crate::engine::deferred::pending(db).await?)
             {
