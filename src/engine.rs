@@ -79,6 +79,18 @@ pub enum EngineError {
          failed, and the next {kind} goes over the range again from there"
     )]
     Unfinished { run_id: i64, kind: &'static str, problem: String },
+    #[error(
+        "rows of {table} that the application wrote while its foreign key to projects was off have no \
+         project (ids {ids}). They are kept, and the key stays in place, not valid: new rows are \
+         checked. Delete or mend those rows, then run the backfill again, which validates the key"
+    )]
+    Orphans { table: String, ids: String },
+    #[error(
+        "validating {key} took longer than session.fk_validation_timeout_ms ({limit_ms} ms) allows and was \
+         stopped. The key is in place, not valid: new rows are checked. Raise the setting in the \
+         environment's [policy.<env>.session] and run the backfill again, which validates it first"
+    )]
+    ValidationTimeout { key: String, limit_ms: i64 },
     #[error("nothing to reconcile: {0}")]
     NothingToReconcile(String),
     #[error("the health signal '{name}' cannot be read: {message}")]
@@ -137,6 +149,8 @@ impl EngineError {
             | Self::Capture { .. }
             | Self::LockWait { .. }
             | Self::Unfinished { .. }
+            | Self::Orphans { .. }
+            | Self::ValidationTimeout { .. }
             | Self::NothingToReconcile(_)
             | Self::Signal { .. } => ErrorKind::Conflict,
             Self::Db(_) | Self::Corrupt(_) => ErrorKind::Unavailable,

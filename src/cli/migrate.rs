@@ -102,8 +102,20 @@ async fn plan_and_apply(
 ) -> Result<(), CliError> {
     let differences = target_schema::check(db).await.map_err(opening(env))?;
     let pending = target_schema::pending(db).await.map_err(opening(env))?;
+    // not a difference migrate mends: the runs put them back (a deferred run's end, the next
+    // run, a console replica's watch, a cancel of the dead run)
+    let dropped = crate::engine::deferred::dropped(db).await.unwrap_or_default();
+    for [table, name, _] in &dropped {
+        println!(
+            "{env}: {table}'s foreign key {name} was dropped for a backfill's deferred validation and is not \
+             back: the application's writes to {table} are not checked against projects and deletes do not \
+             cascade meanwhile. The next run, a console replica or a cancel of the dead run puts it back"
+        );
+    }
     if differences.is_empty() && pending.is_empty() {
-        println!("{env}: {url} holds what the engine needs; nothing to do");
+        if dropped.is_empty() {
+            println!("{env}: {url} holds what the engine needs; nothing to do");
+        }
         return Ok(());
     }
     println!("{env}: {url}");

@@ -53,11 +53,18 @@ impl Retry {
 pub struct Session {
     pub lock_timeout_ms: i64,
     pub statement_timeout_ms: i64,
+    /// Deferred validation's own statement timeout: one `validate constraint` scans the whole
+    /// subtype table, which takes far longer than any chunk may.
+    pub fk_validation_timeout_ms: i64,
 }
 
 impl Default for Session {
     fn default() -> Self {
-        Self { lock_timeout_ms: 5_000, statement_timeout_ms: 120_000 }
+        Self {
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 120_000,
+            fk_validation_timeout_ms: 6 * 3_600_000,
+        }
     }
 }
 
@@ -126,6 +133,12 @@ impl Policy {
         }
         within("session.lock_timeout_ms", self.session.lock_timeout_ms, 1, 600_000)?;
         within("session.statement_timeout_ms", self.session.statement_timeout_ms, 100, 24 * 3_600_000)?;
+        within(
+            "session.fk_validation_timeout_ms",
+            self.session.fk_validation_timeout_ms,
+            1,
+            7 * 24 * 3_600_000,
+        )?;
         let t = &self.throttle;
         if let Some(lag) = t.max_replica_lag_ms {
             within("throttle.max_replica_lag_ms", lag, 1, 24 * 3_600_000)?;

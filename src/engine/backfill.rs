@@ -94,8 +94,11 @@ async fn drive_in_span(
     if held.run.defer_fks && held.run.state != RunState::Completed && !lost {
         // ended otherwise: the keys come back not valid at once, so new rows are
         // checked again; the next backfill to complete validates them
-        if let Err(error) = super::deferred::restore(db, &held).await {
-            tracing::error!(%error, "cannot add the subtype tables' foreign keys back; the next run does");
+        if let Err(error) = super::deferred::restore_with_tries(db, KEYS_BACK_WAIT.min(give_up(&held))).await
+        {
+            tracing::error!(%error, "cannot add the subtype tables' foreign keys back yet: they stay dropped \
+                (the environment page and migrate --plan say so) until the next run or a console replica's \
+                watch puts them back, as soon as the lock is free");
         }
     }
     writer.finish(MIRROR_FLUSH, env).await;
@@ -112,6 +115,15 @@ async fn count_rows_expected(db: Database, run: runs::RunRecord) {
     if let Err(error) = counted.await {
         tracing::warn!(run_id = run.id, %error, "cannot count the rows the run expects; its progress goes by its keys");
     }
+}
+
+/// How long a deferred run's end goes on trying to put the keys back behind the application's
+/// transactions before it leaves them to the next holder or a replica's watch.
+const KEYS_BACK_WAIT: Duration = Duration::from_secs(30);
+
+/// The policy's give-up time for one fault.
+fn give_up(held: &Held) -> Duration {
+    Duration::from_millis(held.policy.retry.give_up_after_ms.max(0) as u64)
 }
 
 /// How long a run's end waits for the control database to take its last states.
@@ -185,6 +197,7 @@ async fn drive_loop(
         last_renewal: Instant::now(),
         breaker: turns::Breaker::default(),
         crew: None,
+        keys_checked: false,
     };
     let result = turn_until_the_end(&mut turns, held, observer).await;
     if result.is_ok() {
@@ -201,9 +214,6 @@ async fn turn_until_the_end(
     observer: &mut Observer<'_>,
 ) -> Result<runs::RunRecord, EngineError> {
     let writer = turns.writer;
-    if held.run.defer_fks {
-        super::deferred::prepare(turns.db, held).await?;
-    }
     observer(&held.run, None);
     let mut fault: Option<(Instant, u32)> = None;
     loop {

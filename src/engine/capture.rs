@@ -65,11 +65,16 @@ pub fn reidentify(
                        and exists (select 1 from {source} c where c.id = {table}.project_id and not ({holds}))",
                     holds = subtype.holds_copy(table, "c"),
                 ));
-                statements.push(subtype.insert_from(c, provenance, false).replacen(
-                    "insert into",
-                    "insert or ignore into",
-                    1,
-                ));
+                // the row is looked for first: inside an application's upsert that updates,
+                // SQLite applies the outer statement's conflict policy (abort) to the trigger's
+                // statements, and `or ignore` no longer ignores the key
+                statements.push(
+                    subtype.insert_from(c, provenance, false).replacen(
+                        "insert into",
+                        "insert or ignore into",
+                        1,
+                    ) + &format!(" and not exists (select 1 from {table} t where t.project_id = c.id)"),
+                );
             }
         }
     }

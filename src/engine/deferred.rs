@@ -8,11 +8,11 @@
 //! keys were away are what the cascade would have removed: they are removed before validating.
 
 use super::runs::Held;
-use super::EngineError;
+use super::{ddl, EngineError};
 use crate::db::{Database, Dialect};
 use crate::domain::run::RunKind;
 use sqlx::Row;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Refuses deferred validation where it does not apply.
 pub fn check(dialect: Dialect, kind: RunKind) -> Result<(), EngineError> {
@@ -32,7 +32,7 @@ pub fn check(dialect: Dialect, kind: RunKind) -> Result<(), EngineError> {
 }
 
 /// One foreign key of a subtype table to `projects`: table, name, definition.
-type Key = [String; 3];
+pub type Key = [String; 3];
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -59,8 +59,11 @@ async fn foreign_keys(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Vec<K
         .map_err(EngineError::from)
 }
 
-/// What runs dropped and nobody added back yet.
+/// What runs dropped and nobody validated yet (added back `not valid`, or still missing).
 async fn still_dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
+    if db.dialect() != Dialect::Postgres {
+        return Ok(Vec::new());
+    }
     let lists: Vec<String> = sqlx::query_scalar(
         "select dropped_fks from sti_backfill_runs
          where dropped_fks is not null and fk_restored_at is null order by id",
@@ -81,14 +84,25 @@ async fn still_dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
     Ok(keys)
 }
 
-async fn lock_timeout(tx: &mut sqlx::Transaction<'_, sqlx::Any>, held: &Held) -> Result<(), EngineError> {
-    let ms = held.policy.session.lock_timeout_ms.max(1);
-    sqlx::query(&format!("set local lock_timeout = '{ms}ms'")).execute(&mut **tx).await?;
-    Ok(())
+/// The keys a run dropped that are not in the catalog now: while so, the application's writes
+/// to the subtype tables are not checked against `projects` and deletes do not cascade. The
+/// environment page and `migrate --plan` show it; the next holder of a run and every console
+/// replica's watch put them back.
+pub async fn dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
+    let recorded = still_dropped(db).await?;
+    if recorded.is_empty() {
+        return Ok(recorded);
+    }
+    let mut tx = db.pool().begin().await?;
+    let present = foreign_keys(&mut tx).await?;
+    tx.rollback().await?;
+    Ok(recorded.into_iter().filter(|k| !present.iter().any(|p| p[0] == k[0] && p[1] == k[1])).collect())
 }
 
 /// Drops the keys for the run's copy, once (a runner that takes the run over finds them
 /// dropped), recording what it dropped in the run row, fenced by the token, in one transaction.
+/// One try: the locks are taken in the application's order and waited for a moment only (see
+/// [`super::ddl`]); the run's loop waits a lock out as any other fault, saying so.
 pub async fn prepare(db: &Database, held: &Held) -> Result<(), EngineError> {
     let recorded: Option<String> =
         sqlx::query_scalar("select dropped_fks from sti_backfill_runs where id = $1")
@@ -99,7 +113,8 @@ pub async fn prepare(db: &Database, held: &Held) -> Result<(), EngineError> {
         return Ok(());
     }
     let mut tx = db.begin_write().await?;
-    lock_timeout(&mut tx, held).await?;
+    ddl::lock_in_application_order(&mut tx, db.dialect(), ddl::TRY_LOCK_TIMEOUT, ddl::Mode::AccessExclusive)
+        .await?;
     let keys = foreign_keys(&mut tx).await?;
     for [table, name, _] in &keys {
         sqlx::query(&format!("alter table {} drop constraint {}", quoted(table), quoted(name)))
@@ -127,16 +142,19 @@ pub async fn prepare(db: &Database, held: &Held) -> Result<(), EngineError> {
 }
 
 /// Adds back `not valid` every key a run dropped that is missing: from now on every new row is
-/// checked and deletes cascade again. Quick: it reads no rows.
-pub async fn restore(db: &Database, held: &Held) -> Result<Vec<Key>, EngineError> {
+/// checked and deletes cascade again. Quick: it reads no rows. One try, whose lock waits end
+/// after `lock_timeout`; the keys that were missing and are back now.
+pub async fn restore(db: &Database, lock_timeout: Duration) -> Result<Vec<Key>, EngineError> {
     let keys = still_dropped(db).await?;
     if keys.is_empty() {
         return Ok(keys);
     }
     let mut tx = db.begin_write().await?;
-    lock_timeout(&mut tx, held).await?;
+    ddl::lock_in_application_order(&mut tx, db.dialect(), lock_timeout, ddl::Mode::ShareRowExclusive).await?;
     let present = foreign_keys(&mut tx).await?;
-    for [table, name, definition] in &keys {
+    let mut added = Vec::new();
+    for key in keys {
+        let [table, name, definition] = &key;
         if present.iter().any(|k| &k[0] == table && &k[1] == name) {
             continue;
         }
@@ -147,37 +165,73 @@ pub async fn restore(db: &Database, held: &Held) -> Result<Vec<Key>, EngineError
         ))
         .execute(&mut *tx)
         .await?;
+        added.push(key);
     }
     tx.commit().await?;
-    Ok(keys)
+    if !added.is_empty() {
+        tracing::info!(keys = added.len(), "the subtype tables' foreign keys are back, not valid yet");
+    }
+    Ok(added)
 }
 
-/// The validation step of a completed copy: adds the keys back and validates each (one scan,
-/// without blocking the application's writes); when a key finds rows whose legacy row was deleted
-/// meanwhile, removes them (the cascade's work) and validates again; records how long it all took. A row that still fails fails the run,
-/// and the keys stay in place `not valid` for the next run to validate.
+/// [`restore`], tried again behind the application's transactions for up to `give_up_after`.
+pub async fn restore_with_tries(db: &Database, give_up_after: Duration) -> Result<Vec<Key>, EngineError> {
+    ddl::with_tries(db, "adding the subtype tables' foreign keys back", give_up_after, || {
+        restore(db, ddl::TRY_LOCK_TIMEOUT)
+    })
+    .await
+}
+
+/// The validation step of a completed copy: adds the keys back and validates each — one scan,
+/// without blocking the application's writes, under a statement timeout of its own
+/// (`session.fk_validation_timeout_ms`), and never retried as a passing fault. When a key finds
+/// rows without their project: those a backfill or the capture wrote are what the cascade
+/// would have removed had the key been there (their project was deleted during the copy) and
+/// are removed, counted in the log; rows the application wrote while the key was off are
+/// reported and kept, and the run fails with them. Records how long it all took. A key that
+/// fails stays in place `not valid` for the next run to validate.
 pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
     let started = Instant::now();
-    let keys = restore(db, held).await?;
+    restore(db, ddl::TRY_LOCK_TIMEOUT).await?;
+    let keys = still_dropped(db).await?;
+    let limit_ms = held.policy.session.fk_validation_timeout_ms.max(1);
     for [table, name, _] in &keys {
-        let validate = format!("alter table {} validate constraint {}", quoted(table), quoted(name));
-        match sqlx::query(&validate).execute(db.pool()).await {
-            Ok(_) => continue,
-            // 23503: a row without its project; any other error is the run's
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => {}
-            Err(e) => return Err(e.into()),
+        match validate_key(db, table, name, limit_ms).await? {
+            Validated::Valid => continue,
+            Validated::Orphans => {}
         }
-        // only then the second scan: rows whose project the application deleted while the key was
-        // away, which the cascade would have removed
-        let orphans = sqlx::query(&format!(
-            "delete from {} s where not exists (select 1 from projects p where p.id = s.project_id)",
+        // only then the second scan: rows without their project
+        let removed = sqlx::query(&format!(
+            "delete from {} s where s.backfill_run_id is not null
+               and not exists (select 1 from projects p where p.id = s.project_id)",
             quoted(table)
         ))
         .execute(db.pool())
         .await?
         .rows_affected();
-        tracing::warn!(run_id = held.run.id, table = %table, orphans, "subtype rows whose legacy row was deleted during the copy were removed, as the cascade would have");
-        sqlx::query(&validate).execute(db.pool()).await?;
+        if removed > 0 {
+            tracing::warn!(run_id = held.run.id, table = %table, removed,
+                "rows the backfill or the capture wrote whose project was deleted during the copy were removed, as the cascade would have");
+        }
+        let theirs: Vec<i64> = sqlx::query_scalar(&format!(
+            "select s.project_id from {} s where not exists (select 1 from projects p where p.id = s.project_id)
+             order by s.project_id limit 11",
+            quoted(table)
+        ))
+        .fetch_all(db.pool())
+        .await?;
+        if !theirs.is_empty() {
+            return Err(EngineError::Orphans {
+                table: table.clone(),
+                ids: theirs.iter().take(10).map(i64::to_string).collect::<Vec<_>>().join(", ")
+                    + if theirs.len() > 10 { ", …" } else { "" },
+            });
+        }
+        if let Validated::Orphans = validate_key(db, table, name, limit_ms).await? {
+            return Err(EngineError::Corrupt(format!(
+                "{table}.{name} still finds rows without their project"
+            )));
+        }
     }
     let ms = super::backfill::elapsed_ms(started);
     let now = db.dialect().now_ms_sql();
@@ -199,6 +253,38 @@ pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
         "the foreign keys are back and valid"
     );
     Ok(ms)
+}
+
+enum Validated {
+    Valid,
+    /// The key found rows without their project (23503).
+    Orphans,
+}
+
+/// One `validate constraint` under its own statement timeout, in a transaction of its own.
+async fn validate_key(
+    db: &Database,
+    table: &str,
+    name: &str,
+    limit_ms: i64,
+) -> Result<Validated, EngineError> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(&format!("set local statement_timeout = '{limit_ms}ms'")).execute(&mut *tx).await?;
+    let validated =
+        sqlx::query(&format!("alter table {} validate constraint {}", quoted(table), quoted(name)))
+            .execute(&mut *tx)
+            .await;
+    match validated {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(Validated::Valid)
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => Ok(Validated::Orphans),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("57014") => {
+            Err(EngineError::ValidationTimeout { key: format!("{table}.{name}"), limit_ms })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a run dropped keys that nobody validated yet (the next completed backfill does).

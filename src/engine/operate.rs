@@ -45,7 +45,11 @@ pub async fn begin(
     // nothing is installed or removed for a start that cannot happen: another kind's run is
     // active (the capture stays as that run needs it)
     if let Some(active) = runs::active(target).await? {
-        if active.kind != kind || start.resume_from.is_some() {
+        if kind == RunKind::Rollback && active.kind != kind && runs::abandoned(target, &active).await? {
+            // a rollback asked for while a run of another kind is dead (a killed deferred
+            // backfill, say): that run ends first, its keys back
+            end_abandoned(control, target, start.env, &start.started_by, active).await?;
+        } else if active.kind != kind || start.resume_from.is_some() {
             return Err(runs::busy(target).await);
         }
     }
@@ -193,8 +197,53 @@ pub async fn request(
         RunRequest::Resume => "run.resume",
         RunRequest::Cancel => "run.cancel",
     };
-    change_active_run(control, target, env, actor, run_id, action, |id| runs::request(target, id, request))
-        .await
+    let asked = change_active_run(control, target, env, actor, run_id, action, |id| {
+        runs::request(target, id, request)
+    })
+    .await?;
+    if request == RunRequest::Cancel && runs::abandoned(target, &asked).await? {
+        // nobody would ever act on it: the one who cancels ends the run
+        return end_abandoned(control, target, env, actor, asked).await;
+    }
+    Ok(asked)
+}
+
+/// Ends `run`, whose runner is gone, as cancelled: takes it over (so a runner that comes back
+/// commits nothing more), puts back keys it dropped, mirrors and audits it. A run the CLI
+/// started and nobody resumes would otherwise stay active, its keys dropped, until some
+/// backfill took it over.
+async fn end_abandoned(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    actor: &str,
+    run: RunRecord,
+) -> Result<RunRecord, EngineError> {
+    let mut held = runs::take_over(target, run.id, &super::runner_name(), runs::DEFAULT_LEASE_MS).await?;
+    held.transition(
+        target,
+        crate::domain::run::RunState::Cancelled,
+        Some("cancelled while its runner was gone"),
+    )
+    .await?;
+    tracing::warn!(environment = %env, run_id = run.id, "the run's runner was gone: the cancel ended it");
+    if let Err(error) = super::deferred::restore_with_tries(target, CAPTURE_WAIT).await {
+        tracing::error!(environment = %env, %error, "cannot put the subtype tables' foreign keys back yet; the next run or a console replica's watch does");
+    }
+    mirror::record(Some(control), env, &held.run).await;
+    audit::record_or_log(
+        control,
+        Entry {
+            actor,
+            action: "run.end_abandoned",
+            environment: Some(env),
+            before: Some(run_state(&run)),
+            after: Some(run_state(&held.run)),
+            reason: Some("its runner was gone"),
+        },
+    )
+    .await;
+    Ok(held.run)
 }
 
 /// Changes the active run's chunk size, pause and target chunk time; the runner reads them at

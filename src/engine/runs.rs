@@ -177,6 +177,16 @@ pub async fn latest(db: &Database, kind: RunKind) -> Result<Option<RunRecord>, E
     row.as_ref().map(RunRecord::from_row).transpose()
 }
 
+/// Whether `run`'s runner is gone: its lease expired by the target's clock, or it was a process
+/// of this host that no longer exists.
+pub async fn abandoned(db: &Database, run: &RunRecord) -> Result<bool, EngineError> {
+    if run.lease_owner.as_deref().is_some_and(crate::engine::runner_is_gone) {
+        return Ok(true);
+    }
+    let now = database_now(db).await?;
+    Ok(run.lease_expires_at.is_none_or(|expires| expires < now))
+}
+
 /// The newest run over a key range (a backfill or a rollback, not a reconcile of some ids).
 pub async fn latest_over_range(db: &Database) -> Result<Option<RunRecord>, EngineError> {
     let row = sqlx::query(&format!(

@@ -46,14 +46,22 @@ async fn look(
     env: Environment,
     policy: &Arc<Policy>,
 ) -> Result<(), EngineError> {
-    let Some(run) = runs::active(target).await? else { return Ok(()) };
+    let Some(run) = runs::active(target).await? else {
+        // keys an ended deferred run could not put back: back as soon as the lock is free (one
+        // short try a look, so the application's writes never queue long behind it)
+        if !crate::engine::deferred::dropped(target).await?.is_empty() {
+            let back = crate::engine::deferred::restore(target, crate::engine::ddl::TRY_LOCK_TIMEOUT).await?;
+            tracing::warn!(environment = %env, keys = back.len(), "this replica put back the subtype tables' foreign keys an ended run had left dropped");
+        }
+        return Ok(());
+    };
     if run.workers > 1 && run.state == RunState::Running {
         let crew = workers::Crew::joining(target, control, env, run.id, policy.clone());
         if !workers::join(&crew, run.workers).is_empty() {
             tracing::info!(environment = %env, run_id = run.id, workers = run.workers, "this replica joins the run with its workers");
         }
     }
-    if !abandoned(target, &run).await? || !run.started_by.starts_with("user:") {
+    if !runs::abandoned(target, &run).await? || !run.started_by.starts_with("user:") {
         // a live runner's; or a run the CLI started, which its own next command takes over
         return Ok(());
     }
@@ -80,14 +88,4 @@ async fn look(
         }
     }
     Ok(())
-}
-
-/// Whether the run's runner is gone: its lease expired by the target's clock, or it was a process
-/// of this host that no longer exists.
-async fn abandoned(target: &Database, run: &runs::RunRecord) -> Result<bool, EngineError> {
-    if run.lease_owner.as_deref().is_some_and(crate::engine::runner_is_gone) {
-        return Ok(true);
-    }
-    let now = runs::database_now(target).await?;
-    Ok(run.lease_expires_at.is_none_or(|expires| expires < now))
 }

@@ -12,6 +12,7 @@ mod assets;
 mod capture;
 mod cli_errors;
 mod console;
+mod deferred_keys;
 mod demo_data;
 mod dialects;
 mod engine_defects;

@@ -55,6 +55,13 @@ async fn traffic(app: Database, first_new_id: i64, rounds: i64) -> Vec<String> {
         for sql in [
             new_school_row(id, "Traffic High", 1 + i % 13),
             format!("update projects set project_type = 'self-study', school_name = null, grade = null, pace = 'regular' where id = {id}"),
+            // an upsert that updates: on SQLite its conflict policy reaches into the capture's
+            // triggers
+            format!(
+                "insert into projects (id, title, owner_id, project_type, school_name, grade, pace, goal_date, created_at, updated_at)
+                 values ({id}, 'app', 7, 'self_study', null, null, 'intensive', null, '2024-06-01T00:00:00Z', '2024-06-01T00:00:00Z')
+                 on conflict (id) do update set pace = excluded.pace"
+            ),
             format!("update projects set title = 'renamed {i}' where id = {old}"),
             format!("update projects set school_name = 'Moved High', project_type = 'school', pace = null where id = {}", old + 1),
             format!("delete from projects where id = {}", old + 2),

@@ -37,6 +37,9 @@ pub(super) struct Turns<'a> {
     /// A run in slices: this process's workers, once started (none when the process already
     /// had a crew on the run).
     pub(super) crew: Option<Vec<tokio::task::JoinHandle<Result<crate::engine::workers::Tally, EngineError>>>>,
+    /// Whether this holder saw to the subtype tables' keys: dropped them for a deferred run,
+    /// or put back keys an ended run left dropped.
+    pub(super) keys_checked: bool,
 }
 
 impl Turns<'_> {
@@ -107,6 +110,16 @@ impl Turns<'_> {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             return Ok(Turn::Next);
+        }
+        if !self.keys_checked {
+            // before the first chunk, and inside the loop: a lock the application holds is waited
+            // out as any fault is, the run saying so
+            if held.run.defer_fks {
+                crate::engine::deferred::prepare(db, held).await?;
+            } else {
+                crate::engine::deferred::restore(db, crate::engine::ddl::TRY_LOCK_TIMEOUT).await?;
+            }
+            self.keys_checked = true;
         }
         if held.run.checkpoint >= held.run.high_id {
             // "completed" is what the range holds, not where the checkpoint got to
