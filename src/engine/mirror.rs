@@ -211,6 +211,31 @@ async fn ledger(
         .map_err(EngineError::from)
 }
 
+/// Reconciles when the mirror is behind the target by the cheap measure of how many runs each
+/// holds and the newest state's time; every console replica calls it every few seconds, so a
+/// run that ended while the control database was away (its runner's writes lost, its writer
+/// gone) shows its end — on the pages, in `/metrics`, to the webhooks — within seconds of the
+/// control database's return. Whether it reconciled.
+pub async fn catch_up(control: &Database, env: Environment, target: &Database) -> Result<bool, EngineError> {
+    let (runs_there, newest_there): (i64, Option<i64>) =
+        sqlx::query_as("select count(*), max(updated_at) from sti_backfill_runs")
+            .fetch_one(target.pool())
+            .await?;
+    let (runs_here, newest_here): (i64, Option<i64>) =
+        sqlx::query_as("select count(*), max(updated_at) from runs where environment = $1")
+            .bind(env.as_str())
+            .fetch_one(control.pool())
+            .await?;
+    if (runs_there, newest_there) == (runs_here, newest_here) {
+        return Ok(false);
+    }
+    let done = reconcile(control, env, target).await?;
+    if done.runs > 0 || done.chunks > 0 {
+        tracing::info!(environment = %env, runs = done.runs, chunks = done.chunks, "the mirror caught up with the target");
+    }
+    Ok(true)
+}
+
 /// Reconciles, logging instead of failing: the mirror is a view, and the caller's work (a start,
 /// a run) does not depend on it.
 pub async fn reconcile_or_log(control: &Database, env: Environment, target: &Database) {

@@ -1,5 +1,6 @@
 //! What every console replica does in the background for each environment (PRODUCT §7): it
-//! takes over a run started from the console whose runner died — once its lease expired by the
+//! brings the control database's mirror up to the target when it is behind (a run that ended
+//! while the control database was away), puts back keys a deferred run left dropped, takes over a run started from the console whose runner died — once its lease expired by the
 //! target's clock, or at once when the runner was a process of this host that is gone — and
 //! drives it from its checkpoint, and it joins a run in slices with its own workers. Replicas
 //! share nothing but the databases: two that see the same expired lease race on one fenced
@@ -46,6 +47,7 @@ async fn look(
     env: Environment,
     policy: &Arc<Policy>,
 ) -> Result<(), EngineError> {
+    crate::engine::mirror::catch_up(control, env, target).await?;
     let Some(run) = runs::active(target).await? else {
         // keys an ended deferred run could not put back: back as soon as the lock is free (one
         // short try a look, so the application's writes never queue long behind it)

@@ -442,3 +442,45 @@ async fn sqlite_a_run_whose_checkpoint_jumped_is_not_completed() {
 async fn postgres_a_run_whose_checkpoint_jumped_is_not_completed() {
     a_run_whose_checkpoint_jumped_is_not_completed(Backend::Postgres).await;
 }
+
+async fn the_mirror_catches_up_by_itself_after_the_control_database_was_away(backend: Backend) {
+    let f = fixture(backend, 1_000).await;
+    let _app = crate::support::TestApp::start(&f.config).await;
+    // a run the control database never heard of: it was away while the run went on and ended
+    let held = backfill::begin(&f.target, &start(200, 30_000)).await.unwrap();
+    let done = backfill::run(&f.target, None, DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(done.state, RunState::Completed);
+    let mirrored = format!(
+        "select count(*) from runs where environment = 'dev' and run_id = {} and state = 'completed'",
+        done.id
+    );
+    for _ in 0..100 {
+        if count(&f.control, &mirrored).await == 1 {
+            assert_eq!(
+                count(
+                    &f.control,
+                    &format!(
+                        "select count(*) from run_chunks where environment = 'dev' and run_id = {}",
+                        done.id
+                    )
+                )
+                .await,
+                done.chunks,
+                "its ledger too"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the console's mirror never learned that run #{} completed", done.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_mirror_catches_up_by_itself_after_the_control_database_was_away() {
+    the_mirror_catches_up_by_itself_after_the_control_database_was_away(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_mirror_catches_up_by_itself_after_the_control_database_was_away() {
+    the_mirror_catches_up_by_itself_after_the_control_database_was_away(Backend::Postgres).await;
+}

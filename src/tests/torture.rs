@@ -63,6 +63,8 @@ struct Torture {
     dir: tempfile::TempDir,
     vars: BTreeMap<String, String>,
     target: Database,
+    /// The application's own connection: on PostgreSQL its least-privilege role.
+    app_target: Database,
     control: Database,
     app: TestApp,
     key: String,
@@ -92,6 +94,28 @@ impl Torture {
             }
         };
         let target = open(&target_url, Schema::Target).await;
+        // the application writes as its own role, granted only what it uses (issue 28)
+        let app_target = match backend {
+            Backend::Sqlite => target.clone(),
+            Backend::Postgres => {
+                let role = format!("torture_app_{}", std::process::id());
+                sqlx::query(&format!(
+                    "do $$ begin create role {role} login; exception when duplicate_object then null; end $$"
+                ))
+                .execute(target.pool())
+                .await
+                .unwrap();
+                sqlx::query(&format!(
+                    "grant select, insert, update, delete on projects, school_projects, self_study_projects to {role}"
+                ))
+                .execute(target.pool())
+                .await
+                .unwrap();
+                let url = target_url.expose().replacen("postgres@", &format!("{role}@"), 1);
+                assert!(url.contains(&role), "the torture cluster's URL names its user");
+                Database::connect(&DatabaseUrl::parse(&url).unwrap()).await.unwrap()
+            }
+        };
         let started = Instant::now();
         seed(&target, ROWS, SeedMode::Fresh, |_, _| {}).await.unwrap();
         eprintln!("torture ({backend:?}): seeded {ROWS} rows in {:.1} s", started.elapsed().as_secs_f64());
@@ -120,7 +144,7 @@ impl Torture {
             ("STI_CONFIG".to_owned(), file.display().to_string()),
             ("STI_DATA_DIR".to_owned(), data.display().to_string()),
         ]);
-        Torture { backend, dir, vars, target, control, app, key, pg_ctl }
+        Torture { backend, dir, vars, target, app_target, control, app, key, pg_ctl }
     }
 
     fn log(&self) -> PathBuf {
@@ -497,7 +521,7 @@ async fn torture(backend: Backend) {
     let began = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = Writer {
-        target: t.target.clone(),
+        target: t.app_target.clone(),
         address: t.app.address.clone(),
         key: t.key.clone(),
         client: browser(),
