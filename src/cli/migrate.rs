@@ -112,8 +112,13 @@ async fn plan_and_apply(
              cascade meanwhile. The next run, a console replica or a cancel of the dead run puts it back"
         );
     }
+    // the roles' rights: said, not mended (grants are the database owner's to give)
+    let grants = target_schema::grants::missing(db).await.map_err(opening(env))?;
+    for missing in &grants {
+        println!("{env}: grants: {missing}");
+    }
     if differences.is_empty() && pending.is_empty() {
-        if dropped.is_empty() {
+        if dropped.is_empty() && grants.is_empty() {
             println!("{env}: {url} holds what the engine needs; nothing to do");
         }
         return Ok(());

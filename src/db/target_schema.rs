@@ -6,6 +6,7 @@
 //! what it will do, waits for locks only briefly, and refuses a table that exists in another shape
 //! (`create table if not exists` would accept it silently).
 
+pub mod grants;
 mod migrate;
 
 pub use migrate::{join, migrate, pending, MigrateError, Pending, DEFAULT_LOCK_TIMEOUT};

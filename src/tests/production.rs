@@ -484,3 +484,48 @@ async fn sqlite_the_mirror_catches_up_by_itself_after_the_control_database_was_a
 async fn postgres_the_mirror_catches_up_by_itself_after_the_control_database_was_away() {
     the_mirror_catches_up_by_itself_after_the_control_database_was_away(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrate_plan_names_the_grants_each_role_lacks() {
+    use crate::support::{cli, config_vars, stdout};
+    let f = fixture(Backend::Postgres, 100).await;
+    let database: String = sqlx::query_scalar("select cast(current_database() as text)")
+        .fetch_one(f.target.pool())
+        .await
+        .unwrap();
+    // an application role that may write projects but only read the subtype tables, and one
+    // with what it needs
+    let partial = format!("partial_{database}");
+    exec(&f, &format!("create role {partial} login")).await;
+    exec(&f, &format!("grant select, insert, update, delete on projects to {partial}")).await;
+    exec(&f, &format!("grant select on school_projects, self_study_projects to {partial}")).await;
+    application(&f).await.close().await;
+    let vars = config_vars(&f.config);
+    let output = cli(&["migrate", "--env", "dev", "--plan"], &vars);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "grants: the application's role {partial} writes projects but not both subtype tables"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("app_{database} writes")), "the role with its grants is not named: {out}");
+    assert!(!out.contains("nothing to do"), "{out}");
+
+    // the engine connected as a role that owns nothing and may only read projects
+    let engine = format!("engine_{database}");
+    exec(&f, &format!("create role {engine} login")).await;
+    exec(&f, &format!("grant select on projects to {engine}")).await;
+    let mut vars = vars;
+    let url = vars["STI_DEV_URL"].replacen("postgres@", &format!("{engine}@"), 1);
+    vars.insert("STI_DEV_URL".into(), url);
+    let out = stdout(&cli(&["migrate", "--env", "dev", "--plan"], &vars));
+    for lack in [
+        format!("the engine's role {engine} lacks TRIGGER on projects"),
+        format!("the engine's role {engine} lacks REFERENCES on projects"),
+        format!("the engine's role {engine} does not own school_projects"),
+    ] {
+        assert!(out.contains(&lack), "{lack}: {out}");
+    }
+}
