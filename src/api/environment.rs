@@ -106,7 +106,30 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
             let id = crate::db::log_with_id(&format!("cannot read {env}'s webhook deliveries"), &error);
             format!("the webhook deliveries cannot be read just now (error id {id})")
         });
-    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters, notifications })
+    let keys_off = keys_off(&target).await;
+    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters, notifications, keys_off })
+}
+
+/// The notice of foreign keys that are off, read from the target (a target that cannot be read
+/// costs the page this line, logged).
+#[cfg(feature = "ssr")]
+async fn keys_off(target: &crate::db::Database) -> Option<String> {
+    let dropped = match crate::engine::deferred::dropped(target).await {
+        Ok(dropped) => dropped,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read whether the subtype tables' foreign keys are off");
+            return None;
+        }
+    };
+    let keys: Vec<String> = dropped.iter().map(|[table, name, _]| format!("{table}.{name}")).collect();
+    // a live deferred run's copy is why they are off; a dead one's is not a reason any more
+    let mut during_run = None;
+    if let Ok(Some(run)) = crate::engine::runs::active(target).await {
+        if run.defer_fks && !crate::engine::runs::abandoned(target, &run).await.unwrap_or(true) {
+            during_run = Some(run.id);
+        }
+    }
+    crate::domain::live::keys_off_notice(&keys, during_run)
 }
 
 /// A page of rejected rows, optionally of one reason.

@@ -278,6 +278,32 @@ pub struct EnvironmentPage {
     pub dead_letters: Result<DeadLetterPage, String>,
     /// The environment's webhooks and their newest deliveries, or why they cannot be read.
     pub notifications: Result<crate::domain::notifications::Notifications, String>,
+    /// The subtype tables' foreign keys are off (deferred validation dropped them), in a
+    /// sentence: why, what it means for the application and what puts them back. Read from the
+    /// target when the page loads.
+    #[serde(default)]
+    pub keys_off: Option<String>,
+}
+
+/// What the page says of foreign keys a deferred run dropped and that are not back: `keys` as
+/// `table.key`, `during_run` when the active run dropped them for its copy.
+pub fn keys_off_notice(keys: &[String], during_run: Option<i64>) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    let keys = keys.join(", ");
+    Some(match during_run {
+        Some(run) => format!(
+            "Foreign keys off for run #{run}'s copy (deferred validation): {keys}. They come back when the \
+             run ends, and are validated when it completes."
+        ),
+        None => format!(
+            "Foreign keys off: {keys} were dropped for a deferred validation and could not be put back yet. \
+             Until they are, the application's writes to the subtype tables are not checked against projects \
+             and deletes of projects do not cascade to them. Any console replica puts them back as soon as \
+             the tables' lock is free; a dead run holding them ends with Cancel."
+        ),
+    })
 }
 
 /// One rejected legacy row.

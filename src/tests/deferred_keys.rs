@@ -244,3 +244,41 @@ async fn postgres_a_dead_deferred_run_is_ended_by_a_cancel_and_by_a_rollback() {
     let rolled = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(rolled.state, RunState::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_keys_left_dropped_show_on_the_page_until_a_replicas_watch_puts_them_back() {
+    let f = fixture(Backend::Postgres, 1_000).await;
+    let app = application(&f).await;
+    let mut policy = Policy::default();
+    policy.retry.give_up_after_ms = 1_000;
+    let held = backfill::begin(&f.target, &deferred_start(policy)).await.unwrap();
+    let id = held.run.id;
+    let (target, control) = (f.target.clone(), f.control.clone());
+    let run =
+        tokio::spawn(async move { backfill::run(&target, Some(&control), DEV, held, &mut |_, _| {}).await });
+    wait_for_dropped_keys(&f.target, id).await;
+    let mut long = app.pool().begin().await.unwrap();
+    sqlx::query("update projects set title = 'long' where id = 5").execute(&mut *long).await.unwrap();
+    runs::request(&f.target, id, RunRequest::Cancel).await.unwrap();
+    assert_eq!(run.await.unwrap().unwrap().state, RunState::Cancelled);
+    assert_eq!(keys(&f.target).await, vec![]);
+
+    let console = crate::support::TestApp::start(&f.config).await;
+    let (status, html) = console.get("/env/dev").await;
+    assert_eq!(status, 200);
+    let notice = crate::support::testid_text(&html, "keys-off");
+    assert!(notice.contains("could not be put back yet"), "{notice}");
+    assert!(notice.contains("school_projects.school_projects_project_id_fkey"), "{notice}");
+
+    // the lock is free: the console's watch puts them back within seconds, unasked
+    long.commit().await.unwrap();
+    for _ in 0..100 {
+        if keys(&f.target).await.len() == 2 {
+            let (_, html) = console.get("/env/dev").await;
+            assert!(!html.contains("data-testid=\"keys-off\""), "the notice is gone");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no replica put the keys back");
+}

@@ -94,6 +94,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             </div>
         </div>
         <FlashLine flash/>
+        {page.keys_off.map(|notice| view! { <p class="notice notice-warn" role="status" data-testid="keys-off">{notice}</p> })}
     });
     let plan = erase(view! {
         <section class="card" aria-label="Phases">
