@@ -143,6 +143,8 @@ async fn plan_and_apply(
         return Ok(());
     }
     target_schema::migrate(db, lock_timeout).await.map_err(|source| CliError::Migrate { env, source })?;
+    // a migration that rebuilt a subtype table took the capture's triggers on it along
+    crate::engine::capture::refresh(db).await;
     println!("{env}: {url} now holds what the engine needs");
     Ok(())
 }

@@ -127,6 +127,11 @@ const NEWEST_BACKFILL: &str =
 const IDENTIFYING: [&str; 7] =
     ["id", "project_type", "school_name", "grade", "pace", "goal_date", "created_at"];
 
+/// The capture's version, written into its objects (a comment on the PostgreSQL function, a
+/// comment in SQLite's insert trigger): a target whose capture is older is brought up to date
+/// when the console or a command opens it ([`refresh`]).
+const VERSION: &str = "sti-capture 2026-12-07";
+
 /// The names the capture's objects have in the target.
 const PG_FUNCTION: &str = "sti_capture_projects";
 const PG_TRIGGER: &str = "sti_capture_projects";
@@ -225,21 +230,26 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
             sqlx::query(&format!(
                 "create or replace function {PG_FUNCTION}() returns trigger language plpgsql {definer} as $capture$
                  begin
+                    -- before the block: a write that cannot change what the row becomes opens no
+                    -- subtransaction
+                    if tg_op = 'UPDATE' and old.id = new.id and not ({changed}) then
+                        return null;
+                    end if;
                     begin
-                        if tg_op = 'DELETE' or (tg_op = 'UPDATE' and old.id <> new.id) then
+                        if tg_op = 'DELETE' or old.id <> new.id then
                             {forget}
                         end if;
-                        if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not ({changed})) then
-                            return null;
+                        if tg_op <> 'DELETE' then
+                            {reidentify}
                         end if;
-                        {reidentify}
-                    exception when others then
-                        -- the target refused what identification says (a rule of the
-                        -- application's on a subtype table): the application's write stands,
-                        -- the row is a dead letter with the target's words
+                    exception when integrity_constraint_violation or data_exception or raise_exception then
+                        -- the target refused what identification says (a check, a key, a trigger
+                        -- of the application's on a subtype table): the application's write
+                        -- stands, the row is a dead letter with the target's words. Anything
+                        -- else (a deadlock, a lock timeout) fails the write as it would have.
                         insert into sti_backfill_dead_letters (run_id, project_id, reason, recorded_at)
-                        values (coalesce({NEWEST_BACKFILL}, {CAPTURE_PROVENANCE}), coalesce(new.id, old.id),
-                                '{refused}' || sqlerrm || ' (' || sqlstate || ')', {now})
+                        select newest.id, coalesce(new.id, old.id), '{refused}' || sqlerrm || ' (' || sqlstate || ')', {now}
+                        from (select {NEWEST_BACKFILL} as id) newest where newest.id is not null
                         on conflict (run_id, project_id) do update set reason = excluded.reason;
                     end;
                     return null;
@@ -268,6 +278,16 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
             ))
             .execute(&mut *tx)
             .await?;
+            // run with the engine's rights, they are for the engine's triggers only: nobody may
+            // call them or attach them to a table of their own (a trigger fires them regardless)
+            sqlx::query(&format!("comment on function {PG_FUNCTION}() is '{VERSION}'"))
+                .execute(&mut *tx)
+                .await?;
+            for function in [PG_FUNCTION, PG_YIELD_FUNCTION] {
+                sqlx::query(&format!("revoke all on function {function}() from public"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if !was {
                 sqlx::query(&format!(
                     "create trigger {PG_TRIGGER} after insert or update or delete on projects
@@ -310,7 +330,7 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
             }
             let yielding = body(yield_to_application());
             for sql in [
-                format!("create trigger sti_capture_insert after insert on projects begin {reidentify} end"),
+                format!("create trigger sti_capture_insert after insert on projects begin /* {VERSION} */ {reidentify} end"),
                 // a row whose id changed leaves what its old id had (the two triggers touch
                 // different ids, so their order does not matter)
                 format!("create trigger sti_capture_update after update on projects when {changed} begin {reidentify} end"),
@@ -337,6 +357,62 @@ pub async fn install(db: &Database, lock_timeout: Duration) -> Result<bool, Engi
     }
     tx.commit().await?;
     Ok(!was)
+}
+
+/// Whether the installed capture is this version's (`true` when none is installed: there is
+/// nothing to bring up to date).
+async fn up_to_date(db: &Database) -> Result<bool, EngineError> {
+    if !installed(db).await? {
+        return Ok(true);
+    }
+    let current: i64 = match db.dialect() {
+        Dialect::Postgres => {
+            sqlx::query_scalar(
+                "select (select count(*) from pg_proc p where p.proname = $1 and obj_description(p.oid, 'pg_proc') = $2)
+                      + (select count(*) from pg_trigger where tgname = $3) - 2",
+            )
+            .bind(PG_FUNCTION)
+            .bind(VERSION)
+            .bind(PG_YIELD_TRIGGER)
+            .fetch_one(db.pool())
+            .await?
+        }
+        Dialect::Sqlite => {
+            sqlx::query_scalar(
+                "select (select count(*) from sqlite_master where type = 'trigger' and name = 'sti_capture_insert'
+                           and instr(sql, $1) > 0)
+                      + (select count(*) from sqlite_master where type = 'trigger' and name like 'sti_capture_yield_%') - 2",
+            )
+            .bind(VERSION)
+            .fetch_one(db.pool())
+            .await?
+        }
+    };
+    Ok(current == 1)
+}
+
+/// Brings an installed capture of an older version up to date (its function's rights, its
+/// triggers on the subtype tables, which a table rebuilt by a migration loses), trying for a
+/// few seconds behind the application's transactions; logs what it could not do. The console
+/// and every command do it when they open a target.
+pub async fn refresh(db: &Database) {
+    let refreshed = async {
+        if up_to_date(db).await? {
+            return Ok(false);
+        }
+        super::ddl::with_tries(db, "bringing the change capture up to date", Duration::from_secs(10), || {
+            install(db, super::ddl::TRY_LOCK_TIMEOUT)
+        })
+        .await
+        .map(|_| true)
+    };
+    match refreshed.await {
+        Ok(true) => tracing::info!(version = VERSION, "the change capture was brought up to date"),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::error!(%error, "cannot bring the change capture up to date; the next live backfill does")
+        }
+    }
 }
 
 /// Removes the capture, one try whose lock waits end after `lock_timeout`, taking the tables

@@ -212,6 +212,7 @@ pub async fn open_environment(
         .await
         .map_err(|source| StartupError::Database { what: env.to_string(), source })?;
     adopt_target(control, env, &db).await?;
+    crate::engine::capture::refresh(&db).await;
     crate::engine::mirror::reconcile_or_log(control, env, &db).await;
     Ok(db)
 }

@@ -529,3 +529,39 @@ async fn postgres_migrate_plan_names_the_grants_each_role_lacks() {
         assert!(out.contains(&lack), "{lack}: {out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_cascading_keys_migration_runs_under_an_installed_capture() {
+    use sti_rollout::db::Schema;
+    use sti_rollout::engine::capture;
+    let f = fixture(Backend::Sqlite, 200).await;
+    let held =
+        operate::begin(&f.control, &f.target, RunKind::Backfill, &start(100, 30_000), None).await.unwrap();
+    backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    // a target from before the migration, mid-rollout: the capture's triggers name the tables
+    // the migration rebuilds
+    exec(&f, "delete from _sqlx_migrations where version = 20261207000001").await;
+    let reopened = Database::open(&f.config.targets[DEV].url, Schema::Target).await.unwrap();
+    capture::refresh(&reopened).await;
+    assert_eq!(
+        count(
+            &reopened,
+            "select count(*) from sqlite_master where type = 'trigger' and name like 'sti_capture_%'"
+        )
+        .await,
+        6,
+        "the capture is whole again"
+    );
+    let mut tx = reopened.pool().begin().await.unwrap();
+    sqlx::query(&new_school_row(70_001, "Own Row High", 4)).execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "insert into school_projects (project_id, school_name, grade, backfill_run_id, created_at)
+         values (70001, 'Own Row High', 4, null, '2024-06-01T00:00:00Z')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let report = verify::verify(&reopened, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
+    assert!(report.ok, "{:?}", report.mismatched_ids);
+}
