@@ -522,9 +522,9 @@ async fn postgres_migrate_plan_names_the_grants_each_role_lacks() {
     vars.insert("STI_DEV_URL".into(), url);
     let out = stdout(&cli(&["migrate", "--env", "dev", "--plan"], &vars));
     for lack in [
-        format!("the engine's role {engine} lacks TRIGGER on projects"),
-        format!("the engine's role {engine} lacks REFERENCES on projects"),
+        format!("the engine's role {engine} does not own projects (owner: postgres)"),
         format!("the engine's role {engine} does not own school_projects"),
+        format!("the engine's role {engine} does not own sti_backfill_runs"),
     ] {
         assert!(out.contains(&lack), "{lack}: {out}");
     }
@@ -564,4 +564,51 @@ async fn sqlite_the_cascading_keys_migration_runs_under_an_installed_capture() {
     tx.commit().await.unwrap();
     let report = verify::verify(&reopened, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
     assert!(report.ok, "{:?}", report.mismatched_ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_the_engine_runs_as_the_owner_of_the_tables_not_a_superuser() {
+    let f = fixture(Backend::Postgres, 2_000).await;
+    let app = application(&f).await;
+    let database: String =
+        sqlx::query_scalar("select cast(current_database() as text)").fetch_one(f.target.pool()).await.unwrap();
+    // the role that runs the application's migrations: it owns the tables, nothing more
+    let owner = format!("owner_{database}");
+    exec(&f, &format!("create role {owner} login")).await;
+    exec(&f, &format!("grant create on schema public to {owner}")).await;
+    exec(
+        &f,
+        &format!(
+            "do $$ declare t record; begin
+                for t in select tablename from pg_tables where schemaname = 'public' loop
+                    execute format('alter table %I owner to {owner}', t.tablename);
+                end loop;
+             end $$"
+        ),
+    )
+    .await;
+    let url = f.config.targets[DEV].url.expose().replacen("postgres@", &format!("{owner}@"), 1);
+    let engine = Database::connect(&DatabaseUrl::parse(&url).unwrap()).await.unwrap();
+    assert!(sti_rollout::db::target_schema::grants::missing(&engine).await.unwrap().is_empty());
+
+    // a live backfill (the capture installed), the application writing as its own role
+    let held = operate::begin(&f.control, &engine, RunKind::Backfill, &start(200, 30_000), None).await.unwrap();
+    let writes = tokio::spawn(traffic(app.clone(), 50_000, 20));
+    let done = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(done.state, RunState::Completed);
+    assert!(writes.await.unwrap().is_empty());
+    // deferred validation drops and restores the keys as that role
+    let deferred = backfill::Start { defer_fks: true, ..start(500, 30_000) };
+    let held = operate::begin(&f.control, &engine, RunKind::Backfill, &backfill::Start { resume_from: Some(0), ..deferred }, None)
+        .await
+        .unwrap();
+    let done = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(done.state, RunState::Completed, "{:?}", done.error);
+    assert!(done.fk_validation_ms.is_some());
+    // and a rollback removes the capture
+    let held = operate::begin(&f.control, &engine, RunKind::Rollback, &start(500, 30_000), None).await.unwrap();
+    let rolled = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(rolled.state, RunState::Completed);
+    assert!(!sti_rollout::engine::capture::installed(&engine).await.unwrap());
+    assert_eq!(engine_rows(&f).await, 0);
 }

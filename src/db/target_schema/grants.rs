@@ -1,21 +1,18 @@
 //! The rights a PostgreSQL target's roles hold, against what each needs (`migrate --plan` says
 //! what is missing; SQLite has no roles). The engine's role — the one in the environment's URL,
-//! which runs `migrate` — owns the subtype and bookkeeping tables and installs the capture; an
+//! which runs `migrate` — owns `projects`, the subtype and the bookkeeping tables (it is the role
+//! that runs the application's migrations) and installs the capture; an
 //! application's role needs only what it uses itself on `projects` and the subtype tables (the
 //! capture's function runs with the engine's rights).
 
 use crate::db::pool::{Database, DbError, Dialect};
 
-/// What the engine's role does on `projects`, and the privilege each needs.
-const ON_PROJECTS: [(&str, &str); 3] = [
-    ("SELECT", "the backfill reads it"),
-    ("TRIGGER", "the change capture is a trigger on it"),
-    ("REFERENCES", "the subtype tables' foreign keys point to it"),
-];
-
-/// The engine's own tables and the subtype tables: it alters their keys and triggers, which
-/// needs their ownership.
-const OWNED: [&str; 6] = [
+/// The tables the engine's role must own: it installs and removes the capture's trigger on
+/// `projects` (dropping a trigger, and the brief `lock table` that orders its locks, take the
+/// owner's rights), and it alters the subtype tables' keys and triggers; its own tables are
+/// created by `migrate` as that role.
+const OWNED: [&str; 7] = [
+    "projects",
     "school_projects",
     "self_study_projects",
     "sti_backfill_runs",
@@ -32,7 +29,7 @@ pub async fn missing(db: &Database) -> Result<Vec<String>, DbError> {
     }
     let mut missing = Vec::new();
     let (engine, superuser): (String, bool) = sqlx::query_as(
-        "select cast(current_user as text), cast(rolsuper as boolean) from pg_roles where rolname = current_user",
+        "select cast(quote_ident(current_user) as text), cast(rolsuper as boolean) from pg_roles where rolname = current_user",
     )
     .fetch_one(db.pool())
     .await?;
@@ -43,18 +40,6 @@ pub async fn missing(db: &Database) -> Result<Vec<String>, DbError> {
             .await
     };
     if !superuser {
-        for (privilege, why) in ON_PROJECTS {
-            let held: bool = sqlx::query_scalar("select has_table_privilege(current_user, 'projects', $1)")
-                .bind(privilege)
-                .fetch_one(db.pool())
-                .await?;
-            if !held {
-                missing.push(format!(
-                    "the engine's role {engine} lacks {privilege} on projects ({why}): grant {} on projects to {engine}",
-                    privilege.to_lowercase()
-                ));
-            }
-        }
         let create: bool =
             sqlx::query_scalar("select has_schema_privilege(current_user, current_schema(), 'CREATE')")
                 .fetch_one(db.pool())
@@ -69,24 +54,25 @@ pub async fn missing(db: &Database) -> Result<Vec<String>, DbError> {
             if !exists(table).await? {
                 continue;
             }
-            let owns: bool = sqlx::query_scalar(
-                "select pg_has_role(current_user, c.relowner, 'USAGE') from pg_class c where c.oid = to_regclass($1)",
+            let owner: Option<String> = sqlx::query_scalar(
+                "select cast(pg_get_userbyid(c.relowner) as text) from pg_class c
+                 where c.oid = to_regclass($1) and not pg_has_role(current_user, c.relowner, 'USAGE')",
             )
             .bind(table)
-            .fetch_one(db.pool())
+            .fetch_optional(db.pool())
             .await?;
-            if !owns {
+            if let Some(owner) = owner {
                 missing.push(format!(
-                    "the engine's role {engine} does not own {table} (it alters its keys and triggers): \
-                     alter table {table} owner to {engine}"
+                    "the engine's role {engine} does not own {table} (owner: {owner}), and it installs triggers and \
+                     alters keys there: connect as the role that owns the application's tables, or grant {owner} to {engine}"
                 ));
             }
         }
     }
     // the application's roles: whoever may write projects writes the subtype tables in STI mode
-    if exists("school_projects").await? && exists("self_study_projects").await? {
+    if exists("projects").await? && exists("school_projects").await? && exists("self_study_projects").await? {
         let writers: Vec<String> = sqlx::query_scalar(
-            "select cast(r.rolname as text) from pg_roles r
+            "select cast(quote_ident(r.rolname) as text) from pg_roles r
              where r.rolcanlogin and not r.rolsuper and r.rolname <> current_user
                and (has_table_privilege(r.oid, 'projects', 'INSERT')
                     or has_table_privilege(r.oid, 'projects', 'UPDATE')
