@@ -198,6 +198,7 @@ async fn drive_loop(
         breaker: turns::Breaker::default(),
         crew: None,
         keys_checked: false,
+        promised: false,
     };
     let result = turn_until_the_end(&mut turns, held, observer).await;
     if result.is_ok() {

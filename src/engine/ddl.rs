@@ -59,22 +59,14 @@ pub async fn lock_in_application_order(
     Ok(())
 }
 
-/// Whether `error` is a lock that could not be had now (a lock timeout, a deadlock, SQLite's
-/// busy database): worth another try.
-pub fn is_lock_wait(error: &EngineError) -> bool {
-    match super::faults::classify(error) {
-        super::faults::Fault::Retryable(reason) => {
-            reason.starts_with("lock timeout")
-                || reason.starts_with("deadlock")
-                || reason.starts_with("database is busy")
-                || reason.starts_with("table is locked")
-        }
-        _ => false,
-    }
+/// Whether `error` passes (a lock that could not be had now, a deadlock, SQLite's busy database,
+/// a lost connection): worth another try.
+pub fn passes(error: &EngineError) -> bool {
+    matches!(super::faults::classify(error), super::faults::Fault::Retryable(_))
 }
 
-/// Runs `attempt` until it succeeds, fails otherwise than on a lock, or `give_up_after` has
-/// passed: between tries it waits 50 ms, doubling up to 2 s, with up to half again of jitter
+/// Runs `attempt` until it succeeds, fails otherwise than on a passing fault (a lock above
+/// all), or `give_up_after` has passed: between tries it waits 100 ms, doubling up to 2 s, with up to half again of jitter
 /// (application transactions that end together do not meet the next try together). Says what
 /// it waits for, and who holds the lock, every few seconds.
 pub async fn with_tries<T, F, Fut>(
@@ -104,7 +96,7 @@ where
                 }
                 return Ok(done);
             }
-            Err(error) if is_lock_wait(&error) => error,
+            Err(error) if passes(&error) => error,
             Err(error) => return Err(error),
         };
         if started.elapsed() >= give_up_after {
@@ -134,9 +126,10 @@ pub async fn lock_holders(db: &Database) -> String {
         return "another connection's write transaction".into();
     }
     let rows: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
-        "select 'pid ' || a.pid || ', transaction open '
-                || cast(cast(extract(epoch from now() - a.xact_start) as bigint) as text) || ' s, '
-                || a.state || ': ' || left(coalesce(a.query, ''), 80)
+        "select 'pid ' || a.pid || coalesce(', transaction open '
+                || cast(cast(extract(epoch from now() - a.xact_start) as bigint) as text) || ' s', '')
+                || coalesce(', ' || a.state || ': ' || left(a.query, 80), ' (another role''s session: its query is \
+                   hidden unless the engine''s role has pg_read_all_stats)')
          from pg_stat_activity a
          where a.pid <> pg_backend_pid() and a.pid in (
              select l.pid from pg_locks l

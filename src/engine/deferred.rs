@@ -61,17 +61,24 @@ async fn foreign_keys(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Vec<K
 
 /// What runs dropped and nobody validated yet (added back `not valid`, or still missing).
 async fn still_dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
+    Ok(dropped_by_runs(db).await?.1)
+}
+
+/// The runs whose dropped keys nobody validated yet, and those keys (each once).
+async fn dropped_by_runs(db: &Database) -> Result<(Vec<i64>, Vec<Key>), EngineError> {
     if db.dialect() != Dialect::Postgres {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let lists: Vec<String> = sqlx::query_scalar(
-        "select dropped_fks from sti_backfill_runs
+    let rows = sqlx::query(
+        "select id, dropped_fks from sti_backfill_runs
          where dropped_fks is not null and fk_restored_at is null order by id",
     )
     .fetch_all(db.pool())
     .await?;
-    let mut keys: Vec<Key> = Vec::new();
-    for list in lists {
+    let (mut runs, mut keys): (Vec<i64>, Vec<Key>) = (Vec::new(), Vec::new());
+    for row in rows {
+        runs.push(row.try_get("id")?);
+        let list: String = row.try_get("dropped_fks")?;
         let dropped: Vec<Key> = serde_json::from_str(&list).map_err(|e| {
             EngineError::Corrupt(format!("a run's dropped foreign keys are not readable: {e}"))
         })?;
@@ -81,7 +88,7 @@ async fn still_dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
             }
         }
     }
-    Ok(keys)
+    Ok((runs, keys))
 }
 
 /// The keys a run dropped that are not in the catalog now: while so, the application's writes
@@ -145,7 +152,9 @@ pub async fn prepare(db: &Database, held: &Held) -> Result<(), EngineError> {
 /// checked and deletes cascade again. Quick: it reads no rows. One try, whose lock waits end
 /// after `lock_timeout`; the keys that were missing and are back now.
 pub async fn restore(db: &Database, lock_timeout: Duration) -> Result<Vec<Key>, EngineError> {
-    let keys = still_dropped(db).await?;
+    // read first, without a lock: most of the time nothing is missing, and the tables' locks
+    // are not asked for at all
+    let keys = dropped(db).await?;
     if keys.is_empty() {
         return Ok(keys);
     }
@@ -193,7 +202,9 @@ pub async fn restore_with_tries(db: &Database, give_up_after: Duration) -> Resul
 pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
     let started = Instant::now();
     restore(db, ddl::TRY_LOCK_TIMEOUT).await?;
-    let keys = still_dropped(db).await?;
+    // the runs whose keys this validates: only they are marked done at the end (a run that
+    // drops them again meanwhile is another's to validate)
+    let (runs, keys) = dropped_by_runs(db).await?;
     let limit_ms = held.policy.session.fk_validation_timeout_ms.max(1);
     for [table, name, _] in &keys {
         match validate_key(db, table, name, limit_ms).await? {
@@ -201,25 +212,11 @@ pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
             Validated::Orphans => {}
         }
         // only then the second scan: rows without their project
-        let removed = sqlx::query(&format!(
-            "delete from {} s where s.backfill_run_id is not null
-               and not exists (select 1 from projects p where p.id = s.project_id)",
-            quoted(table)
-        ))
-        .execute(db.pool())
-        .await?
-        .rows_affected();
+        let (removed, theirs) = orphans(db, table, limit_ms).await?;
         if removed > 0 {
             tracing::warn!(run_id = held.run.id, table = %table, removed,
                 "rows the backfill or the capture wrote whose project was deleted during the copy were removed, as the cascade would have");
         }
-        let theirs: Vec<i64> = sqlx::query_scalar(&format!(
-            "select s.project_id from {} s where not exists (select 1 from projects p where p.id = s.project_id)
-             order by s.project_id limit 11",
-            quoted(table)
-        ))
-        .fetch_all(db.pool())
-        .await?;
         if !theirs.is_empty() {
             return Err(EngineError::Orphans {
                 table: table.clone(),
@@ -235,11 +232,13 @@ pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
     }
     let ms = super::backfill::elapsed_ms(started);
     let now = db.dialect().now_ms_sql();
-    sqlx::query(&format!(
-        "update sti_backfill_runs set fk_restored_at = {now} where dropped_fks is not null and fk_restored_at is null"
-    ))
-    .execute(db.pool())
-    .await?;
+    if !runs.is_empty() {
+        // integers only: the list is written out
+        let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        sqlx::query(&format!("update sti_backfill_runs set fk_restored_at = {now} where id in ({ids})"))
+            .execute(db.pool())
+            .await?;
+    }
     sqlx::query("update sti_backfill_runs set fk_validation_ms = $1 where id = $2 and fencing_token = $3")
         .bind(ms)
         .bind(held.run.id)
@@ -253,6 +252,39 @@ pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
         "the foreign keys are back and valid"
     );
     Ok(ms)
+}
+
+/// Rows of `table` without their project, under the validation's own time limit: those a
+/// backfill or the capture wrote are removed (their project went during the copy; the cascade
+/// would have taken them), and the first of those the application wrote are listed, kept.
+async fn orphans(db: &Database, table: &str, limit_ms: i64) -> Result<(u64, Vec<i64>), EngineError> {
+    let timed_out = |error: sqlx::Error| match &error {
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("57014") => {
+            EngineError::ValidationTimeout { key: format!("{table} (its rows without a project)"), limit_ms }
+        }
+        _ => error.into(),
+    };
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(&format!("set local statement_timeout = '{limit_ms}ms'")).execute(&mut *tx).await?;
+    let removed = sqlx::query(&format!(
+        "delete from {} s where s.backfill_run_id is not null
+           and not exists (select 1 from projects p where p.id = s.project_id)",
+        quoted(table)
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(timed_out)?
+    .rows_affected();
+    let theirs: Vec<i64> = sqlx::query_scalar(&format!(
+        "select s.project_id from {} s where not exists (select 1 from projects p where p.id = s.project_id)
+         order by s.project_id limit 11",
+        quoted(table)
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(timed_out)?;
+    tx.commit().await?;
+    Ok((removed, theirs))
 }
 
 enum Validated {

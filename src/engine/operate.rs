@@ -44,6 +44,10 @@ pub async fn begin(
     super::throttle::probe(target, &start.policy.throttle).await?;
     // nothing is installed or removed for a start that cannot happen: another kind's run is
     // active (the capture stays as that run needs it)
+    if kind == RunKind::Rollback {
+        // before anything is ended or removed for it
+        rollback::ensure_flag_off(control, start.env).await?;
+    }
     if let Some(active) = runs::active(target).await? {
         if kind == RunKind::Rollback && active.kind != kind && runs::abandoned(target, &active).await? {
             // a rollback asked for while a run of another kind is dead (a killed deferred

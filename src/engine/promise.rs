@@ -12,6 +12,9 @@ use crate::db::Database;
 use crate::domain::run::RunKind;
 use sqlx::Row;
 
+/// Rows per statement of the check.
+const PIECE: i64 = 50_000;
+
 /// Checks the promise of `held`'s kind over its range `(low, high]`; a reconcile (its ids, not a
 /// range) promises nothing here: verification judges it.
 pub async fn check(db: &Database, held: &mut Held) -> Result<(), EngineError> {
@@ -47,12 +50,21 @@ pub async fn check(db: &Database, held: &mut Held) -> Result<(), EngineError> {
         ),
         _ => return Ok(()),
     };
-    let row = sqlx::query(&sql).bind(run.low_id).bind(run.high_id).fetch_one(db.pool()).await?;
-    let missing: i64 = row.try_get("n")?;
-    if missing == 0 {
-        return Ok(());
+    // in pieces of the range, each a statement well within the session's statement timeout,
+    // cut at existing keys as the run's chunks are
+    let walked = super::keys::walked_by(run.kind);
+    let (mut from, mut missing, mut first) = (run.low_id, 0_i64, None);
+    while from < run.high_id {
+        let to = super::keys::chunk_end(db, walked, from, PIECE, run.high_id).await?;
+        let row = sqlx::query(&sql).bind(from).bind(to).fetch_one(db.pool()).await?;
+        let n: i64 = row.try_get("n")?;
+        if n > 0 {
+            missing += n;
+            first = first.or(row.try_get::<Option<i64>, _>("first")?);
+        }
+        from = to;
     }
-    let first: i64 = row.try_get("first")?;
+    let Some(first) = first.filter(|_| missing > 0) else { return Ok(()) };
     // the next run of this kind continues after the failed run's checkpoint: just before the
     // first row this one missed (fenced like every write of the run)
     let back = first.saturating_sub(1).max(run.low_id);

@@ -3,8 +3,7 @@
 
 mod lease;
 
-use lease::stored;
-pub use lease::{busy, create, take_over, Held, NewRun};
+pub use lease::{busy, create, take_over, Held, NewRun, Renewal};
 
 use super::EngineError;
 use crate::db::Database;
@@ -162,18 +161,6 @@ pub async fn active(db: &Database) -> Result<Option<RunRecord>, EngineError> {
     let row = sqlx::query(&format!("select {COLUMNS} from sti_backfill_runs where active_slot = 1"))
         .fetch_optional(db.pool())
         .await?;
-    row.as_ref().map(RunRecord::from_row).transpose()
-}
-
-/// The newest run of `kind`, if any.
-pub async fn latest(db: &Database, kind: RunKind) -> Result<Option<RunRecord>, EngineError> {
-    let row = sqlx::query(&format!(
-        "select {COLUMNS} from sti_backfill_runs where kind = $1 and (ids is null) = $2 order by id desc limit 1"
-    ))
-    .bind(stored(kind))
-    .bind(kind != RunKind::Reconcile)
-    .fetch_optional(db.pool())
-    .await?;
     row.as_ref().map(RunRecord::from_row).transpose()
 }
 

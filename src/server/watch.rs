@@ -47,8 +47,19 @@ async fn look(
     env: Environment,
     policy: &Arc<Policy>,
 ) -> Result<(), EngineError> {
-    crate::engine::mirror::catch_up(control, env, target).await?;
-    let Some(run) = runs::active(target).await? else {
+    let active = runs::active(target).await?;
+    let live = match &active {
+        Some(run) => !runs::abandoned(target, run).await?,
+        None => false,
+    };
+    if !live {
+        // a live run's own writer keeps its mirror; what ended unseen is caught up here. The
+        // control database may be the one that is away: the rest of the look goes on
+        if let Err(error) = crate::engine::mirror::catch_up(control, env, target).await {
+            tracing::debug!(environment = %env, %error, "the mirror cannot catch up just now");
+        }
+    }
+    let Some(run) = active else {
         // keys an ended deferred run could not put back: back as soon as the lock is free (one
         // short try a look, so the application's writes never queue long behind it)
         if !crate::engine::deferred::dropped(target).await?.is_empty() {

@@ -213,13 +213,17 @@ async fn postgres_a_validation_longer_than_its_limit_fails_once_and_names_the_se
 async fn a_dead_deferred_run(f: &Fixture) -> i64 {
     let mut dead = deferred_start(Policy::default());
     dead.lease_ms = 500;
-    let held = backfill::begin(&f.target, &dead).await.unwrap();
+    // the runner's own connections, as a process of its own has: they go with it
+    let doomed = Database::connect(&f.config.targets[DEV].url).await.unwrap();
+    let held = backfill::begin(&doomed, &dead).await.unwrap();
     let id = held.run.id;
-    let (target, control) = (f.target.clone(), f.control.clone());
+    let (target, control) = (doomed.clone(), f.control.clone());
     let run =
         tokio::spawn(async move { backfill::run(&target, Some(&control), DEV, held, &mut |_, _| {}).await });
     wait_for_dropped_keys(&f.target, id).await;
     run.abort();
+    let _ = run.await;
+    doomed.close().await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(runs::get(&f.target, id).await.unwrap().state, RunState::Running);
     assert_eq!(keys(&f.target).await, vec![]);

@@ -570,8 +570,10 @@ async fn sqlite_the_cascading_keys_migration_runs_under_an_installed_capture() {
 async fn postgres_the_engine_runs_as_the_owner_of_the_tables_not_a_superuser() {
     let f = fixture(Backend::Postgres, 2_000).await;
     let app = application(&f).await;
-    let database: String =
-        sqlx::query_scalar("select cast(current_database() as text)").fetch_one(f.target.pool()).await.unwrap();
+    let database: String = sqlx::query_scalar("select cast(current_database() as text)")
+        .fetch_one(f.target.pool())
+        .await
+        .unwrap();
     // the role that runs the application's migrations: it owns the tables, nothing more
     let owner = format!("owner_{database}");
     exec(&f, &format!("create role {owner} login")).await;
@@ -592,21 +594,29 @@ async fn postgres_the_engine_runs_as_the_owner_of_the_tables_not_a_superuser() {
     assert!(sti_rollout::db::target_schema::grants::missing(&engine).await.unwrap().is_empty());
 
     // a live backfill (the capture installed), the application writing as its own role
-    let held = operate::begin(&f.control, &engine, RunKind::Backfill, &start(200, 30_000), None).await.unwrap();
+    let held =
+        operate::begin(&f.control, &engine, RunKind::Backfill, &start(200, 30_000), None).await.unwrap();
     let writes = tokio::spawn(traffic(app.clone(), 50_000, 20));
     let done = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(done.state, RunState::Completed);
     assert!(writes.await.unwrap().is_empty());
     // deferred validation drops and restores the keys as that role
     let deferred = backfill::Start { defer_fks: true, ..start(500, 30_000) };
-    let held = operate::begin(&f.control, &engine, RunKind::Backfill, &backfill::Start { resume_from: Some(0), ..deferred }, None)
-        .await
-        .unwrap();
+    let held = operate::begin(
+        &f.control,
+        &engine,
+        RunKind::Backfill,
+        &backfill::Start { resume_from: Some(0), ..deferred },
+        None,
+    )
+    .await
+    .unwrap();
     let done = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(done.state, RunState::Completed, "{:?}", done.error);
     assert!(done.fk_validation_ms.is_some());
     // and a rollback removes the capture
-    let held = operate::begin(&f.control, &engine, RunKind::Rollback, &start(500, 30_000), None).await.unwrap();
+    let held =
+        operate::begin(&f.control, &engine, RunKind::Rollback, &start(500, 30_000), None).await.unwrap();
     let rolled = backfill::run(&engine, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
     assert_eq!(rolled.state, RunState::Completed);
     assert!(!sti_rollout::engine::capture::installed(&engine).await.unwrap());

@@ -40,6 +40,9 @@ pub(super) struct Turns<'a> {
     /// Whether this holder saw to the subtype tables' keys: dropped them for a deferred run,
     /// or put back keys an ended run left dropped.
     pub(super) keys_checked: bool,
+    /// Whether this holder found the range holding what the run's kind promises (checked once,
+    /// when the run reaches its end: a later step's retry does not scan it again).
+    pub(super) promised: bool,
 }
 
 impl Turns<'_> {
@@ -122,13 +125,19 @@ impl Turns<'_> {
             self.keys_checked = true;
         }
         if held.run.checkpoint >= held.run.high_id {
-            // "completed" is what the range holds, not where the checkpoint got to
-            crate::engine::promise::check(db, held).await?;
+            // both steps may take long on a big table: the lease is renewed meanwhile
+            let renewal = held.renewal();
+            if !self.promised {
+                // "completed" is what the range holds, not where the checkpoint got to
+                renewal.during(db, crate::engine::promise::check(db, held)).await?;
+                self.promised = true;
+            }
             if held.run.kind == RunKind::Backfill
                 && (held.run.defer_fks || crate::engine::deferred::pending(db).await?)
             {
                 // the copy is done: the keys come back, validated once, before it is complete
-                held.run.fk_validation_ms = Some(crate::engine::deferred::validate(db, held).await?);
+                held.run.fk_validation_ms =
+                    Some(renewal.during(db, crate::engine::deferred::validate(db, held)).await?);
             }
             held.transition(db, RunState::Completed, None).await?;
             writer.run(&held.run);

@@ -33,7 +33,7 @@ pub struct NewRun {
 
 /// How the target stores a run's kind: a reconcile is a backfill with its ids (the kind's check
 /// constraint predates it; rollback and provenance treat it as the backfill it is).
-pub(super) fn stored(kind: RunKind) -> &'static str {
+fn stored(kind: RunKind) -> &'static str {
     match kind {
         RunKind::Rollback => "rollback",
         RunKind::Backfill | RunKind::Reconcile => "backfill",
@@ -210,6 +210,11 @@ impl Held {
         Ok(())
     }
 
+    /// What renewing the lease needs, apart from the held run (which a long step may change).
+    pub fn renewal(&self) -> Renewal {
+        Renewal { run_id: self.run.id, token: self.token, lease_ms: self.lease_ms }
+    }
+
     /// Re-reads the run (pacing and requests change under it); fails when the lease was lost.
     pub async fn refresh(&mut self, db: &Database) -> Result<(), EngineError> {
         let run = get(db, self.run.id).await?;
@@ -219,5 +224,48 @@ impl Held {
         // the hold is the runner's own: the run row does not carry it
         self.run = RunRecord { hold: self.run.hold.take(), ..run };
         Ok(())
+    }
+}
+
+/// The lease of a held run, renewed while a long step runs ([`Held::renewal`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Renewal {
+    run_id: i64,
+    token: i64,
+    lease_ms: i64,
+}
+
+impl Renewal {
+    /// Runs `work` — a long step of the holder's, such as the completion check or a validation —
+    /// while the lease is renewed every third of its length, so that nobody takes a live run for
+    /// a dead one. Once the lease is lost it is no longer renewed; the step's caller learns so at
+    /// its next fenced write.
+    pub async fn during<T>(self, db: &Database, work: impl std::future::Future<Output = T>) -> T {
+        let every = std::time::Duration::from_millis((self.lease_ms / 3).max(50) as u64);
+        let mut lost = false;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = tokio::time::sleep(every), if !lost => {
+                    let renewed = sqlx::query(&format!(
+                        "update sti_backfill_runs set lease_expires_at = {} + $1
+                         where id = $2 and fencing_token = $3 and active_slot = 1",
+                        db.dialect().now_ms_sql()
+                    ))
+                    .bind(self.lease_ms)
+                    .bind(self.run_id)
+                    .bind(self.token)
+                    .execute(db.pool())
+                    .await;
+                    match renewed {
+                        Ok(done) => lost = done.rows_affected() == 0,
+                        Err(error) => {
+                            tracing::warn!(run_id = self.run_id, %error, "cannot renew the lease during a long step; trying again")
+                        }
+                    }
+                }
+            }
+        }
     }
 }
