@@ -88,7 +88,7 @@ pub enum EngineError {
     #[error(
         "validating {key} took longer than session.fk_validation_timeout_ms ({limit_ms} ms) allows and was \
          stopped. The key is in place, not valid: new rows are checked. Raise the setting in the \
-         environment's [policy.<env>.session] and run the backfill again, which validates it first"
+         environment's [policy.<env>.session] and run a backfill again: it validates the key when it completes"
     )]
     ValidationTimeout { key: String, limit_ms: i64 },
     #[error("nothing to reconcile: {0}")]

@@ -150,8 +150,13 @@ pub async fn prepare(db: &Database, held: &Held) -> Result<(), EngineError> {
 
 /// Adds back `not valid` every key a run dropped that is missing: from now on every new row is
 /// checked and deletes cascade again. Quick: it reads no rows. One try, whose lock waits end
-/// after `lock_timeout`; the keys that were missing and are back now.
-pub async fn restore(db: &Database, lock_timeout: Duration) -> Result<Vec<Key>, EngineError> {
+/// after `lock_timeout`; the keys that were missing and are back now. Nothing is put back while
+/// a deferred run other than `holder` is active.
+pub async fn restore(
+    db: &Database,
+    lock_timeout: Duration,
+    holder: Option<i64>,
+) -> Result<Vec<Key>, EngineError> {
     // read first, without a lock: most of the time nothing is missing, and the tables' locks
     // are not asked for at all
     let keys = dropped(db).await?;
@@ -160,6 +165,15 @@ pub async fn restore(db: &Database, lock_timeout: Duration) -> Result<Vec<Key>, 
     }
     let mut tx = db.begin_write().await?;
     ddl::lock_in_application_order(&mut tx, db.dialect(), lock_timeout, ddl::Mode::ShareRowExclusive).await?;
+    // under the locks a deferred run's drop also takes: one that became active since is the
+    // reason they are off, and they are its to put back (its own validation passes `holder`)
+    let copying: Option<i64> =
+        sqlx::query_scalar("select id from sti_backfill_runs where active_slot = 1 and defer_fks = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    if copying.is_some_and(|run| Some(run) != holder) {
+        return Ok(Vec::new());
+    }
     let present = foreign_keys(&mut tx).await?;
     let mut added = Vec::new();
     for key in keys {
@@ -186,7 +200,7 @@ pub async fn restore(db: &Database, lock_timeout: Duration) -> Result<Vec<Key>, 
 /// [`restore`], tried again behind the application's transactions for up to `give_up_after`.
 pub async fn restore_with_tries(db: &Database, give_up_after: Duration) -> Result<Vec<Key>, EngineError> {
     ddl::with_tries(db, "adding the subtype tables' foreign keys back", give_up_after, || {
-        restore(db, ddl::TRY_LOCK_TIMEOUT)
+        restore(db, ddl::TRY_LOCK_TIMEOUT, None)
     })
     .await
 }
@@ -201,7 +215,7 @@ pub async fn restore_with_tries(db: &Database, give_up_after: Duration) -> Resul
 /// fails stays in place `not valid` for the next run to validate.
 pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
     let started = Instant::now();
-    restore(db, ddl::TRY_LOCK_TIMEOUT).await?;
+    restore(db, ddl::TRY_LOCK_TIMEOUT, Some(held.run.id)).await?;
     // the runs whose keys this validates: only they are marked done at the end (a run that
     // drops them again meanwhile is another's to validate)
     let (runs, keys) = dropped_by_runs(db).await?;

@@ -63,7 +63,8 @@ async fn look(
         // keys an ended deferred run could not put back: back as soon as the lock is free (one
         // short try a look, so the application's writes never queue long behind it)
         if !crate::engine::deferred::dropped(target).await?.is_empty() {
-            let back = crate::engine::deferred::restore(target, crate::engine::ddl::TRY_LOCK_TIMEOUT).await?;
+            let back =
+                crate::engine::deferred::restore(target, crate::engine::ddl::TRY_LOCK_TIMEOUT, None).await?;
             tracing::warn!(environment = %env, keys = back.len(), "this replica put back the subtype tables' foreign keys an ended run had left dropped");
         }
         return Ok(());

@@ -120,7 +120,8 @@ impl Turns<'_> {
             if held.run.defer_fks {
                 crate::engine::deferred::prepare(db, held).await?;
             } else {
-                crate::engine::deferred::restore(db, crate::engine::ddl::TRY_LOCK_TIMEOUT).await?;
+                crate::engine::deferred::restore(db, crate::engine::ddl::TRY_LOCK_TIMEOUT, Some(held.run.id))
+                    .await?;
             }
             self.keys_checked = true;
         }
