@@ -121,7 +121,8 @@ async fn keys_off(target: &crate::db::Database) -> Option<String> {
             return None;
         }
     };
-    let keys: Vec<String> = dropped.iter().map(|[table, name, _]| format!("{table}.{name}")).collect();
+    let mut tables: Vec<String> = dropped.iter().map(|[table, _, _]| table.clone()).collect();
+    tables.dedup();
     // a live deferred run's copy is why they are off; a dead one's is not a reason any more
     let mut during_run = None;
     if let Ok(Some(run)) = crate::engine::runs::active(target).await {
@@ -129,7 +130,7 @@ async fn keys_off(target: &crate::db::Database) -> Option<String> {
             during_run = Some(run.id);
         }
     }
-    crate::domain::live::keys_off_notice(&keys, during_run)
+    crate::domain::live::keys_off_notice(&tables, during_run)
 }
 
 /// A page of rejected rows, optionally of one reason.

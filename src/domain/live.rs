@@ -285,23 +285,23 @@ pub struct EnvironmentPage {
     pub keys_off: Option<String>,
 }
 
-/// What the page says of foreign keys a deferred run dropped and that are not back: `keys` as
-/// `table.key`, `during_run` when the active run dropped them for its copy.
-pub fn keys_off_notice(keys: &[String], during_run: Option<i64>) -> Option<String> {
-    if keys.is_empty() {
+/// What the page says of foreign keys a deferred run dropped and that are not back: `tables`
+/// whose key to `projects` is off, `during_run` when the active run dropped them for its copy.
+pub fn keys_off_notice(tables: &[String], during_run: Option<i64>) -> Option<String> {
+    if tables.is_empty() {
         return None;
     }
-    let keys = keys.join(", ");
+    let tables = tables.join(" and ");
     Some(match during_run {
         Some(run) => format!(
-            "Foreign keys off for run #{run}'s copy (deferred validation): {keys}. They come back when the \
-             run ends, and are validated when it completes."
+            "Foreign keys off for run #{run}'s copy (deferred validation): {tables} to projects. They come \
+             back when the run ends, and are validated when it completes."
         ),
         None => format!(
-            "Foreign keys off: {keys} were dropped for a deferred validation and could not be put back yet. \
-             Until they are, the application's writes to the subtype tables are not checked against projects \
-             and deletes of projects do not cascade to them. Any console replica puts them back as soon as \
-             the tables' lock is free; a dead run holding them ends with Cancel."
+            "Foreign keys off: those of {tables} to projects were dropped for a deferred validation and \
+             could not be put back yet. Until they are, the application's writes to these tables are not \
+             checked against projects, and deleting a project leaves its subtype row. Any console replica \
+             puts them back as soon as the tables' lock is free; a dead run holding them ends with Cancel."
         ),
     })
 }

@@ -125,21 +125,33 @@ fn capture_wait(start: &Start) -> std::time::Duration {
     std::time::Duration::from_millis(start.policy.retry.give_up_after_ms.max(0) as u64).min(CAPTURE_WAIT)
 }
 
+/// Installs or removes (`what`) the capture with `attempt`, tried behind the application's
+/// transactions for [`capture_wait`]; a failure other than the wait says which it was.
+async fn capture_ddl<F, Fut>(
+    target: &Database,
+    start: &Start,
+    what: &'static str,
+    attempt: F,
+) -> Result<bool, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, EngineError>>,
+{
+    let doing =
+        if what == "install" { "installing the change capture" } else { "removing the change capture" };
+    super::ddl::with_tries(target, doing, capture_wait(start), attempt).await.map_err(|error| match error {
+        EngineError::LockWait { .. } => error,
+        error => EngineError::Capture { what, message: error.to_string() },
+    })
+}
+
 /// Installs the change capture on the target unless it is there (audited when it was not).
 /// Each try waits a moment for the locks on `projects` and the subtype tables, so application
 /// writes never queue long behind it; it tries again behind a long transaction (saying so in
 /// the log) and gives up, changing nothing, after [`capture_wait`].
 async fn install_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
     let lock_timeout = capture_try_timeout(start);
-    let installed =
-        super::ddl::with_tries(target, "installing the change capture", capture_wait(start), || {
-            capture::install(target, lock_timeout)
-        })
-        .await
-        .map_err(|error| match error {
-            EngineError::LockWait { .. } => error,
-            error => EngineError::Capture { what: "install", message: error.to_string() },
-        })?;
+    let installed = capture_ddl(target, start, "install", || capture::install(target, lock_timeout)).await?;
     if installed {
         tracing::info!(environment = %start.env, "change capture installed on projects");
         audit::record_or_log(
@@ -159,15 +171,8 @@ async fn install_capture(control: &Database, target: &Database, start: &Start) -
 
 /// Removes the change capture (audited when it was there).
 async fn remove_capture(control: &Database, target: &Database, start: &Start) -> Result<(), EngineError> {
-    let lock_timeout = capture_try_timeout(start);
-    let removed = super::ddl::with_tries(target, "removing the change capture", capture_wait(start), || {
-        capture::remove(target, lock_timeout)
-    })
-    .await
-    .map_err(|error| match error {
-        EngineError::LockWait { .. } => error,
-        error => EngineError::Capture { what: "remove", message: error.to_string() },
-    })?;
+    let removed =
+        capture_ddl(target, start, "remove", || capture::remove(target, capture_try_timeout(start))).await?;
     if removed {
         tracing::info!(environment = %start.env, "change capture removed from projects");
         audit::record_or_log(

@@ -24,7 +24,7 @@ pub(crate) async fn exec(f: &Fixture, sql: &str) {
     sqlx::query(sql).execute(f.target.pool()).await.unwrap();
 }
 
-async fn set_flag(f: &Fixture, on: bool) {
+pub(crate) async fn set_flag(f: &Fixture, on: bool) {
     sqlx::query("update flags set enabled = $1 where environment = 'dev'")
         .bind(on)
         .execute(f.control.pool())

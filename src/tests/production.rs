@@ -2,7 +2,7 @@
 //! least-privilege role, writing while a backfill runs; its own rules on the subtype tables;
 //! its plain dual writes; its id changes; runs of one kind after a failed run of another.
 
-use crate::engine_defects::exec;
+use crate::engine_defects::{exec, set_flag};
 use crate::engine_runs::{count, fixture, run_backfill, start, wait_for_checkpoint, Fixture, DEV};
 use crate::support::Backend;
 use sti_rollout::db::{Database, DatabaseUrl, Dialect};
@@ -283,14 +283,6 @@ async fn sqlite_the_application_changes_a_projects_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_application_changes_a_projects_id() {
     the_application_changes_a_projects_id(Backend::Postgres).await;
-}
-
-async fn set_flag(f: &Fixture, on: bool) {
-    sqlx::query("update flags set enabled = $1 where environment = 'dev'")
-        .bind(on)
-        .execute(f.control.pool())
-        .await
-        .unwrap();
 }
 
 /// Rows a backfill or the capture wrote, what a rollback deletes.

@@ -113,10 +113,11 @@ fn a_run_whose_lease_ran_out_can_be_taken_over_once_it_is_active() {
 #[test]
 fn keys_off_say_why_and_what_puts_them_back() {
     assert_eq!(keys_off_notice(&[], None), None);
-    let keys = ["school_projects.school_projects_project_id_fkey".to_owned()];
+    let keys = ["school_projects".to_owned(), "self_study_projects".to_owned()];
     let during = keys_off_notice(&keys, Some(7)).unwrap();
     assert!(during.starts_with("Foreign keys off for run #7's copy"), "{during}");
     let left = keys_off_notice(&keys, None).unwrap();
     assert!(left.contains("could not be put back yet"), "{left}");
+    assert!(left.contains("those of school_projects and self_study_projects to projects"), "{left}");
     assert!(left.contains("not checked against projects"), "{left}");
 }
