@@ -114,23 +114,10 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
 /// costs the page this line, logged).
 #[cfg(feature = "ssr")]
 async fn keys_off(target: &crate::db::Database) -> Option<String> {
-    let dropped = match crate::engine::deferred::dropped(target).await {
-        Ok(dropped) => dropped,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read whether the subtype tables' foreign keys are off");
-            return None;
-        }
-    };
-    let mut tables: Vec<String> = dropped.iter().map(|[table, _, _]| table.clone()).collect();
-    tables.dedup();
-    // a live deferred run's copy is why they are off; a dead one's is not a reason any more
-    let mut during_run = None;
-    if let Ok(Some(run)) = crate::engine::runs::active(target).await {
-        if run.defer_fks && !crate::engine::runs::abandoned(target, &run).await.unwrap_or(true) {
-            during_run = Some(run.id);
-        }
-    }
-    crate::domain::live::keys_off_notice(&tables, during_run)
+    crate::engine::deferred::notice(target).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read whether the subtype tables' foreign keys are off");
+        None
+    })
 }
 
 /// A page of rejected rows, optionally of one reason.

@@ -104,13 +104,10 @@ async fn plan_and_apply(
     let pending = target_schema::pending(db).await.map_err(opening(env))?;
     // not a difference migrate mends: the runs put them back (a deferred run's end, the next
     // run, a console replica's watch, a cancel of the dead run)
-    let dropped = crate::engine::deferred::dropped(db).await.unwrap_or_default();
-    for [table, name, _] in &dropped {
-        println!(
-            "{env}: {table}'s foreign key {name} was dropped for a backfill's deferred validation and is not \
-             back: the application's writes to {table} are not checked against projects and deletes do not \
-             cascade meanwhile. The next run, a console replica or a cancel of the dead run puts it back"
-        );
+    // (a target without the engine's tables yet has none to say)
+    let keys_off = crate::engine::deferred::notice(db).await.unwrap_or_default();
+    if let Some(notice) = &keys_off {
+        println!("{env}: {notice}");
     }
     // the roles' rights: said, not mended (grants are the database owner's to give)
     let grants = target_schema::grants::missing(db).await.map_err(opening(env))?;
@@ -118,7 +115,7 @@ async fn plan_and_apply(
         println!("{env}: grants: {missing}");
     }
     if differences.is_empty() && pending.is_empty() {
-        if dropped.is_empty() && grants.is_empty() {
+        if keys_off.is_none() && grants.is_empty() {
             println!("{env}: {url} holds what the engine needs; nothing to do");
         }
         return Ok(());

@@ -301,7 +301,8 @@ pub fn keys_off_notice(tables: &[String], during_run: Option<i64>) -> Option<Str
             "Foreign keys off: those of {tables} to projects were dropped for a deferred validation and \
              could not be put back yet. Until they are, the application's writes to these tables are not \
              checked against projects, and deleting a project leaves its subtype row. Any console replica \
-             puts them back as soon as the tables' lock is free; a dead run holding them ends with Cancel."
+             puts them back as soon as the tables' lock is free; a dead run holding them ends with a cancel \
+             (Cancel run here, or sti-rollout control cancel)."
         ),
     })
 }

@@ -37,6 +37,11 @@ impl Default for Retry {
 }
 
 impl Retry {
+    /// How long one fault is waited out, as a duration.
+    pub fn give_up_after(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.give_up_after_ms.max(0) as u64)
+    }
+
     /// The wait before try `attempt` (1 = the first retry): doubling from the first backoff up
     /// to the longest, then a random part of up to a quarter taken off (`jitter` in `[0, 1)`), so
     /// runners that lost the same database do not all come back at the same instant.

@@ -94,7 +94,9 @@ async fn drive_in_span(
     if held.run.defer_fks && held.run.state != RunState::Completed && !lost {
         // ended otherwise: the keys come back not valid at once, so new rows are
         // checked again; the next backfill to complete validates them
-        if let Err(error) = super::deferred::restore_with_tries(db, KEYS_BACK_WAIT.min(give_up(&held))).await
+        if let Err(error) =
+            super::deferred::restore_with_tries(db, KEYS_BACK_WAIT.min(held.policy.retry.give_up_after()))
+                .await
         {
             tracing::error!(%error, "cannot add the subtype tables' foreign keys back yet: they stay dropped \
                 (the environment page and migrate --plan say so) until the next run or a console replica's \
@@ -120,11 +122,6 @@ async fn count_rows_expected(db: Database, run: runs::RunRecord) {
 /// How long a deferred run's end goes on trying to put the keys back behind the application's
 /// transactions before it leaves them to the next holder or a replica's watch.
 const KEYS_BACK_WAIT: Duration = Duration::from_secs(30);
-
-/// The policy's give-up time for one fault.
-fn give_up(held: &Held) -> Duration {
-    Duration::from_millis(held.policy.retry.give_up_after_ms.max(0) as u64)
-}
 
 /// How long a run's end waits for the control database to take its last states.
 const MIRROR_FLUSH: Duration = Duration::from_secs(5);

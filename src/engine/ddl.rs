@@ -12,6 +12,7 @@
 
 use super::EngineError;
 use crate::db::{Database, Dialect};
+use crate::domain::policy::Retry;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -61,12 +62,17 @@ pub async fn lock_in_application_order(
 
 /// Whether `error` passes (a lock that could not be had now, a deadlock, SQLite's busy database,
 /// a lost connection): worth another try.
-pub fn passes(error: &EngineError) -> bool {
+fn passes(error: &EngineError) -> bool {
     matches!(super::faults::classify(error), super::faults::Fault::Retryable(_))
 }
 
+/// The waits between tries: the runs' backoff ([`Retry::backoff_ms`]), from 100 ms up to 2 s.
+fn backoff() -> Retry {
+    Retry { first_backoff_ms: 100, max_backoff_ms: 2_000, ..Retry::default() }
+}
+
 /// Runs `attempt` until it succeeds, fails otherwise than on a passing fault (a lock above
-/// all), or `give_up_after` has passed: between tries it waits 100 ms, doubling up to 2 s, with up to half again of jitter
+/// all), or `give_up_after` has passed: between tries it waits as [`backoff`] says, with jitter
 /// (application transactions that end together do not meet the next try together). Says what
 /// it waits for, and who holds the lock, every few seconds.
 pub async fn with_tries<T, F, Fut>(
@@ -113,9 +119,8 @@ where
             tracing::warn!(what, tries, %error, %holders,
                 "waiting for the locks on projects behind the application's transactions");
         }
-        let backoff = Duration::from_millis((50_u64 << tries.min(6)).min(2_000));
-        let jitter = backoff.mul_f64(super::backfill::jitter() * 0.5);
-        tokio::time::sleep(backoff + jitter).await;
+        let wait = backoff().backoff_ms(tries, super::backfill::jitter());
+        tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
     }
 }
 

@@ -106,6 +106,24 @@ pub async fn dropped(db: &Database) -> Result<Vec<Key>, EngineError> {
     Ok(recorded.into_iter().filter(|k| !present.iter().any(|p| p[0] == k[0] && p[1] == k[1])).collect())
 }
 
+/// What the page and `migrate --plan` say of keys that are off (none: nothing to say): the
+/// tables whose key is, and whether a live deferred run's copy is why.
+pub async fn notice(db: &Database) -> Result<Option<String>, EngineError> {
+    let mut tables: Vec<String> = dropped(db).await?.into_iter().map(|[table, _, _]| table).collect();
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    tables.dedup();
+    let mut during_run = None;
+    if let Some(run) = super::runs::active(db).await? {
+        // a dead run's copy is no reason any more
+        if run.defer_fks && !super::runs::abandoned(db, &run).await? {
+            during_run = Some(run.id);
+        }
+    }
+    Ok(crate::domain::live::keys_off_notice(&tables, during_run))
+}
+
 /// Drops the keys for the run's copy, once (a runner that takes the run over finds them
 /// dropped), recording what it dropped in the run row, fenced by the token, in one transaction.
 /// One try: the locks are taken in the application's order and waited for a moment only (see
@@ -272,14 +290,8 @@ pub async fn validate(db: &Database, held: &Held) -> Result<i64, EngineError> {
 /// backfill or the capture wrote are removed (their project went during the copy; the cascade
 /// would have taken them), and the first of those the application wrote are listed, kept.
 async fn orphans(db: &Database, table: &str, limit_ms: i64) -> Result<(u64, Vec<i64>), EngineError> {
-    let timed_out = |error: sqlx::Error| match &error {
-        sqlx::Error::Database(e) if e.code().as_deref() == Some("57014") => {
-            EngineError::ValidationTimeout { key: format!("{table} (its rows without a project)"), limit_ms }
-        }
-        _ => error.into(),
-    };
-    let mut tx = db.pool().begin().await?;
-    sqlx::query(&format!("set local statement_timeout = '{limit_ms}ms'")).execute(&mut *tx).await?;
+    let what = format!("{table} (its rows without a project)");
+    let mut tx = limited(db, limit_ms).await?;
     let removed = sqlx::query(&format!(
         "delete from {} s where s.backfill_run_id is not null
            and not exists (select 1 from projects p where p.id = s.project_id)",
@@ -287,7 +299,7 @@ async fn orphans(db: &Database, table: &str, limit_ms: i64) -> Result<(u64, Vec<
     ))
     .execute(&mut *tx)
     .await
-    .map_err(timed_out)?
+    .map_err(|e| timed_out(e, &what, limit_ms))?
     .rows_affected();
     let theirs: Vec<i64> = sqlx::query_scalar(&format!(
         "select s.project_id from {} s where not exists (select 1 from projects p where p.id = s.project_id)
@@ -296,7 +308,7 @@ async fn orphans(db: &Database, table: &str, limit_ms: i64) -> Result<(u64, Vec<
     ))
     .fetch_all(&mut *tx)
     .await
-    .map_err(timed_out)?;
+    .map_err(|e| timed_out(e, &what, limit_ms))?;
     tx.commit().await?;
     Ok((removed, theirs))
 }
@@ -307,15 +319,14 @@ enum Validated {
     Orphans,
 }
 
-/// One `validate constraint` under its own statement timeout, in a transaction of its own.
+/// One `validate constraint` under the validation's own time limit.
 async fn validate_key(
     db: &Database,
     table: &str,
     name: &str,
     limit_ms: i64,
 ) -> Result<Validated, EngineError> {
-    let mut tx = db.pool().begin().await?;
-    sqlx::query(&format!("set local statement_timeout = '{limit_ms}ms'")).execute(&mut *tx).await?;
+    let mut tx = limited(db, limit_ms).await?;
     let validated =
         sqlx::query(&format!("alter table {} validate constraint {}", quoted(table), quoted(name)))
             .execute(&mut *tx)
@@ -326,10 +337,26 @@ async fn validate_key(
             Ok(Validated::Valid)
         }
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => Ok(Validated::Orphans),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("57014") => {
-            Err(EngineError::ValidationTimeout { key: format!("{table}.{name}"), limit_ms })
+        Err(e) => Err(timed_out(e, &format!("{table}.{name}"), limit_ms)),
+    }
+}
+
+/// A transaction of its own whose statements stop after `limit_ms` (the validation's limit,
+/// not the session's, which is for chunks).
+async fn limited(db: &Database, limit_ms: i64) -> Result<sqlx::Transaction<'static, sqlx::Any>, EngineError> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(&format!("set local statement_timeout = '{limit_ms}ms'")).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// `error`, or the validation's own timeout when the limit stopped `what` (57014): not a passing
+/// fault the run would wait out and scan again.
+fn timed_out(error: sqlx::Error, what: &str, limit_ms: i64) -> EngineError {
+    match &error {
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("57014") => {
+            EngineError::ValidationTimeout { key: what.to_owned(), limit_ms }
         }
-        Err(e) => Err(e.into()),
+        _ => error.into(),
     }
 }
 

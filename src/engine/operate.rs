@@ -122,7 +122,7 @@ fn capture_try_timeout(start: &Start) -> std::time::Duration {
 /// How long the capture waits for its locks in all: the policy's give-up time, at most
 /// [`CAPTURE_WAIT`].
 fn capture_wait(start: &Start) -> std::time::Duration {
-    std::time::Duration::from_millis(start.policy.retry.give_up_after_ms.max(0) as u64).min(CAPTURE_WAIT)
+    start.policy.retry.give_up_after().min(CAPTURE_WAIT)
 }
 
 /// Installs or removes (`what`) the capture with `attempt`, tried behind the application's

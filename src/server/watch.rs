@@ -62,9 +62,9 @@ async fn look(
     let Some(run) = active else {
         // keys an ended deferred run could not put back: back as soon as the lock is free (one
         // short try a look, so the application's writes never queue long behind it)
-        if !crate::engine::deferred::dropped(target).await?.is_empty() {
-            let back =
-                crate::engine::deferred::restore(target, crate::engine::ddl::TRY_LOCK_TIMEOUT, None).await?;
+        let back =
+            crate::engine::deferred::restore(target, crate::engine::ddl::TRY_LOCK_TIMEOUT, None).await?;
+        if !back.is_empty() {
             tracing::warn!(environment = %env, keys = back.len(), "this replica put back the subtype tables' foreign keys an ended run had left dropped");
         }
         return Ok(());
@@ -75,7 +75,7 @@ async fn look(
             tracing::info!(environment = %env, run_id = run.id, workers = run.workers, "this replica joins the run with its workers");
         }
     }
-    if !runs::abandoned(target, &run).await? || !run.started_by.starts_with("user:") {
+    if live || !run.started_by.starts_with("user:") {
         // a live runner's; or a run the CLI started, which its own next command takes over
         return Ok(());
     }

@@ -194,20 +194,7 @@ impl Held {
 
     /// Renews the lease (while paused, when no chunk does it); fails when it was taken over.
     pub async fn renew(&mut self, db: &Database) -> Result<(), EngineError> {
-        let renewed = sqlx::query(&format!(
-            "update sti_backfill_runs set lease_expires_at = {} + $1
-             where id = $2 and fencing_token = $3 and active_slot = 1",
-            db.dialect().now_ms_sql()
-        ))
-        .bind(self.lease_ms)
-        .bind(self.run.id)
-        .bind(self.token)
-        .execute(db.pool())
-        .await?;
-        if renewed.rows_affected() == 0 {
-            return Err(EngineError::LeaseLost { run_id: self.run.id });
-        }
-        Ok(())
+        self.renewal().renew(db).await
     }
 
     /// What renewing the lease needs, apart from the held run (which a long step may change).
@@ -236,6 +223,24 @@ pub struct Renewal {
 }
 
 impl Renewal {
+    /// Renews the lease once; fails when it was taken over or the run ended.
+    pub async fn renew(self, db: &Database) -> Result<(), EngineError> {
+        let renewed = sqlx::query(&format!(
+            "update sti_backfill_runs set lease_expires_at = {} + $1
+             where id = $2 and fencing_token = $3 and active_slot = 1",
+            db.dialect().now_ms_sql()
+        ))
+        .bind(self.lease_ms)
+        .bind(self.run_id)
+        .bind(self.token)
+        .execute(db.pool())
+        .await?;
+        if renewed.rows_affected() == 0 {
+            return Err(EngineError::LeaseLost { run_id: self.run_id });
+        }
+        Ok(())
+    }
+
     /// Runs `work` — a long step of the holder's, such as the completion check or a validation —
     /// while the lease is renewed every third of its length, so that nobody takes a live run for
     /// a dead one. Once the lease is lost it is no longer renewed; the step's caller learns so at
@@ -247,24 +252,13 @@ impl Renewal {
         loop {
             tokio::select! {
                 out = &mut work => return out,
-                () = tokio::time::sleep(every), if !lost => {
-                    let renewed = sqlx::query(&format!(
-                        "update sti_backfill_runs set lease_expires_at = {} + $1
-                         where id = $2 and fencing_token = $3 and active_slot = 1",
-                        db.dialect().now_ms_sql()
-                    ))
-                    .bind(self.lease_ms)
-                    .bind(self.run_id)
-                    .bind(self.token)
-                    .execute(db.pool())
-                    .await;
-                    match renewed {
-                        Ok(done) => lost = done.rows_affected() == 0,
-                        Err(error) => {
-                            tracing::warn!(run_id = self.run_id, %error, "cannot renew the lease during a long step; trying again")
-                        }
+                () = tokio::time::sleep(every), if !lost => match self.renew(db).await {
+                    Ok(()) => {}
+                    Err(EngineError::LeaseLost { .. }) => lost = true,
+                    Err(error) => {
+                        tracing::warn!(run_id = self.run_id, %error, "cannot renew the lease during a long step; trying again")
                     }
-                }
+                },
             }
         }
     }
