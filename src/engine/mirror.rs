@@ -18,12 +18,20 @@ use tokio::sync::mpsc;
 /// failure (the next reconcile mends it).
 pub async fn record(control: Option<&Database>, env: Environment, run: &RunRecord) {
     let Some(control) = control else { return };
-    if let Err(error) = upsert_run(control, env, run).await {
+    let written = async {
+        let mut conn = control.pool().acquire().await?;
+        upsert_run(&mut conn, env, run).await
+    };
+    if let Err(error) = written.await {
         tracing::warn!(environment = %env, run_id = run.id, %error, "cannot mirror the run into the control database");
     }
 }
 
-async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Result<(), sqlx::Error> {
+async fn upsert_run(
+    control: &mut sqlx::AnyConnection,
+    env: Environment,
+    run: &RunRecord,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into runs (environment, run_id, kind, state, started_by, chunk_size, low_id, high_id,
             checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped,
@@ -80,7 +88,7 @@ async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Re
     .bind(run.hold.as_ref().map(|h| h.next_try_ms))
     .bind(run.workers)
     .bind(run.fk_validation_ms)
-    .execute(control.pool())
+    .execute(control)
     .await?;
     Ok(())
 }
@@ -88,7 +96,7 @@ async fn upsert_run(control: &Database, env: Environment, run: &RunRecord) -> Re
 /// Appends a committed chunk to the mirrored ledger (once: a chunk already there stays);
 /// whether it was new.
 async fn insert_chunk(
-    control: &Database,
+    control: &mut sqlx::AnyConnection,
     env: Environment,
     run_id: i64,
     chunk: &ChunkOutcome,
@@ -115,7 +123,7 @@ async fn insert_chunk(
     .bind(chunk.self_study_created)
     .bind(committed_at)
     .bind(worker)
-    .execute(control.pool())
+    .execute(control)
     .await?;
     Ok(inserted.rows_affected() > 0)
 }
@@ -157,20 +165,27 @@ pub async fn reconcile(
         let seen = mirrored.get(&run.id);
         // only what is behind is written: a start or a CLI command takes no write lock on the
         // control database when the mirror is current
-        if seen.is_none_or(|&(updated_at, lease, _)| {
+        let state_behind = seen.is_none_or(|&(updated_at, lease, _)| {
             (updated_at, lease) != (run.updated_at, run.lease_expires_at)
-        }) {
-            upsert_run(control, env, run).await?;
-            done.runs += 1;
-        }
-        if seen.map_or(0, |&(_, _, chunks)| chunks) >= run.chunks {
+        });
+        let ledger_behind = seen.map_or(0, |&(_, _, chunks)| chunks) < run.chunks;
+        if !state_behind && !ledger_behind {
             continue;
         }
-        for (chunk, committed_at, worker) in ledger(target, run.id).await? {
-            if insert_chunk(control, env, run.id, &chunk, committed_at, worker.as_deref()).await? {
+        let missing = if ledger_behind { ledger(target, run.id).await? } else { Vec::new() };
+        // the run's state and its ledger in one transaction: a page never shows a run completed
+        // with half its chunks
+        let mut tx = control.begin_write().await?;
+        if state_behind {
+            upsert_run(&mut tx, env, run).await?;
+            done.runs += 1;
+        }
+        for (chunk, committed_at, worker) in &missing {
+            if insert_chunk(&mut tx, env, run.id, chunk, *committed_at, worker.as_deref()).await? {
                 done.chunks += 1;
             }
         }
+        tx.commit().await?;
     }
     Ok(done)
 }
@@ -329,11 +344,13 @@ async fn write_all(
         }
         let Some(run) = latest else { continue };
         let written = async {
-            upsert_run(&control, env, &run).await?;
+            // one transaction, as in `reconcile`: the state never runs ahead of its ledger
+            let mut tx = control.begin_write().await?;
+            upsert_run(&mut tx, env, &run).await?;
             for (run_id, chunk, worker) in &chunks {
-                insert_chunk(&control, env, *run_id, chunk, crate::db::now_ms(), Some(worker)).await?;
+                insert_chunk(&mut tx, env, *run_id, chunk, crate::db::now_ms(), Some(worker)).await?;
             }
-            Ok::<_, sqlx::Error>(())
+            tx.commit().await
         }
         .await;
         match written {
