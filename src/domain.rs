@@ -17,5 +17,6 @@ pub mod policy;
 pub mod projects;
 pub mod reports;
 pub mod run;
+pub mod span;
 pub mod study_type;
 pub mod timeline;

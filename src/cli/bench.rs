@@ -247,7 +247,7 @@ pub(super) async fn single_statement(db: &Database, on_conflict: bool) -> Result
     let mut tx = db.begin_write().await?;
     for subtype in Subtype::ALL {
         sqlx::query(&subtype.insert_from(&rows, "0", on_conflict))
-            .bind(0_i64)
+            .bind(crate::domain::span::Span::ALL.first)
             .bind(high)
             .execute(&mut *tx)
             .await?;
@@ -305,7 +305,7 @@ async fn offset_paging(db: &Database, rows: i64, samples: i64) -> Result<f64, En
         let (lo, hi): (i64, i64) = (sqlx::Row::try_get(&bounds, "lo")?, sqlx::Row::try_get(&bounds, "hi")?);
         for subtype in Subtype::ALL {
             sqlx::query(&subtype.insert_from(&classified_rows, "0", true))
-                .bind(lo - 1)
+                .bind(lo)
                 .bind(hi)
                 .execute(&mut *tx)
                 .await?;

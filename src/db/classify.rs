@@ -1,7 +1,8 @@
 //! Study-type identification in SQL, the set-based twin of `domain::study_type::identify`
 //! (a property test proves the two agree on both engines).
 //!
-//! `classified()` is a subquery over the legacy rows with ids in `($1, $2]`, one row per legacy
+//! `classified()` is a subquery over the legacy rows with ids in `[$1, $2]` (a
+//! [`Span`](crate::domain::span::Span)), one row per legacy
 //! row with its `verdict`: `school`, `self_study`, or `x:<reason>` for a row that goes to the
 //! dead-letter table. Both SQLite and PostgreSQL run it as written.
 //!
@@ -11,7 +12,7 @@
 
 use crate::domain::study_type::{paces_in_sql, MAX_GRADE, MIN_GRADE};
 
-/// The classified legacy rows with ids in `($1, $2]`, as a parenthesised subquery.
+/// The classified legacy rows with ids in `[$1, $2]`, as a parenthesised subquery.
 ///
 /// The first arms are fast paths for the spellings that make up nearly all rows, written as
 /// plain comparisons (string functions cost more than anything else per row); the last arm is
@@ -54,9 +55,12 @@ pub fn classified() -> String {
                 end
             end as verdict
         from projects
-        where id > $1 and id <= $2) "
+        {RANGE}) "
     )
 }
+
+/// How [`classified`] names its rows: the ids of a [`Span`](crate::domain::span::Span).
+pub const RANGE: &str = "where id >= $1 and id <= $2";
 
 /// The pace as stored in `self_study_projects`: trimmed and lower-cased, null when absent.
 pub fn normalised_pace() -> String {

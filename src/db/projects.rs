@@ -106,7 +106,7 @@ pub async fn list(
         let rows = sqlx::query(&sql).bind(limit).bind(offset).fetch_all(db.pool()).await?;
         return rows.iter().map(|row| project(row, mode)).collect();
     };
-    // `classified()` identifies the legacy rows with ids in ($1, $2], as the backfill does
+    // `classified()` identifies the legacy rows of a span of ids, as the backfill does: here all
     let verdict = study_type.as_str();
     let filter = match (mode, study_type) {
         (Mode::Legacy, _) => format!("c.verdict = '{verdict}'"),
@@ -121,8 +121,14 @@ pub async fn list(
         "{select} join {} c on c.id = p.id where {filter} order by p.id limit $3 offset $4",
         classified()
     );
-    let rows =
-        sqlx::query(&sql).bind(0_i64).bind(i64::MAX).bind(limit).bind(offset).fetch_all(db.pool()).await?;
+    let all = crate::domain::span::Span::ALL;
+    let rows = sqlx::query(&sql)
+        .bind(all.first)
+        .bind(all.last)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(|row| project(row, mode)).collect()
 }
 

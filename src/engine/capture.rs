@@ -34,10 +34,10 @@ pub fn reidentify(
     dead_letter_run: &str,
     now: &str,
 ) -> Vec<String> {
-    // one row by its key: `id = x`, not the chunks' range `id > x - 1 and id <= x`, whose
+    // one row by its key: `id = x`, not the chunks' range `id >= x and id <= x`, whose
     // generic plan PostgreSQL estimates at many rows, so that every trigger call planned its six
     // statements afresh (eight times slower writes)
-    let row = classified().replace("where id > $1 and id <= $2", &format!("where id = ({id})"));
+    let row = classified().replace(crate::db::classify::RANGE, &format!("where id = ({id})"));
     debug_assert!(!row.contains("$1"), "classified() names its range as it did");
     let c = &row;
     let mut statements = Vec::new();

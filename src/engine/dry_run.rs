@@ -7,6 +7,7 @@ use super::EngineError;
 use crate::db::classify::classified;
 use crate::db::{target, Database, Dialect};
 use crate::domain::environment::Environment;
+use crate::domain::span::{self, Span};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,7 +29,7 @@ pub async fn dry_run(
     progress: &mut (dyn FnMut(i64, i64) + Send),
 ) -> Result<DryRunReport, EngineError> {
     let started = Instant::now();
-    let high = target::max_project_id(db).await?.unwrap_or(0);
+    let high = span::end(target::max_project_id(db).await?.unwrap_or(0));
     let low = match resume_from {
         Some(from) if from < 0 => return Err(EngineError::NegativeResume(from)),
         Some(from) if from > high => return Err(EngineError::ResumeBeyondEnd { given: from, last: high }),
@@ -38,15 +39,15 @@ pub async fn dry_run(
     // rows already in a subtype table are skipped, exactly as a live run counts them; only the
     // others need identifying. The anti-joins repeat the chunk's bounds so that PostgreSQL scans
     // a key range of each subtype table, not all of it, per chunk.
-    let present_sql = "select (select count(*) from school_projects where project_id > $1 and project_id <= $2) as school,
-            (select count(*) from self_study_projects where project_id > $1 and project_id <= $2) as self_study,
-            (select count(*) from projects where id > $1 and id <= $2) as rows_read";
+    let present_sql = "select (select count(*) from school_projects where project_id >= $1 and project_id <= $2) as school,
+            (select count(*) from self_study_projects where project_id >= $1 and project_id <= $2) as self_study,
+            (select count(*) from projects where id >= $1 and id <= $2) as rows_read";
     let verdicts_sql = format!(
         "select verdict, count(*) as n from {} c
          where not exists (select 1 from school_projects s
-                           where s.project_id = c.id and s.project_id > $1 and s.project_id <= $2)
+                           where s.project_id = c.id and s.project_id >= $1 and s.project_id <= $2)
            and not exists (select 1 from self_study_projects s
-                           where s.project_id = c.id and s.project_id > $1 and s.project_id <= $2)
+                           where s.project_id = c.id and s.project_id >= $1 and s.project_id <= $2)
          group by verdict",
         classified()
     );
@@ -67,11 +68,12 @@ pub async fn dry_run(
     let mut from = low;
     while from < high {
         let to = super::keys::chunk_end(db, &[super::keys::LEGACY], from, chunk_size, high).await?;
-        let present = sqlx::query(present_sql).bind(from).bind(to).fetch_one(db.pool()).await?;
+        let span = Span::after(from, to);
+        let present = sqlx::query(present_sql).bind(span.first).bind(span.last).fetch_one(db.pool()).await?;
         report.would_skip.school += present.try_get::<i64, _>("school")?;
         report.would_skip.self_study += present.try_get::<i64, _>("self_study")?;
         report.rows_read += present.try_get::<i64, _>("rows_read")?;
-        for row in sqlx::query(&verdicts_sql).bind(from).bind(to).fetch_all(db.pool()).await? {
+        for row in sqlx::query(&verdicts_sql).bind(span.first).bind(span.last).fetch_all(db.pool()).await? {
             let verdict: String = row.try_get("verdict")?;
             let n: i64 = row.try_get("n")?;
             match verdict.as_str() {

@@ -6,6 +6,7 @@
 use super::EngineError;
 use crate::db::Database;
 use crate::domain::run::RunKind;
+use crate::domain::span::{self, Span};
 
 /// A table and its integer key column.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +30,9 @@ pub fn walked_by(kind: RunKind) -> &'static [Keyed] {
 /// The inclusive end of the chunk that starts after `from`: the smallest n-th key after `from`
 /// of the tables that have n keys left (`high` when none has), so that `(from, end]` holds at
 /// most `n` keys of every table, and exactly n of one unless it is the last chunk.
-/// Each table costs one index range scan of at most `n` keys.
+/// Each table costs one index range scan of at most `n` keys. The end is never the least id
+/// ([`span::end`]): a chunk from before every id that would hold only −2^63 holds the next key
+/// too.
 pub async fn chunk_end(
     db: &Database,
     tables: &[Keyed],
@@ -38,16 +41,17 @@ pub async fn chunk_end(
     high: i64,
 ) -> Result<i64, EngineError> {
     let mut end = high;
+    let span = Span::after(from, high);
     for Keyed { table, key } in tables {
         // `offset` steps over the first n - 1 keys and returns the n-th: half the cost of taking
         // the max and count of the first n (measured on SQLite, 0.45 against 0.9 ms per chunk of
         // 5000)
         let sql = format!(
-            "select {key} from {table} where {key} > $1 and {key} <= $2 order by {key} limit 1 offset $3"
+            "select {key} from {table} where {key} >= $1 and {key} <= $2 order by {key} limit 1 offset $3"
         );
         let nth: Option<i64> = sqlx::query_scalar(&sql)
-            .bind(from)
-            .bind(high)
+            .bind(span.first)
+            .bind(span.last)
             .bind(n.max(1) - 1)
             .fetch_optional(db.pool())
             .await?;
@@ -56,7 +60,7 @@ pub async fn chunk_end(
             end = end.min(nth);
         }
     }
-    Ok(end)
+    Ok(span::end(end))
 }
 
 /// Rows a run of `kind` over `(low, high]` expects to handle: legacy rows for a backfill, the
@@ -68,22 +72,24 @@ pub async fn rows_between(db: &Database, kind: RunKind, low: i64, high: i64) -> 
             RunKind::Backfill | RunKind::Reconcile => String::new(),
             RunKind::Rollback => format!(" and {}", super::rollback::PROVENANCE),
         };
-        let sql = format!("select count(*) from {table} where {key} > $1 and {key} <= $2{only_created}");
-        rows += sqlx::query_scalar::<_, i64>(&sql).bind(low).bind(high).fetch_one(db.pool()).await?;
+        let sql = format!("select count(*) from {table} where {key} >= $1 and {key} <= $2{only_created}");
+        let span = Span::after(low, high);
+        rows +=
+            sqlx::query_scalar::<_, i64>(&sql).bind(span.first).bind(span.last).fetch_one(db.pool()).await?;
     }
     Ok(rows)
 }
 
 /// The exclusive lower bound that covers every key of `tables`: 0, or one below the smallest
-/// key when there are keys of 0 or less (legacy ids are not always positive).
+/// key when there are keys of 0 or less (legacy ids are not always positive) —
+/// [`span::BEFORE_ALL`] when that key is −2^63.
 pub async fn start_before(db: &Database, tables: &[Keyed]) -> Result<i64, EngineError> {
     let mut start = 0_i64;
     for Keyed { table, key } in tables {
         let sql = format!("select cast(min({key}) as bigint) from {table}");
         let least: Option<i64> = sqlx::query_scalar(&sql).fetch_one(db.pool()).await?;
         if let Some(least) = least.filter(|k| *k <= 0) {
-            // i64::MIN itself stays out of reach: an exclusive bound has nothing below it
-            start = start.min(least.saturating_sub(1));
+            start = start.min(span::before(least));
         }
     }
     Ok(start)

@@ -10,6 +10,7 @@ use super::EngineError;
 use crate::db::classify::{classified, Subtype};
 use crate::db::Database;
 use crate::domain::run::RunKind;
+use crate::domain::span::{self, Span};
 use sqlx::Row;
 
 /// Rows per statement of the check.
@@ -40,10 +41,10 @@ pub async fn check(db: &Database, held: &mut Held) -> Result<(), EngineError> {
             format!(
                 "select cast(coalesce(sum(n), 0) as bigint) as n, min(first) as first from (
                     select count(*) as n, min(project_id) as first from school_projects
-                    where project_id > $1 and project_id <= $2 and {p}
+                    where project_id >= $1 and project_id <= $2 and {p}
                     union all
                     select count(*), min(project_id) from self_study_projects
-                    where project_id > $1 and project_id <= $2 and {p}) left_behind",
+                    where project_id >= $1 and project_id <= $2 and {p}) left_behind",
                 p = super::rollback::PROVENANCE
             ),
             "rows a backfill wrote are still in its range",
@@ -56,7 +57,8 @@ pub async fn check(db: &Database, held: &mut Held) -> Result<(), EngineError> {
     let (mut from, mut missing, mut first) = (run.low_id, 0_i64, None);
     while from < run.high_id {
         let to = super::keys::chunk_end(db, walked, from, PIECE, run.high_id).await?;
-        let row = sqlx::query(&sql).bind(from).bind(to).fetch_one(db.pool()).await?;
+        let span = Span::after(from, to);
+        let row = sqlx::query(&sql).bind(span.first).bind(span.last).fetch_one(db.pool()).await?;
         let n: i64 = row.try_get("n")?;
         if n > 0 {
             missing += n;
@@ -67,7 +69,7 @@ pub async fn check(db: &Database, held: &mut Held) -> Result<(), EngineError> {
     let Some(first) = first.filter(|_| missing > 0) else { return Ok(()) };
     // the next run of this kind continues after the failed run's checkpoint: just before the
     // first row this one missed (fenced like every write of the run)
-    let back = first.saturating_sub(1).max(run.low_id);
+    let back = span::before(first).max(run.low_id);
     sqlx::query("update sti_backfill_runs set checkpoint = $1 where id = $2 and fencing_token = $3")
         .bind(back)
         .bind(run.id)

@@ -10,6 +10,7 @@ use crate::db::live::last_verification;
 use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::run::RunKind;
+use crate::domain::span::{self, Span};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -83,8 +84,8 @@ pub async fn begin(db: &Database, plan: Option<&ReconcilePlan>, start: &Start) -
         kind: RunKind::Reconcile,
         started_by: start.started_by.clone(),
         pacing: start.pacing,
-        low_id: first - 1,
-        high_id: last,
+        low_id: span::before(first),
+        high_id: span::end(last),
         rows_expected: Some(plan.ids.len() as i64),
         lease_ms: start.lease_ms,
         ids: Some(plan.ids.clone()),
@@ -98,14 +99,16 @@ pub(super) fn step<'a>(db: &'a Database, held: &'a Held, from: i64, to: i64) -> 
     Box::pin(reconcile_chunk(db, held, from, to))
 }
 
-/// The end of the chunk of `size` ids after `from`: the size-th listed id after it.
+/// The end of the chunk of `size` ids after `from`: the size-th listed id after it (never the
+/// least id, see [`span::end`]).
 pub fn chunk_end(ids: &[i64], from: i64, size: i64) -> i64 {
-    let start = ids.partition_point(|id| *id <= from);
+    let after = Span::after(from, i64::MAX);
+    let start = ids.partition_point(|id| *id < after.first);
     let end = (start + size.max(1) as usize).min(ids.len());
     if end == 0 {
         return from;
     }
-    ids[end - 1].max(from)
+    span::end(ids[end - 1].max(from))
 }
 
 /// Re-identifies the listed ids in `(from, to]`, with ledger and checkpoint, in one fenced
@@ -124,7 +127,7 @@ pub async fn reconcile_chunk(
         .unwrap_or_default()
         .iter()
         .copied()
-        .filter(|id| *id > from && *id <= to)
+        .filter(|id| Span::after(from, to).contains(*id))
         .collect();
     let mut tx = db.begin_write().await?;
     backfill::name_session(&mut tx, db.dialect(), held.run.id).await?;
@@ -163,6 +166,7 @@ pub async fn reconcile_chunk(
 #[cfg(test)]
 mod tests {
     use super::chunk_end;
+    use crate::domain::span;
 
     #[test]
     fn a_chunk_ends_at_the_size_th_listed_id_after_the_checkpoint() {
@@ -172,5 +176,12 @@ mod tests {
         assert_eq!(chunk_end(&ids, 400, 10), 401);
         assert_eq!(chunk_end(&ids, 401, 10), 401, "nothing after the last");
         assert_eq!(chunk_end(&[], 5, 10), 5);
+    }
+
+    #[test]
+    fn the_least_id_is_listed_too() {
+        let ids = [i64::MIN, i64::MIN + 1, 5];
+        assert_eq!(chunk_end(&ids, span::BEFORE_ALL, 1), i64::MIN + 1, "a chunk never ends at the least id");
+        assert_eq!(chunk_end(&ids, i64::MIN + 1, 1), 5);
     }
 }

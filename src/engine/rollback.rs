@@ -12,6 +12,7 @@ use crate::db::control::{self, ENABLE_STI};
 use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::run::RunKind;
+use crate::domain::span::Span;
 use std::time::Instant;
 
 /// Rows created by backfill runs: what a rollback would delete.
@@ -76,12 +77,13 @@ pub async fn rollback_chunk(
     let mut tx = db.begin_write().await?;
     backfill::name_session(&mut tx, db.dialect(), held.run.id).await?;
     let mut deleted = [0_i64; 2];
+    let span = Span::after(from, to);
     for (i, table) in ["school_projects", "self_study_projects"].into_iter().enumerate() {
         deleted[i] = sqlx::query(&format!(
-            "delete from {table} where project_id > $1 and project_id <= $2 and {PROVENANCE}"
+            "delete from {table} where project_id >= $1 and project_id <= $2 and {PROVENANCE}"
         ))
-        .bind(from)
-        .bind(to)
+        .bind(span.first)
+        .bind(span.last)
         .execute(&mut *tx)
         .await?
         .rows_affected() as i64;

@@ -8,6 +8,7 @@ use super::{now_ms, EngineError};
 use crate::db::classify::{classified, normalised_pace as normalised_pace_sql};
 use crate::db::Database;
 use crate::domain::environment::Environment;
+use crate::domain::span::{self, Span};
 use crate::domain::study_type::{identify, normalised_pace, LegacyFields, StudyType};
 use serde::Serialize;
 use sqlx::Row;
@@ -73,22 +74,23 @@ pub async fn verify(
             union all select max(project_id) from self_study_projects) maxima",
     )
     .fetch_one(db.pool())
-    .await?;
+    .await
+    .map(span::end)?;
     let rows = classified();
     let counts_sql = format!(
         "select coalesce(sum(case when verdict = 'school' then 1 else 0 end), 0) as legacy_school,
                 coalesce(sum(case when verdict = 'self_study' then 1 else 0 end), 0) as legacy_self_study,
-                (select count(*) from school_projects where project_id > $1 and project_id <= $2) as school_rows,
-                (select count(*) from self_study_projects where project_id > $1 and project_id <= $2) as self_study_rows
+                (select count(*) from school_projects where project_id >= $1 and project_id <= $2) as school_rows,
+                (select count(*) from self_study_projects where project_id >= $1 and project_id <= $2) as self_study_rows
          from {rows} c"
     );
     // every copied column
     let school = "select id, school_name, grade, created_at";
     let school_rows = "select project_id, school_name, grade, created_at from school_projects
-        where project_id > $1 and project_id <= $2";
+        where project_id >= $1 and project_id <= $2";
     let self_study = format!("select id, {}, goal_date, created_at", normalised_pace_sql());
     let self_study_rows = "select project_id, pace, goal_date, created_at from self_study_projects
-        where project_id > $1 and project_id <= $2";
+        where project_id >= $1 and project_id <= $2";
     let diff_sql = format!(
         "select id from ({school} from {rows} c where verdict = 'school' except {school_rows}) a
          union select project_id from ({school_rows} except {school} from {rows} c where verdict = 'school') b
@@ -107,16 +109,18 @@ pub async fn verify(
     let check = |from: i64, to: i64| {
         let (counts_sql, diff_sql, refused_sql) = (counts_sql.clone(), diff_sql.clone(), refused_sql.clone());
         async move {
-            let counts = sqlx::query(&counts_sql).bind(from).bind(to).fetch_one(db.pool()).await?;
+            let span = Span::after(from, to);
+            let counts =
+                sqlx::query(&counts_sql).bind(span.first).bind(span.last).fetch_one(db.pool()).await?;
             let mut ids: Vec<i64> =
-                sqlx::query_scalar(&diff_sql).bind(from).bind(to).fetch_all(db.pool()).await?;
-            for id in oracle_disagrees(db, from, to).await? {
+                sqlx::query_scalar(&diff_sql).bind(span.first).bind(span.last).fetch_all(db.pool()).await?;
+            for id in oracle_disagrees(db, span).await? {
                 if let Err(at) = ids.binary_search(&id) {
                     ids.insert(at, id);
                 }
             }
             let refused: Vec<(i64, String)> =
-                sqlx::query_as(&refused_sql).bind(from).bind(to).fetch_all(db.pool()).await?;
+                sqlx::query_as(&refused_sql).bind(span.first).bind(span.last).fetch_all(db.pool()).await?;
             ids.retain(|id| !refused.iter().any(|(r, _)| r == id));
             let of = |verdict: &str| refused.iter().filter(|(_, v)| v == verdict).count() as i64;
             Ok::<_, EngineError>((
@@ -242,8 +246,8 @@ fn agrees(row: &Sampled) -> bool {
     }
 }
 
-/// The sampled ids of `(from, to]` whose subtype rows the Rust rule disagrees with.
-async fn oracle_disagrees(db: &Database, from: i64, to: i64) -> Result<Vec<i64>, EngineError> {
+/// The sampled ids of `span` whose subtype rows the Rust rule disagrees with.
+async fn oracle_disagrees(db: &Database, span: Span) -> Result<Vec<i64>, EngineError> {
     let sample = |order: &str| {
         format!(
             "select p.id, p.project_type, p.school_name, cast(p.grade as bigint) as grade, p.pace,
@@ -253,15 +257,19 @@ async fn oracle_disagrees(db: &Database, from: i64, to: i64) -> Result<Vec<i64>,
                     case when t.project_id is null then 0 else 1 end as in_self_study, t.pace as t_pace,
                     cast(t.goal_date as text) as t_goal_date, cast(t.created_at as text) as t_created_at
              from (select id, project_type, school_name, grade, pace, goal_date, created_at from projects
-                   where id > $1 and id <= $2 order by id {order} limit $3) p
+                   where id >= $1 and id <= $2 order by id {order} limit $3) p
              left join school_projects s on s.project_id = p.id
              left join self_study_projects t on t.project_id = p.id"
         )
     };
     let mut disagree = Vec::new();
     for order in ["asc", "desc"] {
-        let rows =
-            sqlx::query(&sample(order)).bind(from).bind(to).bind(SAMPLE_ROWS).fetch_all(db.pool()).await?;
+        let rows = sqlx::query(&sample(order))
+            .bind(span.first)
+            .bind(span.last)
+            .bind(SAMPLE_ROWS)
+            .fetch_all(db.pool())
+            .await?;
         for row in rows {
             let in_school: i64 = row.try_get("in_school")?;
             let in_self_study: i64 = row.try_get("in_self_study")?;

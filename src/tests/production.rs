@@ -8,7 +8,7 @@ use crate::support::Backend;
 use sti_rollout::db::{Database, DatabaseUrl, Dialect};
 use sti_rollout::domain::pacing::Pacing;
 use sti_rollout::domain::run::{RunKind, RunRequest, RunState};
-use sti_rollout::engine::{backfill, operate, rollback, runs, verify, EngineError};
+use sti_rollout::engine::{backfill, operate, reconcile, rollback, runs, verify, EngineError};
 
 /// What the application may do on PostgreSQL: what STI needs on the legacy and subtype
 /// tables, and nothing on the engine's.
@@ -613,4 +613,57 @@ async fn postgres_the_engine_runs_as_the_owner_of_the_tables_not_a_superuser() {
     assert_eq!(rolled.state, RunState::Completed);
     assert!(!sti_rollout::engine::capture::installed(&engine).await.unwrap());
     assert_eq!(engine_rows(&f).await, 0);
+}
+
+/// ids at both ends of `i64`: −2^63 (below which an exclusive lower bound has nothing), the id
+/// after it, and 2^63 − 1; copied in chunks of one row (and by two workers on PostgreSQL),
+/// counted by a dry run, seen by verify, removed by a rollback.
+async fn every_id_of_i64_is_covered_the_least_included(backend: Backend) {
+    let f = fixture(backend, 20).await;
+    let ends = [i64::MIN, i64::MIN + 1, i64::MAX];
+    for id in ends {
+        exec(&f, &new_school_row(id, "Edge High", 4)).await;
+    }
+    let in_subtypes = |id: i64| format!("select count(*) from school_projects where project_id = {id}");
+    let dry =
+        sti_rollout::engine::dry_run::dry_run(&f.target, None, DEV, 1, None, &mut |_, _| {}).await.unwrap();
+    assert_eq!(dry.rows_read, 23, "the dry run reads every row: {dry:?}");
+
+    let mut one_by_one = start(1, 30_000);
+    if backend == Backend::Postgres {
+        one_by_one.workers = 2;
+    }
+    let held = backfill::begin(&f.target, &one_by_one).await.unwrap();
+    let done = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(done.state, RunState::Completed);
+    for id in ends {
+        assert_eq!(count(&f.target, &in_subtypes(id)).await, 1, "id {id} was split");
+    }
+    assert_eq!(split_rows(&f).await, clean_rows(&f).await, "a completed backfill split every clean row");
+    let clean = verify::verify(&f.target, None, DEV, &mut |_, _| {}).await.unwrap();
+    assert!(clean.ok, "{clean:?}");
+
+    exec(&f, &format!("delete from school_projects where project_id = {}", i64::MIN)).await;
+    let report = verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.mismatched_ids, vec![i64::MIN], "verify sees the least id too");
+    let plan = reconcile::plan(&f.control, &f.target, DEV).await.unwrap();
+    let held = reconcile::begin(&f.target, Some(&plan), &start(1, 30_000)).await.unwrap();
+    let mended = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!((mended.state, mended.rows_read), (RunState::Completed, 1));
+    assert_eq!(count(&f.target, &in_subtypes(i64::MIN)).await, 1, "a reconcile of the least id copies it");
+
+    let held = rollback::begin(&f.target, &f.control, &start(1, 30_000)).await.unwrap();
+    let rolled = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    assert_eq!(rolled.state, RunState::Completed);
+    assert_eq!(split_rows(&f).await, 0, "the rollback removed every backfilled row, both ends included");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_id_of_i64_is_covered_the_least_included() {
+    every_id_of_i64_is_covered_the_least_included(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_id_of_i64_is_covered_the_least_included() {
+    every_id_of_i64_is_covered_the_least_included(Backend::Postgres).await;
 }

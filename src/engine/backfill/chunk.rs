@@ -3,6 +3,7 @@
 
 use crate::db::classify::{classified, insert_dead_letters_from, Subtype};
 use crate::db::{Database, Dialect};
+use crate::domain::span::Span;
 use crate::engine::runs::Held;
 use crate::engine::{now_ms, EngineError};
 use serde::Serialize;
@@ -43,8 +44,8 @@ pub async fn backfill_chunk(
     let mut tx = db.begin_write().await?;
     name_session(&mut tx, db.dialect(), held.run.id).await?;
     let counts = match db.dialect() {
-        Dialect::Postgres => copy_chunk_postgres(&mut tx, held.run.id, from, to).await?,
-        Dialect::Sqlite => copy_chunk_sqlite(&mut tx, held.run.id, from, to).await?,
+        Dialect::Postgres => copy_chunk_postgres(&mut tx, held.run.id, Span::after(from, to)).await?,
+        Dialect::Sqlite => copy_chunk_sqlite(&mut tx, held.run.id, Span::after(from, to)).await?,
     };
     let mut outcome = ChunkOutcome {
         chunk_no: held.run.chunks + 1,
@@ -104,12 +105,7 @@ type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 /// PostgreSQL: one statement. The chunk is identified once into a materialized CTE and three
 /// data-modifying CTEs write from it; every part sees the snapshot from before the statement, so
 /// the presence counts are those the inserts met.
-async fn copy_chunk_postgres(
-    tx: &mut Tx<'_>,
-    run_id: i64,
-    from: i64,
-    to: i64,
-) -> Result<ChunkCounts, EngineError> {
+async fn copy_chunk_postgres(tx: &mut Tx<'_>, run_id: i64, span: Span) -> Result<ChunkCounts, EngineError> {
     let rows = classified();
     let school = Subtype::School.insert_from("c", "$3", true);
     let self_study = Subtype::SelfStudy.insert_from("c", "$3", true);
@@ -120,14 +116,14 @@ async fn copy_chunk_postgres(
          t as ({self_study} returning 1),
          d as ({dead_letters} returning 1)
          select (select count(*) from c) as rows_read,
-                (select count(*) from school_projects where project_id > $1 and project_id <= $2) as school_present,
-                (select count(*) from self_study_projects where project_id > $1 and project_id <= $2) as self_study_present,
+                (select count(*) from school_projects where project_id >= $1 and project_id <= $2) as school_present,
+                (select count(*) from self_study_projects where project_id >= $1 and project_id <= $2) as self_study_present,
                 (select count(*) from s) as school_created,
                 (select count(*) from t) as self_study_created,
                 (select count(*) from d) as errors"
     ))
-    .bind(from)
-    .bind(to)
+    .bind(span.first)
+    .bind(span.last)
     .bind(run_id)
     .bind(now_ms())
     .fetch_one(&mut **tx)
@@ -144,20 +140,15 @@ async fn copy_chunk_postgres(
 
 /// SQLite (in-process, no round trips): primary-key range counts, one insert per subtype, and
 /// the dead-letter insert.
-async fn copy_chunk_sqlite(
-    tx: &mut Tx<'_>,
-    run_id: i64,
-    from: i64,
-    to: i64,
-) -> Result<ChunkCounts, EngineError> {
+async fn copy_chunk_sqlite(tx: &mut Tx<'_>, run_id: i64, span: Span) -> Result<ChunkCounts, EngineError> {
     let rows = classified();
     let counts = sqlx::query(
-        "select (select count(*) from projects where id > $1 and id <= $2) as rows_read,
-                (select count(*) from school_projects where project_id > $1 and project_id <= $2) as school,
-                (select count(*) from self_study_projects where project_id > $1 and project_id <= $2) as self_study",
+        "select (select count(*) from projects where id >= $1 and id <= $2) as rows_read,
+                (select count(*) from school_projects where project_id >= $1 and project_id <= $2) as school,
+                (select count(*) from self_study_projects where project_id >= $1 and project_id <= $2) as self_study",
     )
-    .bind(from)
-    .bind(to)
+    .bind(span.first)
+    .bind(span.last)
     .fetch_one(&mut **tx)
     .await?;
     let (rows_read, school_present, self_study_present): (i64, i64, i64) =
@@ -166,8 +157,8 @@ async fn copy_chunk_sqlite(
     let mut created = [0_i64; 2];
     for (i, subtype) in Subtype::ALL.into_iter().enumerate() {
         created[i] = sqlx::query(&subtype.insert_from(&rows, "$3", true))
-            .bind(from)
-            .bind(to)
+            .bind(span.first)
+            .bind(span.last)
             .bind(run_id)
             .execute(&mut **tx)
             .await?
@@ -178,8 +169,8 @@ async fn copy_chunk_sqlite(
     // always, as on PostgreSQL: a row can be rejected and still be counted present (its
     // subtype row predates a change that made it dirty), so the counts cannot tell
     let errors = sqlx::query(&insert_dead_letters_from(&rows, "$3", "$4"))
-        .bind(from)
-        .bind(to)
+        .bind(span.first)
+        .bind(span.last)
         .bind(run_id)
         .bind(now_ms())
         .execute(&mut **tx)

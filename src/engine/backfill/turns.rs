@@ -6,6 +6,7 @@ use crate::db::Database;
 use crate::domain::environment::Environment;
 use crate::domain::pacing::Pacing;
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
+use crate::domain::span::Span;
 use crate::engine::runs::{self, Held};
 use crate::engine::{mirror, now_ms, EngineError};
 use std::time::{Duration, Instant};
@@ -299,6 +300,11 @@ pub(in crate::engine) async fn copy_range(
                 let rows = crate::engine::keys::rows_between(db, held.run.kind, a, b).await?;
                 if rows > 1 {
                     let mid = crate::engine::keys::chunk_end(db, walked, a, rows / 2, b).await?;
+                    if mid >= b {
+                        // the two least ids, −2^63 and the next: no range ends between them
+                        // (`span::end`), so the run fails with the target's error
+                        return Err(error);
+                    }
                     tracing::info!(from = a, to = b, mid, rows, "splitting the refused chunk in halves");
                     ranges.push((mid, b));
                     ranges.push((a, mid));
@@ -370,10 +376,11 @@ async fn refuse_row(
 ) -> Result<ChunkOutcome, EngineError> {
     let started = Instant::now();
     let mut tx = db.begin_write().await?;
+    let span = Span::after(from, to);
     let id: Option<i64> =
-        sqlx::query_scalar("select id from projects where id > $1 and id <= $2 order by id limit 1")
-            .bind(from)
-            .bind(to)
+        sqlx::query_scalar("select id from projects where id >= $1 and id <= $2 order by id limit 1")
+            .bind(span.first)
+            .bind(span.last)
             .fetch_optional(&mut *tx)
             .await?;
     // deleted since it was refused: nothing to record, the checkpoint moves on
