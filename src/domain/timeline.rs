@@ -68,9 +68,6 @@ impl Schedule {
         }
     }
 
-    fn is_late(&self) -> bool {
-        matches!(self, Schedule::Late(_))
-    }
 }
 
 fn plural_days(n: i32) -> String {
@@ -126,7 +123,9 @@ pub struct Timeline {
 
 /// Places every environment (dev, staging, prod, in that order, with what actually happened
 /// there) against the windows around `d_day`, as of `today`. An environment whose predecessor is
-/// late is at risk before its window opens: it cannot start before the gate does.
+/// late is at risk before its window opens: it cannot start before the gate does. The lateness
+/// travels down the chain only until an environment after it is done or on track: prod's gate is
+/// staging, and a staging done on time does not wait for a dev that never got its last sign-off.
 pub fn schedule(d_day: Day, today: Day, actuals: &[(Environment, Actual)]) -> Vec<EnvironmentSchedule> {
     let mut previous_late: Option<Environment> = None;
     actuals
@@ -135,9 +134,11 @@ pub fn schedule(d_day: Day, today: Day, actuals: &[(Environment, Actual)]) -> Ve
             let (from, to) = window(environment);
             let (start, end) = (d_day.plus(from), d_day.plus(to));
             let schedule = place(start, end, today, actual, previous_late);
-            if schedule.is_late() {
-                previous_late = Some(environment);
-            }
+            previous_late = match schedule {
+                Schedule::Late(_) => Some(environment),
+                Schedule::OnTrack | Schedule::DoneOnTime | Schedule::DoneLate(_) => None,
+                Schedule::Upcoming | Schedule::AtRisk(_) => previous_late,
+            };
             EnvironmentSchedule { environment, planned_start: start, planned_end: end, actual, schedule }
         })
         .collect()
@@ -154,6 +155,10 @@ fn place(start: Day, end: Day, today: Day, actual: Actual, previous_late: Option
         return Schedule::Late(format!("its window closed {} ago", plural_days(end.days_until(today))));
     }
     if today < start {
+        if actual.started.is_some() {
+            // begun before its window: whatever comes next, it is ahead
+            return Schedule::OnTrack;
+        }
         return match previous_late {
             Some(env) => Schedule::AtRisk(format!("{env} is late and gates this environment")),
             None => Schedule::Upcoming,
@@ -290,6 +295,26 @@ mod tests {
         assert_eq!(at(10, [done_on(-3), done_on(-3), done_on(5)])[0], Schedule::DoneLate(2));
         assert_eq!(Schedule::DoneLate(2).describe(), "Done 2 days late");
         assert_eq!(at(10, [done_on(-3), done_on(-3), done_on(5)])[2], Schedule::DoneLate(2));
+    }
+
+    #[test]
+    fn a_late_environment_gates_only_until_one_after_it_is_done() {
+        let d = day("2026-12-10");
+        // dev never got its last sign-off; staging, its successor, was done on time
+        let staging_done = Actual { started: Some(d.plus(-4)), done: Some(d.plus(-3)), backfilled: true };
+        let schedules = at(-2, [started(-7), staging_done, NOTHING]);
+        assert!(matches!(schedules[0], Schedule::Late(_)));
+        assert_eq!(schedules[1], Schedule::DoneOnTime);
+        assert_eq!(schedules[2], Schedule::Upcoming, "staging is prod's gate, and it is done");
+    }
+
+    #[test]
+    fn an_environment_that_started_before_its_window_is_not_upcoming() {
+        let d = day("2026-12-10");
+        let done = |offset| Actual { started: Some(d.plus(offset - 1)), done: Some(d.plus(offset)), backfilled: true };
+        let prod = Actual { started: Some(d.plus(-3)), done: None, backfilled: true };
+        assert_eq!(at(-3, [done(-6), done(-4), prod])[2], Schedule::OnTrack);
+        assert_eq!(at(-3, [done(-6), done(-4), started(-3)])[2], Schedule::OnTrack);
     }
 
     #[test]
