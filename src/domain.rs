@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod checklist;
 pub mod environment;
 pub mod format;
+pub mod health;
 pub mod live;
 pub mod notifications;
 pub mod overview;

@@ -21,13 +21,16 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
   await expect(page.getByTestId("would-reject")).toHaveText("50");
   await expect(page.getByTestId("would-create")).toHaveText("9,950");
 
-  // the embedded targets are SQLite: a second worker is refused with a sentence, and nothing starts
+  // the embedded targets are SQLite: a second worker is refused with a sentence beside the form,
+  // before any confirmation, and so is a chunk size of 0
   await page.getByTestId("workers").fill("2");
-  await page.getByTestId("start").click();
-  await page.getByTestId("confirm-yes").click();
-  await expect(page.getByTestId("flash")).toContainText("need a PostgreSQL target");
-  await expect(page.getByTestId("no-run")).toBeVisible();
+  await expect(page.getByTestId("start-invalid")).toContainText("This target is SQLite");
+  await expect(page.getByTestId("start")).toBeDisabled();
   await page.getByTestId("workers").fill("1");
+  await page.getByTestId("chunk").fill("0");
+  await expect(page.getByTestId("start-invalid")).toContainText("Chunk size must be between 1 and");
+  await expect(page.getByTestId("dry-run")).toBeDisabled();
+  await expect(page.getByTestId("no-run")).toBeVisible();
 
   await page.getByTestId("chunk").fill("250");
   await page.getByTestId("pause").fill("50");

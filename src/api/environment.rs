@@ -107,7 +107,16 @@ pub async fn get_environment(env: String) -> Result<EnvironmentPage, ServerFnErr
             format!("the webhook deliveries cannot be read just now (error id {id})")
         });
     let keys_off = keys_off(&target).await;
-    Ok(EnvironmentPage { live, contacts, role: user.role, dead_letters, notifications, keys_off })
+    let max_workers = crate::engine::workers::most(target.dialect());
+    Ok(EnvironmentPage {
+        live,
+        contacts,
+        role: user.role,
+        dead_letters,
+        notifications,
+        keys_off,
+        max_workers,
+    })
 }
 
 /// The notice of foreign keys that are off, read from the target (a target that cannot be read

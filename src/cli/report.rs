@@ -5,7 +5,8 @@ use super::progress::Reporter;
 use super::CliError;
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::domain::format::format_count;
+use crate::domain::format::{clock_ms, format_count};
+use crate::domain::health::Health;
 use crate::engine::operate;
 use crate::engine::runs::{self};
 use crate::server::config::Config;
@@ -41,8 +42,8 @@ pub struct RunsArgs {
 }
 
 pub async fn runs(config: &Config, RunsArgs { env, limit, json }: RunsArgs) -> Result<(), CliError> {
-    let (_, target) = open_control_and_target(config, env).await?;
-    list(&target, env, limit, json).await
+    let (control, target) = open_control_and_target(config, env).await?;
+    list(&control, &target, env, limit, json).await
 }
 
 async fn check(control: &Database, target: &Database, env: Environment, json: bool) -> Result<(), CliError> {
@@ -92,10 +93,36 @@ async fn check(control: &Database, target: &Database, env: Environment, json: bo
     }
 }
 
-async fn list(target: &Database, env: Environment, limit: i64, json: bool) -> Result<(), CliError> {
-    let runs = runs::list(target, limit).await.map_err(|source| CliError::Engine { env, source })?;
+/// The runs with their health, as the console says it: the target's runs, the database's clock,
+/// and the hold of an active run from the mirror (only the runner and the mirror know it).
+async fn list(
+    control: &Database,
+    target: &Database,
+    env: Environment,
+    limit: i64,
+    json: bool,
+) -> Result<(), CliError> {
+    let engine = |source| CliError::Engine { env, source };
+    let runs = runs::list(target, limit).await.map_err(engine)?;
+    let now = runs::database_now(target).await.map_err(engine)?;
+    let mirrored = crate::db::live::history(control, env, 1).await.ok().and_then(|mut v| v.pop());
+    let health = |run: &runs::RunRecord| {
+        let mut view = run.view();
+        if let Some(m) = mirrored.as_ref().filter(|m| m.id == run.id) {
+            view.hold = m.hold.clone();
+        }
+        Health::of(&view, now)
+    };
     if json {
-        println!("{}", json!(runs));
+        let listed: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                let mut value = json!(run);
+                value["health"] = json!(health(run).as_str());
+                value
+            })
+            .collect();
+        println!("{}", json!(listed));
         return Ok(());
     }
     if runs.is_empty() {
@@ -103,21 +130,33 @@ async fn list(target: &Database, env: Environment, limit: i64, json: bool) -> Re
         return Ok(());
     }
     println!(
-        "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  started by",
-        "run", "kind", "state", "checkpoint / last id", "created", "skipped", "errors"
+        "{:>5}  {:<8}  {:<11}  {:>23}  {:>11}  {:>11}  {:>7}  started by",
+        "run", "kind", "health", "checkpoint / last id", "created", "skipped", "errors"
     );
+    let mut said = Vec::new();
     for run in runs {
+        let health = health(&run);
+        if matches!(health, Health::Waiting(_) | Health::Throttled(_) | Health::RunnerLost { .. }) {
+            said.push(format!(
+                "run #{}: {}",
+                run.id,
+                health.describe(now, |ms| format!("{} UTC", clock_ms(ms)))
+            ));
+        }
         println!(
-            "{:>5}  {:<8}  {:<9}  {:>23}  {:>11}  {:>11}  {:>7}  {}",
+            "{:>5}  {:<8}  {:<11}  {:>23}  {:>11}  {:>11}  {:>7}  {}",
             run.id,
             run.kind.as_str(),
-            run.state.as_str(),
+            health.label(),
             format!("{} / {}", format_count(run.checkpoint), format_count(run.high_id)),
             format_count(run.created()),
             format_count(run.skipped()),
             format_count(run.errors),
             run.started_by
         );
+    }
+    for line in said {
+        println!("{line}");
     }
     Ok(())
 }

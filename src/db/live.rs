@@ -5,8 +5,9 @@
 use super::control::{self, ENABLE_STI};
 use super::Database;
 use crate::domain::environment::Environment;
+use crate::domain::health::{Health, Pace};
 use crate::domain::live::{
-    chart_points, rate_and_eta, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, VerificationView,
+    chart_points, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, VerificationView,
     MAX_CHART_POINTS,
 };
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
@@ -16,7 +17,7 @@ use sqlx::Row;
 const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
     checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
     errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label,
-    hold_since, hold_next_try, workers, fk_validation_ms";
+    hold_since, hold_next_try, workers, fk_validation_ms, lease_ms";
 
 fn corrupt(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
@@ -49,6 +50,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
+        lease_ms: row.try_get("lease_ms")?,
         rows_expected: row.try_get("rows_expected")?,
         workers: row.try_get("workers")?,
         fk_validation_ms: row.try_get("fk_validation_ms")?,
@@ -219,13 +221,14 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         .await
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?
         .is_some_and(|f| f.enabled);
+    let read_at = super::now_ms();
     let history = history(control, env, crate::domain::live::HISTORY).await?;
     let run = history.first().cloned();
     let (chart, rows_per_second, eta_seconds) = match &run {
         Some(run) => {
             let ledger = chunks(control, env, run.id).await?;
-            let (rate, eta) = rate_and_eta(run, &ledger);
-            (chart_points(run.created_at, &ledger, MAX_CHART_POINTS), rate, eta)
+            let pace = Pace::of(run, &Health::of(run, read_at), &ledger);
+            (chart_points(run.created_at, &ledger, MAX_CHART_POINTS), pace.rows_per_second, pace.eta_seconds)
         }
         None => (Vec::new(), None, None),
     };
@@ -244,6 +247,6 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         checklist: super::checklist::entries(control, env).await?,
         flag_history: flag_history(control, env).await?,
         capture: capture(control, env).await?,
-        read_at: super::now_ms(),
+        read_at,
     })
 }

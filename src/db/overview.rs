@@ -95,7 +95,7 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
         tracing::warn!(error = %e, "cannot read the timeline");
         "the timeline could not be read; the server log has the cause".to_owned()
     });
-    Overview { environments, timeline, read_at: super::now_rfc3339() }
+    Overview { environments, timeline, read_at: super::now_rfc3339(), read_at_ms: super::now_ms() }
 }
 
 /// The newest run of `env` from the control database's mirror, as the pages show every run.

@@ -150,6 +150,7 @@ const TABLES: &[Table] = &[
             ("fencing_token", Integer, true),
             ("lease_owner", Text, false),
             ("lease_expires_at", Integer, false),
+            ("lease_ms", Integer, false),
             ("chunks", Integer, true),
             ("rows_read", Integer, true),
             ("school_created", Integer, true),

@@ -4,6 +4,12 @@
 
 use super::calendar::Day;
 
+/// `text` with its first letter upper-cased: a sentence made of a clause.
+pub fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 /// Formats a count with thousands separators: `1000000` → `1,000,000`.
 pub fn format_count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();

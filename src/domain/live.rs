@@ -15,9 +15,6 @@ pub const MAX_CHART_POINTS: usize = 120;
 /// Runs the page lists in its history.
 pub const HISTORY: i64 = 30;
 
-/// Chunks the rate and ETA look back over.
-const RATE_WINDOW: usize = 20;
-
 /// A run as the control database mirrors it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
@@ -43,6 +40,10 @@ pub struct RunView {
     pub updated_at: i64,
     pub finished_at: Option<i64>,
     pub lease_expires_at: Option<i64>,
+    /// How long the lease runs from each heartbeat (the runner renews it every third of it);
+    /// `None` for runs from before it was kept.
+    #[serde(default)]
+    pub lease_ms: Option<i64>,
     /// Rows the run expected when it began; progress counts rows when it is known.
     pub rows_expected: Option<i64>,
     /// Workers per process (1: one loop).
@@ -160,32 +161,6 @@ pub fn chart_points(started_at: i64, chunks: &[ChunkPoint], max: usize) -> Vec<C
         .collect()
 }
 
-/// Rows per second over the last chunks and the seconds left at that pace: the rows left of
-/// those the run expected, or, for a run that did not record them, the keys left at the keys'
-/// pace (which one outlier id makes meaningless); `None` until a chunk has committed or when the
-/// run is not moving.
-pub fn rate_and_eta(run: &RunView, chunks: &[ChunkPoint]) -> (Option<f64>, Option<f64>) {
-    let recent = &chunks[chunks.len().saturating_sub(RATE_WINDOW)..];
-    let (Some(first), Some(last)) = (recent.first(), recent.last()) else { return (None, None) };
-    // the first chunk's own duration stands for the time before its commit
-    let wall_ms = (last.committed_at - first.committed_at + first.duration_ms).max(1);
-    let rows: i64 = recent.iter().map(|c| c.rows_read).sum();
-    let keys = last.to_id - first.from_id;
-    let rows_per_second = rows as f64 * 1000.0 / wall_ms as f64;
-    let keys_per_second = keys as f64 * 1000.0 / wall_ms as f64;
-    let moving = run.state == RunState::Running;
-    let eta = match run.rows_expected {
-        Some(expected) if moving && rows_per_second > 0.0 => {
-            Some((expected - run.rows_read).max(0) as f64 / rows_per_second)
-        }
-        None if moving && keys_per_second > 0.0 => {
-            Some((run.high_id - run.checkpoint).max(0) as f64 / keys_per_second)
-        }
-        _ => None,
-    };
-    (Some(rows_per_second), eta)
-}
-
 /// The last verification of an environment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VerificationView {
@@ -214,7 +189,8 @@ pub struct LiveView {
     /// [`Self::chart`] drawn, filled in by the server before the view leaves it.
     #[serde(default)]
     pub charts: DrawnCharts,
-    /// Rows read per second recently.
+    /// Rows read per second: recently while the run copies, its average once it ended, none
+    /// while it does not move ([`super::health::Pace`], at [`Self::read_at`]).
     pub rows_per_second: Option<f64>,
     pub eta_seconds: Option<f64>,
     pub verification: Option<VerificationView>,
@@ -283,6 +259,14 @@ pub struct EnvironmentPage {
     /// target when the page loads.
     #[serde(default)]
     pub keys_off: Option<String>,
+    /// Workers per process a backfill here may have (1 on a SQLite target): the form checks it
+    /// before the confirmation.
+    #[serde(default = "one")]
+    pub max_workers: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 /// What the page says of foreign keys a deferred run dropped and that are not back: `tables`

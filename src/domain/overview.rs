@@ -67,6 +67,9 @@ pub struct Overview {
     pub timeline: Result<super::timeline::Timeline, String>,
     /// When the figures were read (RFC 3339, UTC).
     pub read_at: String,
+    /// The same, in ms since the epoch: the clock each run's health is told at.
+    #[serde(default)]
+    pub read_at_ms: i64,
 }
 
 #[cfg(test)]

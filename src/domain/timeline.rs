@@ -67,7 +67,6 @@ impl Schedule {
             Schedule::DoneLate(days) => format!("Done {} late", plural_days(*days)),
         }
     }
-
 }
 
 fn plural_days(n: i32) -> String {
@@ -311,7 +310,11 @@ mod tests {
     #[test]
     fn an_environment_that_started_before_its_window_is_not_upcoming() {
         let d = day("2026-12-10");
-        let done = |offset| Actual { started: Some(d.plus(offset - 1)), done: Some(d.plus(offset)), backfilled: true };
+        let done = |offset| Actual {
+            started: Some(d.plus(offset - 1)),
+            done: Some(d.plus(offset)),
+            backfilled: true,
+        };
         let prod = Actual { started: Some(d.plus(-3)), done: None, backfilled: true };
         assert_eq!(at(-3, [done(-6), done(-4), prod])[2], Schedule::OnTrack);
         assert_eq!(at(-3, [done(-6), done(-4), started(-3)])[2], Schedule::OnTrack);

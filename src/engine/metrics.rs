@@ -4,7 +4,8 @@
 use super::EngineError;
 use crate::db::Database;
 use crate::domain::environment::Environment;
-use crate::domain::run::{HoldKind, RunState};
+use crate::domain::health::{Health, Pace};
+use crate::domain::run::{HoldKind, RunKind, RunState};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
@@ -27,7 +28,9 @@ pub struct EnvironmentMetrics {
     pub last_success_ms: Option<i64>,
     /// The state of the newest run, of either kind.
     pub state: Option<RunState>,
-    /// Rows per second of the running backfill.
+    /// The newest run's health ([`Health::as_str`]).
+    pub health: Option<&'static str>,
+    /// Rows per second of the running backfill, as its page says it (recent chunks).
     pub rows_per_second: f64,
     /// What the running run holds for, with the reason's label, while its runner says so.
     pub hold: Option<(HoldKind, String)>,
@@ -95,31 +98,21 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
         }
     }
 
-    let newest = sqlx::query(
-        "select r.environment, r.kind, r.state, r.rows_read, r.created_at, r.updated_at, r.hold_kind, r.hold_label,
-                r.hold_next_try from runs r
-         where r.run_id = (select max(n.run_id) from runs n where n.environment = r.environment)",
-    )
-    .fetch_all(control.pool())
-    .await?;
-    for row in newest {
-        let Some(m) = metrics_for(&mut all, &row.try_get::<String, _>("environment")?) else { continue };
-        let state: String = row.try_get("state")?;
-        m.state = RunState::parse(&state);
-        let kind: String = row.try_get("kind")?;
-        if m.state == Some(RunState::Running) && kind == "backfill" {
-            let rows: i64 = row.try_get("rows_read")?;
-            let ms = row.try_get::<i64, _>("updated_at")? - row.try_get::<i64, _>("created_at")?;
-            m.rows_per_second = if ms > 0 { rows as f64 * 1000.0 / ms as f64 } else { 0.0 };
+    // the newest run's health and pace, as the pages derive them
+    let now = crate::db::now_ms();
+    for (env, m) in all.iter_mut() {
+        let Some(run) = crate::db::live::history(control, *env, 1).await?.pop() else { continue };
+        let health = Health::of(&run, now);
+        if health.is_moving() && run.kind == RunKind::Backfill {
+            let ledger = crate::db::live::chunks(control, *env, run.id).await?;
+            m.rows_per_second = Pace::of(&run, &health, &ledger).rows_per_second.unwrap_or(0.0);
         }
-        let kind: Option<String> = row.try_get("hold_kind")?;
-        let next_try: Option<i64> = row.try_get("hold_next_try")?;
-        let fresh = next_try.is_some_and(|at| crate::db::now_ms() <= at + crate::domain::live::HOLD_GRACE_MS);
-        if let (Some(RunState::Running), Some(kind), true) =
-            (m.state, kind.as_deref().and_then(HoldKind::parse), fresh)
-        {
-            m.hold = Some((kind, row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default()));
-        }
+        m.hold = match &health {
+            Health::Waiting(hold) | Health::Throttled(hold) => Some((hold.kind, hold.label.clone())),
+            _ => None,
+        };
+        m.state = Some(run.state);
+        m.health = Some(health.as_str());
     }
     let last_chunks = sqlx::query(
         "select c.environment, max(c.committed_at) as at from run_chunks c

@@ -7,6 +7,7 @@ pub use lease::{busy, create, take_over, Held, NewRun, Renewal};
 
 use super::EngineError;
 use crate::db::Database;
+use crate::domain::live::RunView;
 use crate::domain::pacing::{Pacing, Progress};
 use crate::domain::run::{Hold, RunKind, RunRequest, RunState};
 use serde::Serialize;
@@ -33,6 +34,9 @@ pub struct RunRecord {
     pub fencing_token: i64,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
+    /// How long the holder's lease runs from each renewal (renewed every third of it); `None`
+    /// for runs from before it was kept.
+    pub lease_ms: Option<i64>,
     pub chunks: i64,
     pub rows_read: i64,
     pub school_created: i64,
@@ -70,6 +74,39 @@ impl RunRecord {
 
     pub fn progress(&self) -> Progress {
         Progress::of_run(self.low_id, self.high_id, self.checkpoint, self.rows_read, self.rows_expected)
+    }
+
+    /// The run as the console sees it: what [`crate::domain::health::Health`] is derived from.
+    pub fn view(&self) -> RunView {
+        RunView {
+            id: self.id,
+            kind: self.kind,
+            state: self.state,
+            requested: self.requested,
+            started_by: self.started_by.clone(),
+            chunk_size: self.pacing.chunk_size,
+            pause_ms: self.pacing.pause_ms,
+            low_id: self.low_id,
+            high_id: self.high_id,
+            checkpoint: self.checkpoint,
+            chunks: self.chunks,
+            rows_read: self.rows_read,
+            school_created: self.school_created,
+            self_study_created: self.self_study_created,
+            school_skipped: self.school_skipped,
+            self_study_skipped: self.self_study_skipped,
+            errors: self.errors,
+            error: self.error.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            finished_at: self.finished_at,
+            lease_expires_at: self.lease_expires_at,
+            lease_ms: self.lease_ms,
+            rows_expected: self.rows_expected,
+            workers: self.workers,
+            fk_validation_ms: self.fk_validation_ms,
+            hold: self.hold.clone(),
+        }
     }
 
     pub(super) fn from_row(row: &AnyRow) -> Result<Self, EngineError> {
@@ -116,6 +153,7 @@ impl RunRecord {
             fencing_token: row.try_get("fencing_token")?,
             lease_owner: row.try_get("lease_owner")?,
             lease_expires_at: row.try_get("lease_expires_at")?,
+            lease_ms: row.try_get("lease_ms")?,
             chunks: row.try_get("chunks")?,
             rows_read: row.try_get("rows_read")?,
             school_created: row.try_get("school_created")?,
@@ -137,7 +175,7 @@ impl RunRecord {
 }
 
 pub(super) const COLUMNS: &str = "id, kind, state, requested, started_by, chunk_size, pause_ms, target_chunk_ms,
-    low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, chunks, rows_read,
+    low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner, lease_expires_at, lease_ms, chunks, rows_read,
     school_created, self_study_created, school_skipped, self_study_skipped, errors, error,
     created_at, updated_at, finished_at, ids, workers, defer_fks, fk_validation_ms";
 

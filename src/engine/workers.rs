@@ -20,12 +20,21 @@ use std::time::{Duration, Instant};
 
 /// Refuses what parallel workers cannot do: more than one worker on SQLite (one writer: a second
 /// worker would only wait for the first), or for anything but a backfill.
+/// The most workers per process a backfill on a target of `dialect` may have: one on SQLite
+/// (one writer), [`crate::domain::pacing::MAX_WORKERS`] on PostgreSQL. The page offers as many.
+pub fn most(dialect: Dialect) -> i64 {
+    match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => crate::domain::pacing::MAX_WORKERS,
+    }
+}
+
 pub fn check(dialect: Dialect, kind: RunKind, workers: i64) -> Result<(), EngineError> {
     crate::domain::pacing::check_workers(workers)?;
     if workers == 1 {
         return Ok(());
     }
-    if dialect == Dialect::Sqlite {
+    if workers > most(dialect) {
         return Err(EngineError::NotSupported(format!(
             "{workers} workers need a PostgreSQL target: SQLite has one writer, so a second worker would only \
              wait for the first; run with 1 worker"

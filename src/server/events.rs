@@ -11,6 +11,7 @@
 use super::state::AppState;
 use crate::db::{live, Database};
 use crate::domain::environment::Environment;
+use crate::domain::health::Health;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -362,8 +363,13 @@ const OVERVIEW_EVERY: Duration = Duration::from_secs(1);
 /// verifications, flags, and the newest audit entry — sign-offs, the D-day).
 async fn overview_fingerprint(control: &Database) -> Result<String, sqlx::Error> {
     let mut parts = Vec::new();
+    let now = crate::db::now_ms();
     for env in Environment::ALL {
         parts.push(live::fingerprint(control, env).await?);
+        // a runner that dies changes nothing in the mirror, but the run's health changes with
+        // the clock: the overview hears of that too
+        let health = live::history(control, env, 1).await?.first().map(|run| Health::of(run, now));
+        parts.push(health.map_or("", |h| h.as_str()).to_owned());
     }
     Ok(parts.join("|"))
 }

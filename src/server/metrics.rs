@@ -5,6 +5,7 @@
 use super::http_metrics::HttpMetrics;
 use super::state::AppState;
 use crate::domain::environment::Environment;
+use crate::domain::health::Health;
 use crate::domain::run::{HoldKind, RunState};
 use crate::engine::metrics::{snapshot, EnvironmentMetrics, DURATION_BUCKETS};
 use axum::extract::State;
@@ -130,6 +131,17 @@ impl Collector for Figures {
         )?;
         gauge(
             &mut encoder,
+            "sti_backfill_run_health",
+            "What the environment's newest run is doing now (1 for its health): running, paused, waiting, throttled, runner_lost, …",
+            self.each().flat_map(|(env, m)| {
+                Health::NAMES.into_iter().map(move |name| {
+                    let labels = vec![("environment", env.to_owned()), ("health", name.to_owned())];
+                    (labels, f64::from(u8::from(m.health == Some(name))))
+                })
+            }),
+        )?;
+        gauge(
+            &mut encoder,
             "sti_backfill_rows_per_second",
             "Rows per second of the running backfill (0 when none runs)",
             self.each().map(|(env, m)| {
@@ -221,6 +233,7 @@ mod tests {
             "sti_backfill_chunk_duration_seconds_bucket{environment=\"dev\",le=\"+Inf\"} 0",
             "sti_backfill_last_success_timestamp_seconds{environment=\"prod\"} 0",
             "sti_backfill_run_state{environment=\"dev\",state=\"running\"} 0",
+            "sti_backfill_run_health{environment=\"dev\",health=\"runner_lost\"} 0",
             "sti_backfill_waiting{environment=\"dev\",reason=\"none\"} 0",
             "sti_backfill_throttled{environment=\"prod\",reason=\"none\"} 0",
             "sti_backfill_last_chunk_timestamp_seconds{environment=\"dev\"} 0",
@@ -229,7 +242,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line || l == format!("{line}.0")), "{line} in\n{text}");
         }
         // the API's histogram has no family until its first request
-        assert_eq!(text.matches("# TYPE").count(), 10, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 11, "{text}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod dialects;
 mod engine_defects;
 mod engine_runs;
 mod faults;
+mod health;
 mod identification;
 mod layers;
 mod overview;

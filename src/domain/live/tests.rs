@@ -40,6 +40,7 @@ fn run(state: RunState, checkpoint: i64, high: i64) -> RunView {
         updated_at: 2_000,
         finished_at: None,
         lease_expires_at: Some(5_000),
+        lease_ms: None,
         hold: None,
         rows_expected: None,
         workers: 1,
@@ -80,25 +81,27 @@ fn a_pause_shows_as_a_slower_group_not_as_faster_chunks() {
 
 #[test]
 fn eta_comes_from_the_recent_pace_and_only_while_running() {
+    use crate::domain::health::{Health, Pace};
     let chunks: Vec<_> = (1..=10).map(|n| chunk(n, 100, 10)).collect();
-    let (rate, eta) = rate_and_eta(&run(RunState::Running, 1_000, 2_000), &chunks);
-    assert!((rate.unwrap() - 10_000.0).abs() < 1.0, "{rate:?}");
-    assert!((eta.unwrap() - 0.1).abs() < 1e-6, "1000 keys left at 10 000 keys/s: {eta:?}");
-    let (_, paused) = rate_and_eta(&run(RunState::Paused, 1_000, 2_000), &chunks);
-    assert_eq!(paused, None);
-    assert_eq!(rate_and_eta(&run(RunState::Running, 0, 2_000), &[]), (None, None));
+    let pace = Pace::of(&run(RunState::Running, 1_000, 2_000), &Health::Running, &chunks);
+    assert!((pace.rows_per_second.unwrap() - 10_000.0).abs() < 1.0, "{pace:?}");
+    assert!((pace.eta_seconds.unwrap() - 0.1).abs() < 1e-6, "1000 keys left at 10 000 keys/s: {pace:?}");
+    let paused = Pace::of(&run(RunState::Paused, 1_000, 2_000), &Health::Paused, &chunks);
+    assert_eq!(paused.eta_seconds, None);
+    assert_eq!(Pace::of(&run(RunState::Running, 0, 2_000), &Health::Running, &[]).rows_per_second, None);
 }
 
 #[test]
 fn with_sparse_keys_the_eta_counts_rows_left() {
+    use crate::domain::health::{Health, Pace};
     // 10 chunks of 100 rows at 10 000 rows/s; 1 000 of 2 001 rows done, the last id 10^12
     let chunks: Vec<_> = (1..=10).map(|n| chunk(n, 100, 10)).collect();
     let mut sparse = run(RunState::Running, 1_000, 1_000_000_000_000);
     sparse.rows_read = 1_000;
-    let (_, by_keys) = rate_and_eta(&sparse, &chunks);
+    let by_keys = Pace::of(&sparse, &Health::Running, &chunks).eta_seconds;
     assert!(by_keys.unwrap() > 1e6, "the keys left say weeks: {by_keys:?}");
     sparse.rows_expected = Some(2_001);
-    let (_, by_rows) = rate_and_eta(&sparse, &chunks);
+    let by_rows = Pace::of(&sparse, &Health::Running, &chunks).eta_seconds;
     assert!((by_rows.unwrap() - 0.1001).abs() < 1e-6, "1 001 rows left at 10 000 rows/s: {by_rows:?}");
     assert!((sparse.progress().fraction() - 1_000.0 / 2_001.0).abs() < 1e-9);
 }

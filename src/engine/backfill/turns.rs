@@ -129,9 +129,17 @@ impl Turns<'_> {
         if held.run.checkpoint >= held.run.high_id {
             // both steps may take long on a big table: the lease is renewed meanwhile
             let renewal = held.renewal();
+            // the mirror hears each renewal: the console tells a long step from a dead runner
+            let beating = held.run.clone();
+            let beat = |expires: i64| {
+                writer.run(&crate::engine::runs::RunRecord {
+                    lease_expires_at: Some(expires),
+                    ..beating.clone()
+                })
+            };
             if !self.promised {
                 // "completed" is what the range holds, not where the checkpoint got to
-                renewal.during(db, crate::engine::promise::check(db, held)).await?;
+                renewal.during(db, crate::engine::promise::check(db, held), &beat).await?;
                 self.promised = true;
             }
             if held.run.kind == RunKind::Backfill
@@ -139,7 +147,7 @@ impl Turns<'_> {
             {
                 // the copy is done: the keys come back, validated once, before it is complete
                 held.run.fk_validation_ms =
-                    Some(renewal.during(db, crate::engine::deferred::validate(db, held)).await?);
+                    Some(renewal.during(db, crate::engine::deferred::validate(db, held), &beat).await?);
             }
             held.transition(db, RunState::Completed, None).await?;
             writer.run(&held.run);

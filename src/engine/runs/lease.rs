@@ -63,8 +63,8 @@ pub async fn create(db: &Database, new: &NewRun, owner: &str) -> Result<Held, En
     let inserted = sqlx::query(&format!(
         "insert into sti_backfill_runs (kind, state, active_slot, started_by, chunk_size, pause_ms,
             target_chunk_ms, low_id, high_id, checkpoint, rows_expected, fencing_token, lease_owner,
-            lease_expires_at, created_at, updated_at, ids, workers, defer_fks)
-         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, {now}, {now}, $11, $12, $13)
+            lease_expires_at, lease_ms, created_at, updated_at, ids, workers, defer_fks)
+         values ($1, 'running', 1, $2, $3, $4, $5, $6, $7, $6, $10, 1, $8, {now} + $9, $9, {now}, {now}, $11, $12, $13)
          returning {COLUMNS}"
     ))
     .bind(stored(new.kind))
@@ -111,7 +111,7 @@ pub async fn take_over(db: &Database, run_id: i64, owner: &str, lease_ms: i64) -
     }
     let taken = sqlx::query(&format!(
         "update sti_backfill_runs
-         set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = {now} + $2,
+         set fencing_token = fencing_token + 1, lease_owner = $1, lease_expires_at = {now} + $2, lease_ms = $2,
              state = case when state = 'queued' then 'running' else state end, updated_at = {now}
          where id = $3 and active_slot = 1
            and (lease_expires_at is null or lease_expires_at < {now} or lease_owner = $4)
@@ -194,7 +194,8 @@ impl Held {
 
     /// Renews the lease (while paused, when no chunk does it); fails when it was taken over.
     pub async fn renew(&mut self, db: &Database) -> Result<(), EngineError> {
-        self.renewal().renew(db).await
+        self.run.lease_expires_at = Some(self.renewal().renew(db).await?);
+        Ok(())
     }
 
     /// What renewing the lease needs, apart from the held run (which a long step may change).
@@ -223,29 +224,33 @@ pub struct Renewal {
 }
 
 impl Renewal {
-    /// Renews the lease once; fails when it was taken over or the run ended.
-    pub async fn renew(self, db: &Database) -> Result<(), EngineError> {
-        let renewed = sqlx::query(&format!(
+    /// Renews the lease once: its new end; fails when it was taken over or the run ended.
+    pub async fn renew(self, db: &Database) -> Result<i64, EngineError> {
+        let renewed: Option<i64> = sqlx::query_scalar(&format!(
             "update sti_backfill_runs set lease_expires_at = {} + $1
-             where id = $2 and fencing_token = $3 and active_slot = 1",
+             where id = $2 and fencing_token = $3 and active_slot = 1
+             returning lease_expires_at",
             db.dialect().now_ms_sql()
         ))
         .bind(self.lease_ms)
         .bind(self.run_id)
         .bind(self.token)
-        .execute(db.pool())
+        .fetch_optional(db.pool())
         .await?;
-        if renewed.rows_affected() == 0 {
-            return Err(EngineError::LeaseLost { run_id: self.run_id });
-        }
-        Ok(())
+        renewed.ok_or(EngineError::LeaseLost { run_id: self.run_id })
     }
 
     /// Runs `work` — a long step of the holder's, such as the completion check or a validation —
     /// while the lease is renewed every third of its length, so that nobody takes a live run for
-    /// a dead one. Once the lease is lost it is no longer renewed; the step's caller learns so at
-    /// its next fenced write.
-    pub async fn during<T>(self, db: &Database, work: impl std::future::Future<Output = T>) -> T {
+    /// a dead one; `beat` is told each new end of the lease (the mirror shows the runner alive).
+    /// Once the lease is lost it is no longer renewed; the step's caller learns so at its next
+    /// fenced write.
+    pub async fn during<T>(
+        self,
+        db: &Database,
+        work: impl std::future::Future<Output = T>,
+        beat: &(dyn Fn(i64) + Sync),
+    ) -> T {
         let every = std::time::Duration::from_millis((self.lease_ms / 3).max(50) as u64);
         let mut lost = false;
         tokio::pin!(work);
@@ -253,7 +258,7 @@ impl Renewal {
             tokio::select! {
                 out = &mut work => return out,
                 () = tokio::time::sleep(every), if !lost => match self.renew(db).await {
-                    Ok(()) => {}
+                    Ok(expires) => beat(expires),
                     Err(EngineError::LeaseLost { .. }) => lost = true,
                     Err(error) => {
                         tracing::warn!(run_id = self.run_id, %error, "cannot renew the lease during a long step; trying again")

@@ -1,6 +1,7 @@
 //! One environment's panel on the overview: its flag, its database and its row counts.
 
-use crate::domain::format::{format_count, format_percent, time_of_day};
+use crate::domain::format::{clock_ms, format_count, format_percent, time_of_day};
+use crate::domain::health::Health;
 use crate::domain::live::RunView;
 use crate::domain::overview::{EnvironmentStatus, FlagState, TableCounts};
 use crate::domain::run::RunKind;
@@ -9,7 +10,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 
 #[component]
-pub fn EnvironmentPanel(status: EnvironmentStatus) -> impl IntoView {
+pub fn EnvironmentPanel(status: EnvironmentStatus, read_at_ms: i64) -> impl IntoView {
     let env = status.environment.as_str();
     let heading_id = format!("env-{env}-heading");
     let labelled_by = heading_id.clone();
@@ -33,23 +34,28 @@ pub fn EnvironmentPanel(status: EnvironmentStatus) -> impl IntoView {
                     </div>
                 }),
             }}
-            <LastRun env=env run=status.last_run/>
+            <LastRun env=env run=status.last_run now_ms=read_at_ms/>
         </article>
     }
 }
 
-/// The newest backfill or rollback run, or that none ran yet.
+/// The newest backfill or rollback run, or that none ran yet: its health, not only its state
+/// (a run whose runner died says so), and what holds it.
 #[component]
-fn LastRun(env: &'static str, run: Option<RunView>) -> impl IntoView {
+fn LastRun(env: &'static str, run: Option<RunView>, now_ms: i64) -> impl IntoView {
     let Some(run) = run else {
         return view! { <p class="last-run last-run-none" data-testid=format!("run-{env}")>"No backfill has run here yet"</p> }
             .into_any();
     };
     let created = if run.kind == RunKind::Rollback { "deleted" } else { "created" };
     let progress = run.is_active().then(|| format!(" · {}", format_percent(run.progress().fraction())));
+    let health = Health::of(&run, now_ms);
+    let why = matches!(health, Health::Waiting(_) | Health::Throttled(_) | Health::RunnerLost { .. })
+        .then(|| health.describe(now_ms, |ms| format!("{} UTC", clock_ms(ms))));
+    let why_class = format!("last-run-why last-run-why-{}", health.as_str());
     view! {
         <p class="last-run" data-testid=format!("run-{env}")>
-            <span class=format!("run-state run-state-{}", run.state.as_str())>{run.state.as_str()}</span>
+            <span class=format!("run-state run-state-{}", health.as_str()) data-testid=format!("health-{env}")>{health.label()}</span>
             {format!(" {} #{}{}", run.kind.as_str(), run.id, progress.unwrap_or_default())}
             <span class="last-run-figures">
                 {format!(
@@ -59,6 +65,7 @@ fn LastRun(env: &'static str, run: Option<RunView>) -> impl IntoView {
                     format_count(run.errors)
                 )}
             </span>
+            {why.map(|why| view! { <span class=why_class data-testid=format!("health-why-{env}")>{why}</span> })}
         </p>
     }
     .into_any()

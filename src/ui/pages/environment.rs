@@ -106,7 +106,8 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             <RunProgress live/>
         </section>
     });
-    let controls = operator.then(|| erase(view! { <RunControls env live role=page.role flash/> }));
+    let controls = operator
+        .then(|| erase(view! { <RunControls env live role=page.role flash max_workers=page.max_workers/> }));
     let charts = erase(view! {
         <section class="card" aria-labelledby="charts-heading">
             <h2 id="charts-heading">"Throughput"</h2>

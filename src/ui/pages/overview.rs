@@ -148,7 +148,7 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
             {overview
                 .environments
                 .into_iter()
-                .map(|status| view! { <EnvironmentPanel status/> })
+                .map(|status| view! { <EnvironmentPanel status read_at_ms=overview.read_at_ms/> })
                 .collect_view()}
         </section>
     }

@@ -5,9 +5,9 @@ use super::reports::{DryRunResult, RollbackPlanView};
 use crate::api::environment::{control_run, dry_run, emergency_stop, pace_run, plan_rollback, start_run};
 use crate::domain::access::Role;
 use crate::domain::environment::Environment;
-use crate::domain::format::format_count;
+use crate::domain::format::{capitalised, format_count};
 use crate::domain::live::{LiveView, RunView, Stopped};
-use crate::domain::pacing::{DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MAX_WORKERS, MIN_CHUNK};
+use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MIN_CHUNK};
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::flash::{report, report_failure, Flash};
@@ -26,6 +26,12 @@ const IDS: ConfirmIds = ConfirmIds {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Pending {
     Start(RunKind),
+    /// Take over the active run whose runner is gone: it goes on after `checkpoint`.
+    TakeOver {
+        run: i64,
+        kind: RunKind,
+        checkpoint: i64,
+    },
     Stop,
 }
 
@@ -36,6 +42,7 @@ pub(super) fn RunControls(
     live: RwSignal<LiveView>,
     role: Role,
     flash: Flash,
+    max_workers: i64,
 ) -> impl IntoView {
     let chunk = RwSignal::new(DEFAULT_CHUNK.to_string());
     let pause = RwSignal::new("0".to_owned());
@@ -44,6 +51,23 @@ pub(super) fn RunControls(
     let reason = RwSignal::new(String::new());
     let override_reason = RwSignal::new(String::new());
     let number = |s: RwSignal<String>| s.get_untracked().trim().parse::<i64>().unwrap_or(-1);
+    // what the server would refuse, said beside the form before any confirmation
+    let invalid = move || -> Option<String> {
+        let read = |s: RwSignal<String>| s.read().trim().parse::<i64>().unwrap_or(-1);
+        if let Err(error) = Pacing::parse(read(chunk), read(pause), None) {
+            return Some(capitalised(&error.to_string()) + ".");
+        }
+        match read(workers) {
+            1 => None,
+            _ if max_workers == 1 => {
+                Some("This target is SQLite: one writer, so a backfill runs with 1 worker.".to_owned())
+            }
+            w if !(1..=max_workers).contains(&w) => {
+                Some(format!("Workers must be between 1 and {max_workers}."))
+            }
+            _ => None,
+        }
+    };
 
     let start = Action::new(
         move |(kind, chunk, pause, confirm, over, workers): &(RunKind, i64, i64, String, String, i64)| {
@@ -61,7 +85,12 @@ pub(super) fn RunControls(
         emergency_stop(env.to_string(), confirm.clone(), reason.clone())
     });
 
-    report(start, flash, |id| format!("Run #{id} started."));
+    // a take-over answers with the run it took: it is said as such, not as a new start
+    let took_over: RwSignal<Option<i64>> = RwSignal::new(None);
+    report(start, flash, move |id| match took_over.get_untracked() {
+        Some(run) if run == *id => format!("Run #{id} taken over: it goes on after its checkpoint."),
+        _ => format!("Run #{id} started."),
+    });
     report_failure(dry, flash);
     report(request, flash, |_| "Asked; the run acts at its next chunk boundary.".into());
     report(pace, flash, |_| "New pacing from the next chunk on.".into());
@@ -73,7 +102,20 @@ pub(super) fn RunControls(
     };
     let confirm = move |typed: String| {
         match confirming.get_untracked() {
+            Some(Pending::TakeOver { run, kind, .. }) => {
+                took_over.set(Some(run));
+                let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
+                start.dispatch((
+                    kind,
+                    number(chunk),
+                    number(pause),
+                    typed,
+                    override_reason.get_untracked(),
+                    workers,
+                ));
+            }
             Some(Pending::Start(kind)) => {
+                took_over.set(None);
                 // a reconcile runs as one loop
                 let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
                 start.dispatch((
@@ -116,12 +158,12 @@ pub(super) fn RunControls(
                     <div class="control-row">
                         <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="chunk" prop:value=chunk on:input=move |e| chunk.set(event_target_value(&e))/></label>
                         <label>"Pause between chunks (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pause" prop:value=pause on:input=move |e| pause.set(event_target_value(&e))/></label>
-                        <label title="Parallel workers on each console replica (PostgreSQL targets)">"Workers"<input type="number" min="1" max=MAX_WORKERS data-testid="workers" prop:value=workers on:input=move |e| workers.set(event_target_value(&e))/></label>
-                        <button class="button" data-testid="dry-run" disabled=busy on:click=move |_| { dry.dispatch(number(chunk)); }>
+                        <label title="Parallel workers on each console replica (PostgreSQL targets)">"Workers"<input type="number" min="1" max=max_workers data-testid="workers" prop:value=workers on:input=move |e| workers.set(event_target_value(&e))/></label>
+                        <button class="button" data-testid="dry-run" disabled=move || busy() || invalid().is_some() on:click=move |_| { dry.dispatch(number(chunk)); }>
                             {move || if dry.pending().get() { "Dry-running…" } else { "Dry-run" }}
                         </button>
                         <button class="button button-primary" data-testid="start"
-                            disabled=move || busy() || (live.read().gate_closed.is_some() && override_reason.read().trim().is_empty())
+                            disabled=move || busy() || invalid().is_some() || (live.read().gate_closed.is_some() && override_reason.read().trim().is_empty())
                             on:click=move |_| confirming.set(Some(Pending::Start(RunKind::Backfill)))>
                             "Start backfill…"
                         </button>
@@ -136,11 +178,13 @@ pub(super) fn RunControls(
                             </button>
                         })}
                     </div>
+                    {move || invalid().map(|why| view! { <p class="field-error" role="alert" data-testid="start-invalid">{why}</p> })}
                 }),
                 Some(run) => {
                     let id = run.id;
                     let gone = run.runner_gone(live.read_untracked().read_at);
                     let kind = run.kind;
+                    let checkpoint = run.checkpoint;
                     Either::Right(view! {
                         <div class="control-row">
                             {(run.state == RunState::Running).then(|| view! {
@@ -151,7 +195,7 @@ pub(super) fn RunControls(
                             })}
                             <button class="button button-danger" data-testid="cancel-run" disabled=busy on:click=move |_| { request.dispatch((id, RunRequest::Cancel)); }>"Cancel run"</button>
                             {gone.then(|| view! {
-                                <button class="button button-primary" data-testid="take-over" disabled=busy on:click=move |_| confirming.set(Some(Pending::Start(kind)))>
+                                <button class="button button-primary" data-testid="take-over" disabled=busy on:click=move |_| confirming.set(Some(Pending::TakeOver { run: id, kind, checkpoint }))>
                                     {format!("Take over run #{id}…")}
                                 </button>
                             })}
@@ -169,6 +213,11 @@ pub(super) fn RunControls(
                     Pending::Start(RunKind::Backfill) => format!("Start a live backfill in {env}? It writes to the subtype tables."),
                     Pending::Start(RunKind::Rollback) => format!("Roll back in {env}? This deletes every subtype row the backfill created there."),
                     Pending::Start(RunKind::Reconcile) => format!("Reconcile {env}? This re-copies the ids the last verification found different, then verify again."),
+                    Pending::TakeOver { run, kind, checkpoint } => format!(
+                        "Take over {} run #{run} in {env}? Its runner is gone; this console goes on with it after id {}, its checkpoint: nothing committed is done again.",
+                        kind.as_str(),
+                        format_count(checkpoint)
+                    ),
                     Pending::Stop => format!("Emergency stop in {env}: cancel the active run and turn ENABLE_STI off."),
                 };
                 let stopping = pending == Pending::Stop;

@@ -1,30 +1,22 @@
 //! The run's progress card (bar, figures, rate, ETA, holds) and its three charts.
 
 use crate::domain::format::{
-    clock_ms, fixed, format_count, format_duration, format_epoch_ms, format_percent,
+    capitalised, clock_ms, fixed, format_count, format_duration, format_epoch_ms, format_percent,
 };
+use crate::domain::health::Health;
 use crate::domain::live::{CaptureChange, LiveView, RunView};
-use crate::domain::run::{HoldKind, RunKind, RunRequest, RunState};
+use crate::domain::run::{RunKind, RunRequest, RunState};
 use leptos::either::Either;
 use leptos::prelude::*;
 
-/// The badge's colour: a run holding shows as held, whatever it holds for.
-fn state_class(run: &RunView) -> &'static str {
-    match &run.hold {
-        Some(hold) if run.state == RunState::Running => hold.kind.as_str(),
-        _ => run.state.as_str(),
-    }
-}
-
-fn state_label(run: &RunView) -> String {
+/// The badge's words: the run's health, or the request its live runner is about to act on.
+fn state_label(run: &RunView, health: &Health) -> String {
+    let alive = !matches!(health, Health::RunnerLost { .. });
     match run.requested {
-        Some(RunRequest::Pause) if run.state == RunState::Running => "pausing…".into(),
-        Some(RunRequest::Resume) if run.state == RunState::Paused => "resuming…".into(),
-        Some(RunRequest::Cancel) if run.is_active() => "cancelling…".into(),
-        _ if run.state == RunState::Running && run.hold.is_some() => {
-            run.hold.as_ref().map(|h| h.kind.as_str().to_owned()).unwrap_or_default()
-        }
-        _ => run.state.to_string(),
+        Some(RunRequest::Pause) if alive && run.state == RunState::Running => "pausing…".into(),
+        Some(RunRequest::Resume) if alive && run.state == RunState::Paused => "resuming…".into(),
+        Some(RunRequest::Cancel) if alive && run.is_active() => "cancelling…".into(),
+        _ => health.label().to_owned(),
     }
 }
 
@@ -41,32 +33,34 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
         };
         let fraction = run.progress().fraction();
         let verb = if run.kind == RunKind::Rollback { "deleted" } else { "created" };
-        let gone = run.runner_gone(view.read_at);
+        let health = Health::of(&run, view.read_at);
+        let said = health.describe(view.read_at, |ms| format!("{} UTC", clock_ms(ms)));
         Either::Right(view! {
             <div class="run-head">
                 <h2 id="run-heading">{format!("{} #{}", run.kind.title(), run.id)}</h2>
-                <span class=format!("run-state run-state-{}", state_class(&run)) data-testid="run-state">{state_label(&run)}</span>
+                <span class=format!("run-state run-state-{}", health.as_str()) data-testid="run-state" title=said.clone()>{state_label(&run, &health)}</span>
                 <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
                 {(run.workers > 1).then(|| view! {
                     <span class="run-meta" data-testid="run-workers">{format!("{} workers on each replica", run.workers)}</span>
                 })}
             </div>
-            {run.hold.clone().filter(|_| run.state == RunState::Running && !gone).map(|hold| view! {
+            {matches!(health, Health::Waiting(_) | Health::Throttled(_)).then(|| view! {
                 <div class="notice notice-warn" role="status" data-testid="run-hold">
-                    {hold.describe(&format!("{} UTC", clock_ms(hold.since_ms)), view.read_at)}
-                    {if hold.kind == HoldKind::Waiting {
+                    {said.clone()}
+                    {if matches!(health, Health::Waiting(_)) {
                         " · the run goes on by itself when the database answers; nothing committed is lost"
                     } else {
                         " · the run goes on by itself when the signal is under its threshold"
                     }}
                 </div>
             })}
-            {gone.then(|| view! {
+            {matches!(health, Health::RunnerLost { .. }).then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
+                    {format!("{} — the process ended? Nothing committed is lost. ", capitalised(&said))}
                     {if run.started_by.starts_with("user:") {
-                        "Its runner stopped renewing its lease (the process ended?). A console replica takes the run over by itself within seconds: it resumes after its checkpoint."
+                        "A console replica takes the run over by itself once its lease runs out: it resumes after its checkpoint."
                     } else {
-                        "Its runner stopped renewing its lease (the process ended?). Its next backfill, or an operator here, can take the run over: it resumes after its checkpoint."
+                        "Its next backfill, or an operator here once the lease runs out, takes the run over: it resumes after its checkpoint."
                     }}
                 </div>
             })}
@@ -118,17 +112,17 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                     <dd data-testid="rejected">{format_count(run.errors)}</dd>
                 </div>
                 <div>
-                    <dt>"Rate"</dt>
-                    <dd>{view.rows_per_second.map_or("—".into(), |r| format!("{} rows/s", format_count(r.round() as i64)))}</dd>
+                    <dt>{if run.is_active() { "Rate" } else { "Average rate" }}</dt>
+                    <dd data-testid="rate">{view.rows_per_second.map_or("—".into(), |r| format!("{} rows/s", format_count(r.round() as i64)))}</dd>
                 </div>
                 <div>
                     <dt>{if run.is_active() { "ETA" } else { "Took" }}</dt>
-                    <dd data-testid="eta">{if run.hold.is_some() && run.state == RunState::Running {
-                        "on hold".to_owned()
-                    } else if run.is_active() {
-                        view.eta_seconds.map_or("—".into(), format_duration)
-                    } else {
-                        format_duration(run.duration_ms() as f64 / 1000.0)
+                    <dd data-testid="eta">{match &health {
+                        Health::Waiting(_) | Health::Throttled(_) => "on hold".to_owned(),
+                        Health::Paused => "paused".to_owned(),
+                        Health::RunnerLost { .. } => "stale".to_owned(),
+                        _ if run.is_active() => view.eta_seconds.map_or("—".into(), format_duration),
+                        _ => format_duration(run.duration_ms() as f64 / 1000.0),
                     }}</dd>
                 </div>
                 <div>
@@ -170,14 +164,14 @@ pub(super) fn RunCharts(live: RwSignal<LiveView>) -> impl IntoView {
             <div class="charts">
                 <figure class="chart chart-wide" data-testid="chart-rows">
                     <figcaption>
-                        "Rows created "
+                        {move || if live.read().run.as_ref().is_some_and(|r| r.kind == RunKind::Rollback) { "Rows deleted " } else { "Rows created " }}
                         <span class="legend"><span class="swatch swatch-school"></span>"school"</span>
                         <span class="legend"><span class="swatch swatch-self-study"></span>"self-study"</span>
                     </figcaption>
                     <div class="chart-svg chart-svg-wide" inner_html=move || live.read().charts.rows.clone()></div>
                 </figure>
                 <figure class="chart" data-testid="chart-throughput">
-                    <figcaption>"Rows read per second"</figcaption>
+                    <figcaption>{move || if live.read().run.as_ref().is_some_and(|r| r.kind == RunKind::Rollback) { "Rows deleted per second" } else { "Rows read per second" }}</figcaption>
                     <div class="chart-svg" inner_html=move || live.read().charts.throughput.clone()></div>
                 </figure>
                 <figure class="chart" data-testid="chart-duration">
