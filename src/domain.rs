@@ -9,6 +9,7 @@ pub mod environment;
 pub mod format;
 pub mod health;
 pub mod live;
+pub mod next_step;
 pub mod notifications;
 pub mod overview;
 pub mod pacing;

@@ -59,6 +59,25 @@ impl PhaseStatus {
     pub fn is_done(&self) -> bool {
         *self == PhaseStatus::Done
     }
+
+    /// In words for `phase`'s cell: a flag turned off after it was on is "turned off", not the
+    /// "rolled back" of data deleted by a rollback.
+    pub fn label(&self, phase: Phase) -> String {
+        match (phase, self) {
+            (Phase::FlagOn, PhaseStatus::RolledBack) => "turned off".to_owned(),
+            _ => self.as_str().replace('_', " "),
+        }
+    }
+
+    /// Why, for a cell that needs a reason (visible on a phone, where no hover title shows).
+    pub fn reason(&self, phase: Phase) -> Option<String> {
+        match (phase, self) {
+            (_, PhaseStatus::Blocked(why)) => Some(why.clone()),
+            (Phase::FlagOn, PhaseStatus::RolledBack) => Some("ENABLE_STI was on and is off now".to_owned()),
+            (_, PhaseStatus::RolledBack) => Some("a rollback deleted what the backfill copied".to_owned()),
+            _ => None,
+        }
+    }
 }
 
 /// A run, as far as phases care. Times are epoch milliseconds.
@@ -237,6 +256,28 @@ pub fn gates(environments: &[(Environment, &[(Phase, PhaseStatus)])]) -> Vec<Gat
         verdict: flag_gate(env, phases),
     });
     backfills.chain(flags).collect()
+}
+
+/// The closed gates that hold someone back now: an environment's live backfill while it is not
+/// backfilled, its flag once it is. Open gates, and closed ones in front of a step nobody is at
+/// yet, are noise on a status page.
+pub fn holding_back(environments: &[(Environment, &[(Phase, PhaseStatus)])]) -> Vec<Gate> {
+    let backfill_of = |env: Environment| {
+        environments
+            .iter()
+            .find(|(e, _)| *e == env)
+            .and_then(|(_, phases)| phases.iter().find(|(p, _)| *p == Phase::Backfill))
+            .map(|(_, s)| s.clone())
+    };
+    gates(environments)
+        .into_iter()
+        .filter(|gate| gate.verdict.is_err())
+        .filter(|gate| match (gate.kind, backfill_of(gate.environment)) {
+            ("backfill", Some(PhaseStatus::Done | PhaseStatus::Active)) => false,
+            ("backfill", _) => true,
+            (_, backfill) => backfill == Some(PhaseStatus::Done),
+        })
+        .collect()
 }
 
 /// The first phase not done: where the environment is.

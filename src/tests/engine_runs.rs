@@ -497,7 +497,7 @@ async fn metrics_count_what_backfills_did(backend: Backend) {
     // the overview shows the run from the same mirror
     let (_, html) = app.get("/").await;
     assert!(
-        html.contains(r#"<span class="run-state run-state-completed">completed</span> backfill #1"#),
+        html.contains(r#"<span data-testid="health-dev" class="run-state run-state-completed">completed</span> backfill #1"#),
         "{html}"
     );
     assert!(html.contains(&format!(

@@ -70,3 +70,43 @@ async fn sqlite_a_silent_runner_is_lost_everywhere_before_its_lease_runs_out() {
 async fn postgres_a_silent_runner_is_lost_everywhere_before_its_lease_runs_out() {
     a_silent_runner_is_lost_everywhere_before_its_lease_runs_out(Backend::Postgres).await;
 }
+
+/// The next ~400 characters of the page from the element with `data-testid="id"` on.
+fn element<'a>(html: &'a str, id: &str) -> &'a str {
+    let marker = format!("data-testid=\"{id}\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no element {marker} in the page"));
+    let start = html[..start].rfind('<').unwrap_or(start);
+    &html[start..(start + 400).min(html.len())]
+}
+
+async fn each_environment_says_its_next_step_and_offers_the_one_button_that_does_it(backend: Backend) {
+    let f = fixture(backend, 500).await;
+    let app = TestApp::start(&f.config).await;
+    let (_, html) = app.get("/").await;
+    assert!(element(&html, "next-dev").contains("Next: dry-run dev"), "{}", element(&html, "next-dev"));
+    assert!(element(&html, "next-staging").contains("Next: dry-run staging"), "a dry-run needs no gate");
+
+    crate::engine_runs::run_backfill(&f, 200).await;
+    let (_, html) = app.get("/").await;
+    assert!(element(&html, "next-dev").contains("Next: verify dev"), "{}", element(&html, "next-dev"));
+    let (_, html) = app.get("/env/dev").await;
+    assert_eq!(testid_text(&html, "next-step-line"), "Next: verify dev");
+    assert!(element(&html, "next-action").contains(">Verify<"), "{}", element(&html, "next-action"));
+    // after a completed backfill, starting another is not what the page pushes
+    let tag = |id: &str| element(&html, id).split('>').next().unwrap_or_default().to_owned();
+    assert!(tag("start").ends_with("class=\"button\""), "{}", tag("start"));
+    assert!(tag("verify").ends_with("class=\"button button-primary\""), "{}", tag("verify"));
+
+    sti_rollout::engine::verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    assert_eq!(testid_text(&html, "next-step-line"), "Next: turn ENABLE_STI on in dev");
+    let (_, html) = app.get("/").await;
+    // staging waits for dev's flag: that gate holds it back; dev's own flag gate is open, so unlisted
+    assert!(element(&html, "gate-backfill-staging").contains("closed: dev must be running with ENABLE_STI on"));
+    assert!(!html.contains("data-testid=\"gate-flag-dev\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_each_environment_says_its_next_step_and_offers_the_one_button_that_does_it() {
+    each_environment_says_its_next_step_and_offers_the_one_button_that_does_it(Backend::Sqlite).await;
+}

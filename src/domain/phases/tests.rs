@@ -211,3 +211,30 @@ fn gates_list_both_live_backfills_then_each_flag_with_the_engines_reasons() {
     assert_eq!(gates[2].verdict, Ok(()), "dev is verified: its flag may go on");
     assert_eq!(gates[3].verdict, Err("staging must be backfilled and verified first".into()));
 }
+
+#[test]
+fn only_closed_gates_in_front_of_what_an_environment_does_next_hold_it_back() {
+    let verified: Vec<(Phase, PhaseStatus)> =
+        Phase::ALL.iter().map(|&p| (p, if p <= Phase::Verify { Done } else { Pending })).collect();
+    let backfilled: Vec<(Phase, PhaseStatus)> =
+        Phase::ALL.iter().map(|&p| (p, if p <= Phase::Backfill { Done } else { Pending })).collect();
+    let nothing: Vec<(Phase, PhaseStatus)> = Phase::ALL.iter().map(|&p| (p, Pending)).collect();
+    let envs = [
+        (Environment::Dev, &verified[..]),
+        (Environment::Staging, &backfilled[..]),
+        (Environment::Prod, &nothing[..]),
+    ];
+    let held: Vec<_> = holding_back(&envs).iter().map(|g| (g.kind, g.environment)).collect();
+    // dev's flag gate is open, staging is backfilled (its backfill gate is behind it) and waits
+    // for its verification before the flag, prod waits for staging; prod's flag is far off
+    assert_eq!(held, [("backfill", Environment::Prod), ("flag", Environment::Staging)]);
+}
+
+#[test]
+fn a_flag_turned_off_reads_as_turned_off_with_a_reason_not_as_a_data_rollback() {
+    assert_eq!(RolledBack.label(Phase::FlagOn), "turned off");
+    assert_eq!(RolledBack.label(Phase::Backfill), "rolled back");
+    assert!(RolledBack.reason(Phase::FlagOn).unwrap().contains("off now"));
+    assert_eq!(Blocked("why".into()).reason(Phase::Verify).as_deref(), Some("why"));
+    assert_eq!(Done.reason(Phase::Verify), None);
+}

@@ -3,6 +3,7 @@
 use crate::domain::format::{clock_ms, format_count, format_percent, time_of_day};
 use crate::domain::health::Health;
 use crate::domain::live::RunView;
+use crate::domain::next_step::NextStep;
 use crate::domain::overview::{EnvironmentStatus, FlagState, TableCounts};
 use crate::domain::run::RunKind;
 use crate::ui::charts;
@@ -10,7 +11,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 
 #[component]
-pub fn EnvironmentPanel(status: EnvironmentStatus, read_at_ms: i64) -> impl IntoView {
+pub fn EnvironmentPanel(status: EnvironmentStatus, next: NextStep, read_at_ms: i64) -> impl IntoView {
     let env = status.environment.as_str();
     let heading_id = format!("env-{env}-heading");
     let labelled_by = heading_id.clone();
@@ -23,6 +24,12 @@ pub fn EnvironmentPanel(status: EnvironmentStatus, read_at_ms: i64) -> impl Into
                 </div>
                 <FlagBadge env=env flag=status.enable_sti/>
             </header>
+            <p class=format!("env-next env-next-{}", next.kind.as_str()) data-testid=format!("next-{env}")>
+                {match next.action {
+                    Some(action) => view! { <a href=format!("/env/{env}#{}", action.anchor())>{next.sentence}</a> }.into_any(),
+                    None => view! { <span>{next.sentence}</span> }.into_any(),
+                }}
+            </p>
             <a class="env-link" href=format!("/env/{env}") data-testid=format!("open-{env}")>{format!("Open {env}: runs, controls, charts →")}</a>
             <p class="env-db" title="Target database">{status.database}</p>
             {match status.counts {

@@ -8,6 +8,7 @@ mod checklist;
 mod controls;
 mod flag;
 mod history;
+mod next;
 mod notifications;
 mod progress;
 mod reports;
@@ -28,6 +29,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+use next::NextStepCard;
 use notifications::NotificationsCard;
 use progress::{RunCharts, RunProgress};
 use verification::{DeadLetters, VerificationCard};
@@ -72,6 +74,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     let connection = RwSignal::new(Connection::Connecting);
     let flash: Flash = RwSignal::new(None);
     let operator = page.role.allows(Role::Operator);
+    let asked: next::Asked = RwSignal::new(None);
     Effect::new(move |_| subscribe(env, live, connection));
     // each section is type-erased on the server: the page's nested view types otherwise make its
     // render deep enough to overflow a worker thread's stack in debug builds. Not in the browser,
@@ -96,6 +99,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
         <FlashLine flash/>
         {page.keys_off.map(|notice| view! { <p class="notice notice-warn" role="status" data-testid="keys-off">{notice}</p> })}
     });
+    let next = erase(view! { <NextStepCard live operator asked/> });
     let plan = erase(view! {
         <section class="card" aria-label="Phases">
             <PhaseStepper live/>
@@ -106,8 +110,9 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             <RunProgress live/>
         </section>
     });
-    let controls = operator
-        .then(|| erase(view! { <RunControls env live role=page.role flash max_workers=page.max_workers/> }));
+    let controls = operator.then(|| {
+        erase(view! { <RunControls env live role=page.role flash max_workers=page.max_workers asked/> })
+    });
     let charts = erase(view! {
         <section class="card" aria-labelledby="charts-heading">
             <h2 id="charts-heading">"Throughput"</h2>
@@ -118,7 +123,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     let checks = erase(view! {
         <div class="two-col">
             <section class="card" aria-labelledby="verify-heading">
-                <VerificationCard env live operator flash/>
+                <VerificationCard env live operator flash asked/>
             </section>
             <section class="card" aria-labelledby="dead-heading">
                 <DeadLetters env live first=dead_letters/>
@@ -128,7 +133,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     let rollout = erase(view! {
         <div class="two-col">
             <section class="card" aria-labelledby="flag-heading">
-                <FlagCard env live role=page.role flash/>
+                <FlagCard env live role=page.role flash asked/>
             </section>
             <section class="card" aria-labelledby="checklist-heading">
                 <ChecklistCard env live role=page.role flash/>
@@ -166,7 +171,9 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             <History env live/>
         </section>
     });
-    view! { {head} {plan} {progress} {controls} {charts} {checks} {rollout} {contacts} {notifications} {history} }
+    // ordered by what a person does: where it stands and what is next, the controls, the flag and
+    // the checklist, then the charts, the reports and the history
+    view! { {head} {next} {plan} {progress} {controls} {rollout} {charts} {checks} {contacts} {notifications} {history} }
 }
 
 /// Opens the event stream (in the browser only) and feeds the page's live figures from it; the

@@ -6,7 +6,7 @@ use crate::domain::calendar::Day;
 use crate::domain::format::{format_count, format_percent, time_of_day};
 use crate::domain::live::Stopped;
 use crate::domain::overview::{Overview, TableCounts};
-use crate::domain::phases::gates;
+use crate::domain::phases::holding_back;
 use crate::domain::timeline::{window_label, Timeline};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
@@ -85,6 +85,10 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
     let flags_on =
         overview.environments.iter().filter(|e| e.enable_sti.as_ref().is_some_and(|f| f.enabled)).count();
     let environments = overview.environments.len();
+    let next_steps = crate::domain::next_step::of_overview(&overview);
+    let holding = holding_back(
+        &overview.environments.iter().map(|e| (e.environment, &e.phases[..])).collect::<Vec<_>>(),
+    );
     view! {
         <section class="summary" aria-label="All environments">
             <div class="stat">
@@ -115,9 +119,11 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
                             view! {
                                 <tr data-testid=format!("phases-{env}")>
                                     <td><a href=format!("/env/{env}")>{e.environment.label()}</a></td>
-                                    {e.phases.iter().map(|(_, status)| {
-                                        let reason = match status { crate::domain::phases::PhaseStatus::Blocked(r) => r.clone(), _ => String::new() };
-                                        view! { <td><span class=format!("step-pill step-{}", status.as_str()) title=reason>{status.as_str().replace('_', " ")}</span></td> }
+                                    {e.phases.iter().map(|(phase, status)| view! {
+                                        <td>
+                                            <span class=format!("step-pill step-{}", status.as_str())>{status.label(*phase)}</span>
+                                            {status.reason(*phase).map(|why| view! { <span class="step-reason">{why}</span> })}
+                                        </td>
                                     }).collect_view()}
                                 </tr>
                             }
@@ -125,9 +131,10 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
-            <h3 class="gates-heading">"Gates"</h3>
+            <h3 class="gates-heading">"Gates holding an environment back"</h3>
+            {holding.is_empty().then(|| view! { <p class="muted" data-testid="no-gates">"None: no environment waits for another."</p> })}
             <ul class="gates" data-testid="gates">
-                {gates(&overview.environments.iter().map(|e| (e.environment, &e.phases[..])).collect::<Vec<_>>()).into_iter().map(|gate| {
+                {holding.into_iter().map(|gate| {
                     let class = if gate.verdict.is_ok() { "gate gate-open" } else { "gate gate-closed" };
                     let what = match gate.kind {
                         "backfill" => format!("{} live backfill:", gate.environment.label()),
@@ -148,7 +155,8 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
             {overview
                 .environments
                 .into_iter()
-                .map(|status| view! { <EnvironmentPanel status read_at_ms=overview.read_at_ms/> })
+                .zip(next_steps)
+                .map(|(status, next)| view! { <EnvironmentPanel status next read_at_ms=overview.read_at_ms/> })
                 .collect_view()}
         </section>
     }

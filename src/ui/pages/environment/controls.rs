@@ -7,6 +7,7 @@ use crate::domain::access::Role;
 use crate::domain::environment::Environment;
 use crate::domain::format::{capitalised, format_count};
 use crate::domain::live::{LiveView, RunView, Stopped};
+use crate::domain::next_step::{of_live, Action as NextAction};
 use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MIN_CHUNK};
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
@@ -43,6 +44,7 @@ pub(super) fn RunControls(
     role: Role,
     flash: Flash,
     max_workers: i64,
+    asked: super::next::Asked,
 ) -> impl IntoView {
     let chunk = RwSignal::new(DEFAULT_CHUNK.to_string());
     let pause = RwSignal::new("0".to_owned());
@@ -97,6 +99,31 @@ pub(super) fn RunControls(
     report(stop, flash, |stopped| Stopped::describe(stopped, "; "));
 
     let active = move || live.read().run.clone().filter(RunView::is_active);
+    // the next step's button, carried out here
+    Effect::new(move |_| {
+        use super::next::take;
+        let run = live.read_untracked().run.clone().filter(RunView::is_active);
+        if take(asked, NextAction::DryRun) {
+            dry.dispatch(number(chunk));
+        } else if take(asked, NextAction::StartBackfill) {
+            confirming.set(Some(Pending::Start(RunKind::Backfill)));
+        } else if take(asked, NextAction::Reconcile) {
+            confirming.set(Some(Pending::Start(RunKind::Reconcile)));
+        } else if take(asked, NextAction::Resume) {
+            if let Some(run) = run {
+                request.dispatch((run.id, RunRequest::Resume));
+            }
+        } else if take(asked, NextAction::TakeOver) {
+            if let Some(run) = run {
+                confirming.set(Some(Pending::TakeOver {
+                    run: run.id,
+                    kind: run.kind,
+                    checkpoint: run.checkpoint,
+                }));
+            }
+        }
+    });
+    let next_is = move |action: NextAction| of_live(&live.read()).action == Some(action);
     let busy = move || {
         start.pending().get() || dry.pending().get() || request.pending().get() || pace.pending().get()
     };
@@ -159,10 +186,10 @@ pub(super) fn RunControls(
                         <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="chunk" prop:value=chunk on:input=move |e| chunk.set(event_target_value(&e))/></label>
                         <label>"Pause between chunks (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pause" prop:value=pause on:input=move |e| pause.set(event_target_value(&e))/></label>
                         <label title="Parallel workers on each console replica (PostgreSQL targets)">"Workers"<input type="number" min="1" max=max_workers data-testid="workers" prop:value=workers on:input=move |e| workers.set(event_target_value(&e))/></label>
-                        <button class="button" data-testid="dry-run" disabled=move || busy() || invalid().is_some() on:click=move |_| { dry.dispatch(number(chunk)); }>
+                        <button class=move || if next_is(NextAction::DryRun) { "button button-primary" } else { "button" } data-testid="dry-run" disabled=move || busy() || invalid().is_some() on:click=move |_| { dry.dispatch(number(chunk)); }>
                             {move || if dry.pending().get() { "Dry-running…" } else { "Dry-run" }}
                         </button>
-                        <button class="button button-primary" data-testid="start"
+                        <button class=move || if next_is(NextAction::StartBackfill) { "button button-primary" } else { "button" } data-testid="start"
                             disabled=move || busy() || invalid().is_some() || (live.read().gate_closed.is_some() && override_reason.read().trim().is_empty())
                             on:click=move |_| confirming.set(Some(Pending::Start(RunKind::Backfill)))>
                             "Start backfill…"

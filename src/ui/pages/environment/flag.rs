@@ -5,6 +5,7 @@ use crate::domain::access::Role;
 use crate::domain::environment::Environment;
 use crate::domain::format::format_epoch_ms;
 use crate::domain::live::LiveView;
+use crate::domain::next_step::{of_live, Action as NextAction};
 use crate::domain::phases::Phase;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::flash::{report, Flash};
@@ -26,8 +27,16 @@ pub(super) fn FlagCard(
     live: RwSignal<LiveView>,
     role: Role,
     flash: Flash,
+    asked: super::next::Asked,
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
+    Effect::new(move |_| {
+        if super::next::take(asked, NextAction::FlagOn) {
+            confirming.set(true);
+        }
+    });
+    // "Turn on…" is the primary button only when turning it on is the next step
+    let next_is_flag = move || of_live(&live.read()).action == Some(NextAction::FlagOn);
     let reason = RwSignal::new(String::new());
     let override_reason = RwSignal::new(String::new());
     let toggle = Action::new(move |(on, confirm, reason, over): &(bool, String, String, String)| {
@@ -41,7 +50,7 @@ pub(super) fn FlagCard(
         <div class="controls-head">
             <h2 id="flag-heading">"ENABLE_STI"</h2>
             {role.allows(Role::Operator).then(|| view! {
-                <button class=move || if on() { "button button-danger" } else { "button button-primary" } data-testid="flag-toggle"
+                <button class=move || if on() { "button button-danger" } else if next_is_flag() { "button button-primary" } else { "button" } data-testid="flag-toggle"
                     on:click=move |_| confirming.set(true)>
                     {move || if on() { "Turn off…" } else { "Turn on…" }}
                 </button>

@@ -3,7 +3,7 @@
 use crate::domain::environment::Environment;
 use crate::domain::format::{format_count, format_duration, format_epoch_ms};
 use crate::domain::live::LiveView;
-use crate::domain::phases::{Phase, PhaseStatus};
+use crate::domain::phases::Phase;
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -55,11 +55,11 @@ pub(super) fn PhaseStepper(live: RwSignal<LiveView>) -> impl IntoView {
         view! {
             <ol class="stepper" data-testid="phases">
                 {phases.into_iter().map(|(phase, status)| {
-                    let reason = match &status { PhaseStatus::Blocked(r) => Some(r.clone()), _ => None };
                     view! {
-                        <li class=format!("step step-{}", status.as_str()) data-testid=format!("phase-{}", phase_id(phase)) title=reason.clone().unwrap_or_default()>
+                        <li class=format!("step step-{}", status.as_str()) data-testid=format!("phase-{}", phase_id(phase))>
                             <span class="step-name">{phase.label()}</span>
-                            <span class="step-status">{status.as_str().replace('_', " ")}</span>
+                            <span class="step-status">{status.label(phase)}</span>
+                            {status.reason(phase).map(|why| view! { <span class="step-reason">{why}</span> })}
                         </li>
                     }
                 }).collect_view()}

@@ -5,6 +5,7 @@ use crate::domain::format::{
 };
 use crate::domain::health::Health;
 use crate::domain::live::{CaptureChange, LiveView, RunView};
+use crate::domain::phases::Phase;
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -28,7 +29,11 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
         let Some(run) = view.run.clone() else {
             return Either::Left(view! {
                 <h2 id="run-heading">"No run yet"</h2>
-                <p class="empty" data-testid="no-run">"Nothing has been backfilled here. Start with a dry-run."</p>
+                <p class="empty" data-testid="no-run">{if view.phases.iter().any(|(p, s)| *p == Phase::DryRun && s.is_done()) {
+                    "Nothing has been backfilled here yet; the dry-run is done."
+                } else {
+                    "Nothing has been backfilled here. Start with a dry-run."
+                }}</p>
             });
         };
         let fraction = run.progress().fraction();

@@ -4,6 +4,7 @@ use crate::api::environment::{dead_letters, verify_environment};
 use crate::domain::environment::Environment;
 use crate::domain::format::{format_count, format_duration, format_epoch_ms};
 use crate::domain::live::{DeadLetterPage, LiveView, RunView, VerificationView};
+use crate::domain::next_step::{of_live, Action as NextAction};
 use crate::ui::components::async_view::ErrorNotice;
 use crate::ui::components::flash::{report, Flash};
 use leptos::either::Either;
@@ -15,8 +16,15 @@ pub(super) fn VerificationCard(
     live: RwSignal<LiveView>,
     operator: bool,
     flash: Flash,
+    asked: super::next::Asked,
 ) -> impl IntoView {
     let verify = Action::new(move |_: &()| verify_environment(env.to_string()));
+    Effect::new(move |_| {
+        if super::next::take(asked, NextAction::Verify) {
+            verify.dispatch(());
+        }
+    });
+    let next_is_verify = move || of_live(&live.read()).action == Some(NextAction::Verify);
     report(verify, flash, |v: &VerificationView| {
         if v.ok {
             "Verified: every range matches.".into()
@@ -29,7 +37,7 @@ pub(super) fn VerificationCard(
         <div class="controls-head">
             <h2 id="verify-heading">"Verification"</h2>
             {operator.then(|| view! {
-                <button class="button" data-testid="verify" disabled=move || verify.pending().get() || running()
+                <button class=move || if next_is_verify() { "button button-primary" } else { "button" } data-testid="verify" disabled=move || verify.pending().get() || running()
                     title="Compares legacy rows with the subtype rows, range by range"
                     on:click=move |_| { verify.dispatch(()); }>
                     {move || if verify.pending().get() { "Verifying…" } else { "Verify" }}
