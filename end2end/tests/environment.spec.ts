@@ -79,7 +79,7 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
   await page.getByTestId("flag-reason").fill("rehearsing the rollback");
   await page.getByTestId("flag-confirm-yes").click();
   await expect(page.getByTestId("flag-state")).toHaveText("off");
-  await expect(page.getByTestId("phase-flag-on")).toContainText("rolled back");
+  await expect(page.getByTestId("phase-flag-on")).toContainText("turned off");
 
   await page.getByTestId("plan-rollback").click();
   await expect(page.getByTestId("rollback-plan")).toContainText("Would delete 9,950 rows");

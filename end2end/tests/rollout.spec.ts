@@ -61,10 +61,13 @@ async function verifyAndFlag(page: Page, env: string) {
   await expect(page.getByTestId("progress")).toHaveText("100.0%", { timeout: 120_000 });
   await expect(page.getByTestId("run-state")).toHaveText("completed");
   await expect(page.getByTestId("phase-backfill")).toContainText("done");
-  await page.getByTestId("verify").click();
+  // the operator follows the page's next step: its one primary button does it
+  await expect(page.getByTestId("next-step-line")).toHaveText(`Next: verify ${env}`);
+  await page.getByTestId("next-action").click();
   await expect(page.getByTestId("verification")).toContainText("matches", { timeout: 60_000 });
   await expect(page.getByTestId("phase-verify")).toContainText("done");
-  await page.getByTestId("flag-toggle").click();
+  await expect(page.getByTestId("next-step-line")).toHaveText(`Next: turn ENABLE_STI on in ${env}`);
+  await page.getByTestId("next-action").click();
   await page.getByTestId("flag-reason").fill(`${env} verified`);
   if (env === "prod") {
     await expect(page.getByTestId("flag-confirm-yes")).toBeDisabled();
@@ -156,7 +159,9 @@ test("the demo data is rolled out from dev to prod through the browser, gates, s
     await open(admin, "/");
     await expect(admin.getByTestId("run-prod")).toContainText(/running backfill #\d+ · \d/, { timeout: 20_000 });
     await expect(admin.getByTestId("phases-staging")).not.toContainText(/pending|active/);
-    await expect(admin.getByTestId("gate-backfill-prod")).toContainText("open");
+    // prod's gate opened and it is backfilling: the gate no longer holds anyone back, so it is not listed
+    await expect(admin.getByTestId("gate-backfill-prod")).toHaveCount(0);
+    await expect(admin.getByTestId("next-prod")).toContainText(/Wait: backfill run #\d+ is running/);
     await admin.screenshot({ path: path.join(shots, "overview-2-prod-backfilling.png"), fullPage: true });
     await verifyAndFlag(ops, "prod");
     await expect(ops.getByTestId("flag-history")).toContainText("prod verified");
@@ -173,7 +178,9 @@ test("the demo data is rolled out from dev to prod through the browser, gates, s
     for (const env of ["dev", "staging", "prod"]) {
       await expect(admin.getByTestId(`flag-${env}`)).toHaveText("ENABLE_STI on");
       await expect(admin.getByTestId(`phases-${env}`)).not.toContainText(/pending|active|blocked/);
+      await expect(admin.getByTestId(`next-${env}`)).toContainText(`Done: ${env} is rolled out and signed off`);
     }
+    await expect(admin.getByTestId("no-gates")).toBeVisible();
     await expect(admin.getByTestId("coverage-prod")).not.toHaveText("0.0%");
     await admin.screenshot({ path: path.join(shots, "overview-3-done.png"), fullPage: true });
   });
