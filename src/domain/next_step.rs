@@ -89,6 +89,8 @@ pub struct Situation<'a> {
     pub failed_items: &'a [String],
     /// Checklist items not signed yet, of all items (when known).
     pub open_items: Option<(usize, usize)>,
+    /// The clock the run's health was told at (epoch ms).
+    pub now_ms: i64,
 }
 
 fn step(kind: StepKind, sentence: String, action: Option<Action>) -> NextStep {
@@ -103,10 +105,19 @@ pub fn next_step(situation: &Situation<'_>) -> NextStep {
         let what = format!("{} run #{}", run.kind.as_str(), run.id);
         return match health {
             Health::Paused => step(Next, format!("Next: resume {what} in {env}"), Some(Action::Resume)),
+            // another runner may take the run once its lease has run out, not before
+            Health::RunnerLost { lease_ends_ms: Some(ends), .. } if *ends > situation.now_ms => step(
+                Wait,
+                format!(
+                    "Wait: {what}'s runner is gone; it can be taken over when its lease runs out in {} s",
+                    (ends - situation.now_ms + 999) / 1000
+                ),
+                None,
+            ),
             Health::RunnerLost { .. } => step(
                 Next,
                 format!("Next: take over {what} in {env}: its runner is gone"),
-                run.lease_expires_at.is_some().then_some(Action::TakeOver),
+                Some(Action::TakeOver),
             ),
             Health::Waiting(hold) | Health::Throttled(hold) => {
                 step(Wait, format!("Wait: {what} is {} — {}", health.label(), hold.reason), None)
@@ -211,6 +222,7 @@ pub fn of_live(view: &super::live::LiveView) -> NextStep {
         gate_closed: view.gate_closed.as_deref(),
         failed_items: &failed,
         open_items: (!view.checklist.is_empty()).then_some((open, view.checklist.len())),
+        now_ms: view.read_at,
     })
 }
 
@@ -235,6 +247,7 @@ pub fn of_overview(overview: &super::overview::Overview) -> Vec<NextStep> {
                 gate_closed: gate.as_deref(),
                 failed_items: &[],
                 open_items: None,
+                now_ms: overview.read_at_ms,
             })
         })
         .collect()

@@ -102,7 +102,9 @@ async fn each_environment_says_its_next_step_and_offers_the_one_button_that_does
     assert_eq!(testid_text(&html, "next-step-line"), "Next: turn ENABLE_STI on in dev");
     let (_, html) = app.get("/").await;
     // staging waits for dev's flag: that gate holds it back; dev's own flag gate is open, so unlisted
-    assert!(element(&html, "gate-backfill-staging").contains("closed: dev must be running with ENABLE_STI on"));
+    assert!(
+        element(&html, "gate-backfill-staging").contains("closed: dev must be running with ENABLE_STI on")
+    );
     assert!(!html.contains("data-testid=\"gate-flag-dev\""));
 }
 

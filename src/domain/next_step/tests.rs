@@ -11,7 +11,15 @@ fn phases(statuses: [PhaseStatus; 6]) -> Vec<(Phase, PhaseStatus)> {
 }
 
 fn situation<'a>(env: Environment, phases: &'a [(Phase, PhaseStatus)]) -> Situation<'a> {
-    Situation { env, phases, run: None, gate_closed: None, failed_items: &[], open_items: None }
+    Situation {
+        env,
+        phases,
+        run: None,
+        gate_closed: None,
+        failed_items: &[],
+        open_items: None,
+        now_ms: 40_000,
+    }
 }
 
 fn run(state: RunState) -> RunView {
@@ -118,6 +126,11 @@ fn an_active_run_is_waited_for_resumed_or_taken_over_by_its_health() {
     let lost = Health::RunnerLost { last_heard_ms: 0, lease_ends_ms: Some(30_000) };
     let next = next_step(&Situation { run: Some((&running, &lost)), ..situation(Dev, &p) });
     assert_eq!((next.kind, next.action), (StepKind::Next, Some(Action::TakeOver)));
+    // before its lease runs out nobody may take it: the line says when
+    let early = Situation { run: Some((&running, &lost)), now_ms: 25_500, ..situation(Dev, &p) };
+    let next = next_step(&early);
+    assert_eq!((next.kind, next.action), (StepKind::Wait, None));
+    assert!(next.sentence.ends_with("when its lease runs out in 5 s"), "{}", next.sentence);
     let hold = Hold {
         kind: HoldKind::Waiting,
         reason: "database is locked".into(),

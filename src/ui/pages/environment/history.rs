@@ -2,6 +2,7 @@
 
 use crate::domain::environment::Environment;
 use crate::domain::format::{format_count, format_duration, format_epoch_ms};
+use crate::domain::health::Health;
 use crate::domain::live::LiveView;
 use crate::domain::phases::Phase;
 use leptos::either::Either;
@@ -12,7 +13,7 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
     view! {
         <h2 id="history-heading">"Run history"</h2>
         {move || {
-            let history = live.get().history;
+            let (history, now) = { let view = live.read(); (view.history.clone(), view.read_at) };
             if history.is_empty() {
                 return Either::Left(view! { <p class="empty">"No runs yet."</p> });
             }
@@ -24,11 +25,11 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
                         <th>"Chunk"</th><th>"Created"</th><th>"Skipped"</th><th>"Rejected"</th><th>"Duration"</th><th>"Ledger"</th>
                     </tr></thead>
                     <tbody>
-                        {history.into_iter().map(|run| view! {
+                        {history.into_iter().map(|run| { let health = Health::of(&run, now); view! {
                             <tr>
                                 <td>{format!("#{}", run.id)}</td>
                                 <td>{run.kind.as_str()}</td>
-                                <td><span class=format!("run-state run-state-{}", run.state.as_str())>{run.state.as_str()}</span></td>
+                                <td><span class=format!("run-state run-state-{}", health.as_str())>{health.label()}</span></td>
                                 <td>{run.started_by.clone()}</td>
                                 <td>{format_epoch_ms(run.created_at)}</td>
                                 <td>{format_count(run.chunk_size)}</td>
@@ -38,7 +39,7 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
                                 <td>{format_duration(run.duration_ms() as f64 / 1000.0)}</td>
                                 <td><a href=format!("/env/{env}/runs/{}/ledger.csv", run.id) download>"CSV"</a></td>
                             </tr>
-                        }).collect_view()}
+                        }}).collect_view()}
                     </tbody>
                 </table>
                 </div>
