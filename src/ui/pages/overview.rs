@@ -107,6 +107,7 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
         </section>
         {erase(view! { <section class="card matrix" aria-labelledby="matrix-heading">
             <h2 id="matrix-heading">"Rollout phases"</h2>
+            <p class="scroll-hint" aria-hidden="true">"Six phases: scroll the table sideways →"</p>
             <div class="table-scroll">
                 <table class="table" data-testid="phase-matrix">
                     <thead><tr>

@@ -62,10 +62,11 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             {matches!(health, Health::RunnerLost { .. }).then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
                     {format!("{} — the process ended? Nothing committed is lost. ", capitalised(&said))}
-                    {if run.started_by.starts_with("user:") {
-                        "A console replica takes the run over by itself once its lease runs out: it resumes after its checkpoint."
-                    } else {
-                        "Its next backfill, or an operator here once the lease runs out, takes the run over: it resumes after its checkpoint."
+                    {match (run.started_by.starts_with("user:"), run.runner_gone(view.read_at)) {
+                        (true, false) => "A console replica takes the run over by itself once its lease runs out: it resumes after its checkpoint.",
+                        (true, true) => "A console replica takes the run over by itself within seconds: it resumes after its checkpoint.",
+                        (false, false) => "Once its lease runs out, its next backfill or an operator here (Take over) takes the run over: it resumes after its checkpoint.",
+                        (false, true) => "Its next backfill, or an operator here (Take over), takes the run over: it resumes after its checkpoint.",
                     }}
                 </div>
             })}
