@@ -6,6 +6,7 @@ pub mod audit;
 pub mod calendar;
 pub mod checklist;
 pub mod environment;
+pub mod forecast;
 pub mod format;
 pub mod health;
 pub mod live;

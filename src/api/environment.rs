@@ -186,12 +186,16 @@ pub async fn start_run(
 
 /// Walks the environment read-only and reports what a live backfill would do.
 #[server(endpoint = "dry_run", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
-pub async fn dry_run(env: String, chunk_size: i64) -> Result<DryRunReport, ServerFnError> {
+pub async fn dry_run(
+    env: String,
+    chunk_size: i64,
+    pause_ms: Option<i64>,
+) -> Result<DryRunReport, ServerFnError> {
     let user = super::require(crate::domain::access::Role::Operator).await?;
     let (env, control, target) = server::environment(&env)?;
-    crate::domain::pacing::Pacing::parse(chunk_size, 0, None)
+    let pacing = crate::domain::pacing::Pacing::parse(chunk_size, pause_ms.unwrap_or(0), None)
         .map_err(|e| server::engine_error(env, e.into()))?;
-    crate::engine::operate::dry_run(&control, &target, env, &user.actor(), chunk_size, None, &mut |_, _| {})
+    crate::engine::operate::dry_run(&control, &target, env, &user.actor(), pacing, None, &mut |_, _| {})
         .await
         .map_err(|e| server::engine_error(env, e))
 }

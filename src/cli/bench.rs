@@ -159,9 +159,16 @@ async fn measure(db: &Database, options: &BenchOptions) -> Result<(), EngineErro
         t[4] = timed(engine_backfill(db, options.chunk)).await?;
         settle(db).await?;
         t[5] = timed(async {
-            dry_run::dry_run(db, None, Environment::Dev, options.chunk, None, &mut |_, _| {})
-                .await
-                .map(|_| ())
+            dry_run::dry_run(
+                db,
+                None,
+                Environment::Dev,
+                Pacing::parse(options.chunk, 0, None)?,
+                None,
+                &mut |_, _| {},
+            )
+            .await
+            .map(|_| ())
         })
         .await?;
         settle(db).await?;

@@ -19,7 +19,7 @@ pub async fn backfill(control: &Database, target: &Database, options: RunOptions
         target,
         env,
         &super::actor(),
-        options.pacing.chunk_size,
+        options.pacing,
         options.resume_from,
         &mut |checkpoint, high| {
             rows = checkpoint;

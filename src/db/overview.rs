@@ -6,8 +6,11 @@ use super::pool::Database;
 use super::target;
 use crate::domain::calendar::Day;
 use crate::domain::environment::{Environment, PerEnv};
+use crate::domain::forecast::{self, basis_for, Forecast, Measured};
 use crate::domain::live::RunView;
 use crate::domain::overview::{EnvironmentStatus, Overview, TableCounts};
+use crate::domain::run::RunKind;
+use sqlx::Row;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +59,15 @@ async fn count(env: Environment, db: &Database) -> Result<TableCounts, String> {
 /// that environment's panel; the others are still shown.
 pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> Overview {
     let mut environments = Vec::new();
+    // every environment's newest completed backfill, in rollout order: the rates forecasts use
+    let mut completed = Vec::new();
+    for env in Environment::ALL {
+        match measured(control, env, None).await {
+            Ok(Some(m)) => completed.push(m),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(environment = %env, error = %e, "cannot read a measured backfill rate"),
+        }
+    }
     for (env, target) in targets.0.iter() {
         let db = &target.db;
         // viewers woken by the same change share one count
@@ -81,6 +93,7 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
                 Vec::new()
             }
         };
+        let forecast = forecast(control, env, counts.as_ref().ok(), last_run.as_ref(), &completed).await;
         environments.push(EnvironmentStatus {
             environment: env,
             database: db.url().describe(),
@@ -88,6 +101,7 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
             enable_sti,
             last_run,
             phases,
+            forecast,
         });
     }
     let phases: Vec<_> = environments.iter().map(|e| (e.environment, e.phases.clone())).collect();
@@ -99,6 +113,71 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
 }
 
 /// The newest run of `env` from the control database's mirror, as the pages show every run.
+/// The forecast of `env`'s backfill: its active backfill's, at its own measured rate (or the
+/// nearest one before it while it has none) and pacing; before a run, its rows left at the
+/// nearest measured rate with that run's pacing.
+async fn forecast(
+    control: &Database,
+    env: Environment,
+    counts: Option<&TableCounts>,
+    last_run: Option<&RunView>,
+    completed: &[Measured],
+) -> Option<Forecast> {
+    let basis = basis_for(env, completed);
+    match last_run.filter(|r| r.is_active() && r.kind == RunKind::Backfill) {
+        Some(run) => {
+            let own = measured(control, env, Some(run.id))
+                .await
+                .ok()
+                .flatten()
+                .filter(|m| m.rows_per_second().is_some());
+            let rows = run
+                .rows_expected
+                .map_or_else(|| counts.map_or(0, TableCounts::remaining), |e| e - run.rows_read);
+            forecast::forecast(rows.max(0), own.as_ref().or(basis)?, run.chunk_size, run.pause_ms)
+        }
+        None => {
+            let rows = counts?.remaining();
+            let basis = basis?;
+            (rows > 0).then(|| forecast::forecast(rows, basis, basis.chunk_size, basis.pause_ms)).flatten()
+        }
+    }
+}
+
+/// What a backfill of `env` measured: run `run_id`'s chunks, or without one the newest completed
+/// backfill's.
+async fn measured(
+    control: &Database,
+    env: Environment,
+    run_id: Option<i64>,
+) -> Result<Option<Measured>, sqlx::Error> {
+    let row = sqlx::query(
+        "select r.run_id, r.chunk_size, r.pause_ms,
+                cast(coalesce(sum(c.rows_read), 0) as bigint) as rows_read,
+                cast(coalesce(sum(c.duration_ms), 0) as bigint) as copy_ms
+         from runs r join run_chunks c on c.environment = r.environment and c.run_id = r.run_id
+         where r.environment = $1 and r.kind = 'backfill'
+           and (r.run_id = $2 or ($2 is null and r.state = 'completed'))
+         group by r.run_id, r.chunk_size, r.pause_ms
+         order by r.run_id desc limit 1",
+    )
+    .bind(env.as_str())
+    .bind(run_id)
+    .fetch_optional(control.pool())
+    .await?;
+    row.map(|row| {
+        Ok(Measured {
+            environment: env,
+            run_id: row.try_get("run_id")?,
+            rows: row.try_get("rows_read")?,
+            copy_ms: row.try_get("copy_ms")?,
+            chunk_size: row.try_get("chunk_size")?,
+            pause_ms: row.try_get("pause_ms")?,
+        })
+    })
+    .transpose()
+}
+
 async fn last_run(control: &Database, env: Environment) -> Result<Option<RunView>, sqlx::Error> {
     Ok(super::live::history(control, env, 1).await?.into_iter().next())
 }

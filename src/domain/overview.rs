@@ -57,6 +57,11 @@ pub struct EnvironmentStatus {
     pub last_run: Option<super::live::RunView>,
     /// The rollout's phases here (empty when the control database could not say).
     pub phases: Vec<(super::phases::Phase, super::phases::PhaseStatus)>,
+    /// How long its backfill will take: its running run's, or before one the rate measured
+    /// here or in the environment before it, scaled by its rows left (none when nothing is left
+    /// or nothing was measured yet).
+    #[serde(default)]
+    pub forecast: Option<super::forecast::Forecast>,
 }
 
 /// Everything the overview page shows.

@@ -26,8 +26,11 @@ pub struct DryRunReport {
     /// Rejection reason → rows.
     pub reasons: BTreeMap<String, i64>,
     pub duration_ms: i64,
-    /// The live run's likely duration.
+    /// The live run's likely duration, with the pacing the dry-run was given.
     pub estimated_live_seconds: f64,
+    /// The copy rate the estimate used (rows per second), so another pacing can be forecast.
+    #[serde(default)]
+    pub rows_per_second: f64,
     /// Where the estimate's rate comes from: `history` (past runs here) or `baseline`.
     pub estimate_basis: String,
 }

@@ -156,6 +156,19 @@ impl RunRequest {
     }
 }
 
+/// Where a new run of `kind` begins, given the newest run over a key range (kind, state,
+/// checkpoint; a reconcile of some ids does not count): after that run's checkpoint when it is a
+/// failed run of the same kind — what it committed stays committed — and otherwise from the
+/// first id (`None`): after a completed or cancelled run, or when a run of the other kind went
+/// over the range since and made the checkpoint meaningless. The engine and the start
+/// confirmation both ask this.
+pub fn continues_after(kind: RunKind, newest: Option<(RunKind, RunState, i64)>) -> Option<i64> {
+    match newest {
+        Some((newest_kind, RunState::Failed, checkpoint)) if newest_kind == kind => Some(checkpoint),
+        _ => None,
+    }
+}
+
 /// Why a running run is holding between chunks instead of copying: the database did not
 /// answer (it is waited out, not fatal) or a health signal is over its threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,6 +274,14 @@ mod tests {
             RunRequest::Pause.target(Completed).unwrap_err().to_string(),
             "a completed run cannot become paused"
         );
+    }
+
+    #[test]
+    fn a_new_run_continues_only_after_a_failed_run_of_its_own_kind() {
+        assert_eq!(continues_after(RunKind::Backfill, Some((RunKind::Backfill, Failed, 1_200))), Some(1_200));
+        assert_eq!(continues_after(RunKind::Backfill, Some((RunKind::Rollback, Failed, 1_200))), None);
+        assert_eq!(continues_after(RunKind::Backfill, Some((RunKind::Backfill, Cancelled, 1_200))), None);
+        assert_eq!(continues_after(RunKind::Rollback, None), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use super::EngineError;
 use crate::db::classify::classified;
 use crate::db::{target, Database, Dialect};
 use crate::domain::environment::Environment;
+use crate::domain::forecast::paced_seconds;
+use crate::domain::pacing::Pacing;
 use crate::domain::span::{self, Span};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -24,10 +26,11 @@ pub async fn dry_run(
     db: &Database,
     control: Option<&Database>,
     env: Environment,
-    chunk_size: i64,
+    pacing: Pacing,
     resume_from: Option<i64>,
     progress: &mut (dyn FnMut(i64, i64) + Send),
 ) -> Result<DryRunReport, EngineError> {
+    let chunk_size = pacing.chunk_size;
     let started = Instant::now();
     let high = span::end(target::max_project_id(db).await?.unwrap_or(0));
     let low = match resume_from {
@@ -63,6 +66,7 @@ pub async fn dry_run(
         reasons: BTreeMap::new(),
         duration_ms: 0,
         estimated_live_seconds: 0.0,
+        rows_per_second: 0.0,
         estimate_basis: String::new(),
     };
     let mut from = low;
@@ -97,8 +101,10 @@ pub async fn dry_run(
             Dialect::Postgres => (BASELINE_ROWS_PER_SECOND_POSTGRES, "baseline"),
         },
     };
-    report.estimated_live_seconds = report.rows_read as f64 / rate;
+    // the copy at the measured rate, and the pause entered after every chunk
+    report.estimated_live_seconds = paced_seconds(report.rows_read, rate, chunk_size, pacing.pause_ms);
     report.estimate_basis = basis.to_owned();
+    report.rows_per_second = rate;
     Ok(report)
 }
 

@@ -322,11 +322,11 @@ pub async fn dry_run(
     target: &Database,
     env: Environment,
     actor: &str,
-    chunk_size: i64,
+    pacing: crate::domain::pacing::Pacing,
     resume_from: Option<i64>,
     progress: &mut (dyn FnMut(i64, i64) + Send),
 ) -> Result<DryRunReport, EngineError> {
-    let report = dry_run::dry_run(target, Some(control), env, chunk_size, resume_from, progress).await?;
+    let report = dry_run::dry_run(target, Some(control), env, pacing, resume_from, progress).await?;
     audit::record_or_log(
         control,
         Entry {
@@ -334,7 +334,7 @@ pub async fn dry_run(
             action: "dry_run",
             environment: Some(env),
             after: Some(json!({
-                "chunk_size": chunk_size,
+                "chunk_size": pacing.chunk_size, "pause_ms": pacing.pause_ms,
                 "low_id": report.low_id,
                 "high_id": report.high_id,
                 "would_create": report.would_create.school + report.would_create.self_study,

@@ -41,10 +41,12 @@ async fn one_outlier_id_costs_one_row_not_a_span_of_keys(backend: Backend) {
     )
     .await;
 
-    let dry =
-        within_a_minute("the dry-run", dry_run::dry_run(&f.target, None, DEV, 100, None, &mut |_, _| {}))
-            .await
-            .unwrap();
+    let dry = within_a_minute(
+        "the dry-run",
+        dry_run::dry_run(&f.target, None, DEV, Pacing::parse(100, 0, None).unwrap(), None, &mut |_, _| {}),
+    )
+    .await
+    .unwrap();
     assert_eq!(dry.rows_read, 1_001);
     assert!(dry.chunks <= 11, "{} chunks for 1 001 rows of 100", dry.chunks);
 

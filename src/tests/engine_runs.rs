@@ -182,7 +182,16 @@ async fn a_dry_run_reports_the_live_run_and_writes_nothing(backend: Backend) {
     let present = count(&f.target, "select count(*) from school_projects").await;
     let before = digest(&f.target).await;
 
-    let report = dry_run::dry_run(&f.target, Some(&f.control), DEV, 400, None, &mut |_, _| {}).await.unwrap();
+    let report = dry_run::dry_run(
+        &f.target,
+        Some(&f.control),
+        DEV,
+        Pacing::parse(400, 0, None).unwrap(),
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(digest(&f.target).await, before, "the target database is unchanged");
 
     let expected = identified(&f.target).await;

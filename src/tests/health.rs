@@ -112,3 +112,53 @@ async fn each_environment_says_its_next_step_and_offers_the_one_button_that_does
 async fn sqlite_each_environment_says_its_next_step_and_offers_the_one_button_that_does_it() {
     each_environment_says_its_next_step_and_offers_the_one_button_that_does_it(Backend::Sqlite).await;
 }
+
+async fn the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(backend: Backend) {
+    use sti_rollout::domain::pacing::Pacing;
+    use sti_rollout::engine::dry_run::dry_run;
+    let f = fixture(backend, 2_000).await;
+    let app = TestApp::start(&f.config).await;
+    let (_, html) = app.get("/").await;
+    assert!(!html.contains("data-testid=\"forecast-dev\""), "nothing measured yet: no forecast");
+
+    let quick =
+        dry_run(&f.target, Some(&f.control), DEV, Pacing::parse(100, 0, None).unwrap(), None, &mut |_, _| {})
+            .await
+            .unwrap();
+    let paced = dry_run(
+        &f.target,
+        Some(&f.control),
+        DEV,
+        Pacing::parse(100, 500, None).unwrap(),
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    // 2 000 rows in 20 chunks: 19 pauses of half a second on top of the copy
+    assert!(
+        (paced.estimated_live_seconds - quick.estimated_live_seconds - 9.5).abs() < 1e-6,
+        "{quick:?} {paced:?}"
+    );
+
+    let done = crate::engine_runs::run_backfill(&f, 500).await;
+    exec(&f, "delete from school_projects where project_id <= 1000").await;
+    let (_, html) = app.get("/").await;
+    let forecast = element(&html, "forecast-dev");
+    assert!(
+        forecast.contains("Backfill forecast: about ")
+            && forecast.contains(&format!("from dev's backfill #{} at ", done.id))
+            && forecast.contains("500-row chunks"),
+        "{forecast}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing() {
+    the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing() {
+    the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(Backend::Postgres).await;
+}

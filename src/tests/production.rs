@@ -625,8 +625,16 @@ async fn every_id_of_i64_is_covered_the_least_included(backend: Backend) {
         exec(&f, &new_school_row(id, "Edge High", 4)).await;
     }
     let in_subtypes = |id: i64| format!("select count(*) from school_projects where project_id = {id}");
-    let dry =
-        sti_rollout::engine::dry_run::dry_run(&f.target, None, DEV, 1, None, &mut |_, _| {}).await.unwrap();
+    let dry = sti_rollout::engine::dry_run::dry_run(
+        &f.target,
+        None,
+        DEV,
+        Pacing::parse(1, 0, None).unwrap(),
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(dry.rows_read, 23, "the dry run reads every row: {dry:?}");
 
     let mut one_by_one = start(1, 30_000);

@@ -3,7 +3,7 @@
 use crate::db::{target, Database};
 use crate::domain::environment::Environment;
 use crate::domain::pacing::Pacing;
-use crate::domain::run::{RunKind, RunState};
+use crate::domain::run::RunKind;
 use crate::engine::runs::{self, Held, NewRun};
 use crate::engine::EngineError;
 
@@ -75,7 +75,13 @@ pub async fn plan_begin(
         // backfill deleted what it had copied, a backfill after a failed rollback wrote back
         // what it had deleted, and the failed run's checkpoint says nothing any more
         None => match runs::latest_over_range(db).await? {
-            Some(failed) if failed.kind == kind && failed.state == RunState::Failed => {
+            Some(failed)
+                if crate::domain::run::continues_after(
+                    kind,
+                    Some((failed.kind, failed.state, failed.checkpoint)),
+                )
+                .is_some() =>
+            {
                 tracing::info!(environment = %start.env, failed_run = failed.id, checkpoint = failed.checkpoint,
                     "continuing after the failed run's checkpoint");
                 (failed.checkpoint, high.max(failed.high_id))

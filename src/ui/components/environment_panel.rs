@@ -1,5 +1,6 @@
 //! One environment's panel on the overview: its flag, its database and its row counts.
 
+use crate::domain::calendar::Day;
 use crate::domain::format::{clock_ms, format_count, format_percent, time_of_day};
 use crate::domain::health::Health;
 use crate::domain::live::RunView;
@@ -11,7 +12,21 @@ use leptos::either::Either;
 use leptos::prelude::*;
 
 #[component]
-pub fn EnvironmentPanel(status: EnvironmentStatus, next: NextStep, read_at_ms: i64) -> impl IntoView {
+pub fn EnvironmentPanel(
+    status: EnvironmentStatus,
+    next: NextStep,
+    window_end: Option<Day>,
+    read_at_ms: i64,
+) -> impl IntoView {
+    let forecast = status.forecast.as_ref().map(|f| {
+        let finish = Day::from_epoch_ms(read_at_ms + (f.seconds * 1000.0) as i64);
+        let against = match window_end {
+            Some(end) if finish > end => format!(" — after its window closes ({})", end.short()),
+            Some(end) => format!(" — within its window (ends {})", end.short()),
+            None => String::new(),
+        };
+        (format!("Backfill forecast: {}{against}", f.describe()), window_end.is_some_and(|end| finish > end))
+    });
     let env = status.environment.as_str();
     let heading_id = format!("env-{env}-heading");
     let labelled_by = heading_id.clone();
@@ -30,6 +45,9 @@ pub fn EnvironmentPanel(status: EnvironmentStatus, next: NextStep, read_at_ms: i
                     None => view! { <span>{next.sentence}</span> }.into_any(),
                 }}
             </p>
+            {forecast.map(|(text, late)| view! {
+                <p class=if late { "env-forecast env-forecast-late" } else { "env-forecast" } data-testid=format!("forecast-{env}")>{text}</p>
+            })}
             <a class="env-link" href=format!("/env/{env}") data-testid=format!("open-{env}")>{format!("Open {env}: runs, controls, charts →")}</a>
             <p class="env-db" title="Target database">{status.database}</p>
             {match status.counts {

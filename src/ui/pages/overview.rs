@@ -86,6 +86,14 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
         overview.environments.iter().filter(|e| e.enable_sti.as_ref().is_some_and(|f| f.enabled)).count();
     let environments = overview.environments.len();
     let next_steps = crate::domain::next_step::of_overview(&overview);
+    // each environment's planned last day, once a D-day is set: the forecast is told against it
+    let window_ends: Vec<_> = overview
+        .timeline
+        .as_ref()
+        .ok()
+        .filter(|t| t.d_day.is_some())
+        .map(|t| t.environments.iter().map(|e| (e.environment, e.planned_end)).collect())
+        .unwrap_or_default();
     let holding = holding_back(
         &overview.environments.iter().map(|e| (e.environment, &e.phases[..])).collect::<Vec<_>>(),
     );
@@ -157,7 +165,10 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
                 .environments
                 .into_iter()
                 .zip(next_steps)
-                .map(|(status, next)| view! { <EnvironmentPanel status next read_at_ms=overview.read_at_ms/> })
+                .map(|(status, next)| {
+                    let window_end = window_ends.iter().find(|(e, _)| *e == status.environment).map(|(_, end)| *end);
+                    view! { <EnvironmentPanel status next window_end read_at_ms=overview.read_at_ms/> }
+                })
                 .collect_view()}
         </section>
     }

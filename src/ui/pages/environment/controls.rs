@@ -5,10 +5,13 @@ use super::reports::{DryRunResult, RollbackPlanView};
 use crate::api::environment::{control_run, dry_run, emergency_stop, pace_run, plan_rollback, start_run};
 use crate::domain::access::Role;
 use crate::domain::environment::Environment;
-use crate::domain::format::{capitalised, format_count};
+use crate::domain::forecast::paced_seconds;
+use crate::domain::format::{capitalised, format_count, format_duration};
 use crate::domain::live::{LiveView, RunView, Stopped};
 use crate::domain::next_step::{of_live, Action as NextAction};
 use crate::domain::pacing::{Pacing, DEFAULT_CHUNK, MAX_CHUNK, MAX_PAUSE_MS, MIN_CHUNK};
+use crate::domain::reports::DryRunReport;
+use crate::domain::run::continues_after;
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::flash::{report, report_failure, Flash};
@@ -22,6 +25,36 @@ const IDS: ConfirmIds = ConfirmIds {
     yes: "confirm-yes",
     no: "confirm-no",
 };
+
+/// Where a backfill started now begins, as the engine decides it ([`continues_after`]) from the
+/// newest run over a key range.
+fn begins(view: &LiveView) -> String {
+    let newest = view.history.iter().find(|r| r.kind != RunKind::Reconcile);
+    match continues_after(RunKind::Backfill, newest.map(|r| (r.kind, r.state, r.checkpoint))) {
+        Some(after) => format!(
+            "It continues after id {}, failed run #{}'s checkpoint: what it committed stays.",
+            format_count(after),
+            newest.map_or(0, |r| r.id)
+        ),
+        None => "It starts from the first id; rows already copied are skipped.".to_owned(),
+    }
+}
+
+/// How long a backfill with the pacing entered takes, from the dry-run's rows and rate.
+fn lasts(report: Option<&DryRunReport>, chunk: i64, pause: i64) -> String {
+    match report.filter(|r| r.rows_per_second > 0.0 && chunk > 0) {
+        Some(r) => format!(
+            "With {}-row chunks and {} ms pauses it takes about {} ({} rows at {} rows/s, {}).",
+            format_count(chunk),
+            format_count(pause.max(0)),
+            format_duration(paced_seconds(r.rows_read, r.rows_per_second, chunk, pause)),
+            format_count(r.rows_read),
+            format_count(r.rows_per_second.round() as i64),
+            r.estimate_basis
+        ),
+        None => "A dry-run first says how long it takes.".to_owned(),
+    }
+}
 
 /// What an operator is about to confirm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +110,7 @@ pub(super) fn RunControls(
             start_run(env.to_string(), *kind, *chunk, *pause, confirm.clone(), over, Some(*workers))
         },
     );
-    let dry = Action::new(move |chunk: &i64| dry_run(env.to_string(), *chunk));
+    let dry = Action::new(move |(chunk, pause): &(i64, i64)| dry_run(env.to_string(), *chunk, Some(*pause)));
     let plan = Action::new(move |_: &()| plan_rollback(env.to_string()));
     let request = Action::new(move |(run, req): &(i64, RunRequest)| control_run(env.to_string(), *run, *req));
     let pace = Action::new(move |(run, chunk, pause): &(i64, i64, i64)| {
@@ -104,7 +137,7 @@ pub(super) fn RunControls(
         use super::next::take;
         let run = live.read_untracked().run.clone().filter(RunView::is_active);
         if take(asked, NextAction::DryRun) {
-            dry.dispatch(number(chunk));
+            dry.dispatch((number(chunk), number(pause)));
         } else if take(asked, NextAction::StartBackfill) {
             confirming.set(Some(Pending::Start(RunKind::Backfill)));
         } else if take(asked, NextAction::Reconcile) {
@@ -186,7 +219,7 @@ pub(super) fn RunControls(
                         <label>"Chunk size"<input type="number" min=MIN_CHUNK max=MAX_CHUNK data-testid="chunk" prop:value=chunk on:input=move |e| chunk.set(event_target_value(&e))/></label>
                         <label>"Pause between chunks (ms)"<input type="number" min="0" max=MAX_PAUSE_MS data-testid="pause" prop:value=pause on:input=move |e| pause.set(event_target_value(&e))/></label>
                         <label title="Parallel workers on each console replica (PostgreSQL targets)">"Workers"<input type="number" min="1" max=max_workers data-testid="workers" prop:value=workers on:input=move |e| workers.set(event_target_value(&e))/></label>
-                        <button class=move || if next_is(NextAction::DryRun) { "button button-primary" } else { "button" } data-testid="dry-run" disabled=move || busy() || invalid().is_some() on:click=move |_| { dry.dispatch(number(chunk)); }>
+                        <button class=move || if next_is(NextAction::DryRun) { "button button-primary" } else { "button" } data-testid="dry-run" disabled=move || busy() || invalid().is_some() on:click=move |_| { dry.dispatch((number(chunk), number(pause))); }>
                             {move || if dry.pending().get() { "Dry-running…" } else { "Dry-run" }}
                         </button>
                         <button class=move || if next_is(NextAction::StartBackfill) { "button button-primary" } else { "button" } data-testid="start"
@@ -237,7 +270,11 @@ pub(super) fn RunControls(
             }}
             {move || confirming.get().map(|pending| {
                 let what = match pending {
-                    Pending::Start(RunKind::Backfill) => format!("Start a live backfill in {env}? It writes to the subtype tables."),
+                    Pending::Start(RunKind::Backfill) => format!(
+                        "Start a live backfill in {env}? It writes to the subtype tables. {} {}",
+                        begins(&live.read_untracked()),
+                        lasts(dry.value().get_untracked().and_then(Result::ok).as_ref(), number(chunk), number(pause))
+                    ),
                     Pending::Start(RunKind::Rollback) => format!("Roll back in {env}? This deletes every subtype row the backfill created there."),
                     Pending::Start(RunKind::Reconcile) => format!("Reconcile {env}? This re-copies the ids the last verification found different, then verify again."),
                     Pending::TakeOver { run, kind, checkpoint } => format!(
