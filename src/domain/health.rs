@@ -206,8 +206,9 @@ fn recent(run: &RunView, chunks: &[ChunkPoint]) -> Pace {
     let (Some(first), Some(last)) = (recent.first(), recent.last()) else {
         return Pace { rows_per_second: None, eta_seconds: None };
     };
-    // the first chunk's own duration stands for the time before its commit
-    let wall_ms = (last.committed_at - first.committed_at + first.duration_ms).max(1);
+    // copying time, not wall time: a wait or a pause between two of them is not the pace, and
+    // the ETA right after a wait would otherwise jump (22 min → 2 h 21 min → 22 min)
+    let wall_ms = running_ms(run, recent).max(1);
     let rows: i64 = recent.iter().map(|c| c.rows_read).sum();
     let keys = last.to_id.saturating_sub(first.from_id);
     let rows_per_second = rows as f64 * 1000.0 / wall_ms as f64;

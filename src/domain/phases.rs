@@ -203,14 +203,15 @@ pub fn backfill_gate(env: Environment, before: &[(Phase, PhaseStatus)]) -> Resul
     let needs = |phase: Phase, what: &str| match status(phase) {
         Some(PhaseStatus::Done) => Ok(()),
         Some(PhaseStatus::Blocked(reason)) => Err(format!("{prev} must be {what} first ({reason})")),
-        Some(other) => {
-            Err(format!("{prev} must be {what} first (it is {})", other.as_str().replace('_', " ")))
-        }
+        Some(other) => Err(format!("{prev} must be {what} first (it is {})", other.label(phase))),
         None => Err(format!("{prev} must be {what} first")),
     };
     needs(Phase::Verify, "verified")?;
+    // the flag before the checklist: a staging whose flag went off (an emergency stop) is held
+    // back by that, not by a checklist that may be fully signed
+    needs(Phase::FlagOn, "running with ENABLE_STI on")?;
     match env {
-        Environment::Staging => needs(Phase::FlagOn, "running with ENABLE_STI on"),
+        Environment::Staging => Ok(()),
         _ => needs(Phase::SignOff, "signed off on its checklist"),
     }
 }

@@ -176,3 +176,19 @@ fn a_finished_run_shows_its_average_over_its_running_time_not_its_last_chunks() 
     assert_eq!(pace.eta_seconds, None);
     assert_eq!(Pace::of(&r, &Health::Completed, &[]).rows_per_second, None);
 }
+
+#[test]
+fn the_eta_right_after_a_wait_keeps_the_pace_of_the_chunks() {
+    // twenty chunks a second apart, a ten-minute wait on a locked database, then one more
+    let mut ledger = chunks(20, 1_000, 1_000, 900);
+    ledger.extend(chunks(1, 620_000, 1_000, 900).into_iter().map(|c| ChunkPoint {
+        chunk_no: 21,
+        from_id: 20_000,
+        to_id: 21_000,
+        ..c
+    }));
+    let before = Pace::of(&run(RunState::Running, 20_000, 20_000), &Health::Running, &ledger[..20]);
+    let after = Pace::of(&run(RunState::Running, 620_000, 620_000), &Health::Running, &ledger);
+    let (before, after) = (before.rows_per_second.unwrap(), after.rows_per_second.unwrap());
+    assert!((after / before - 1.0).abs() < 0.15, "{before} rows/s before the wait, {after} after");
+}

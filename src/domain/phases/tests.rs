@@ -37,7 +37,7 @@ fn dev_has_no_gate_staging_needs_dev_verified_with_its_flag_on() {
     let mut dev = verified_with_flag(0);
     dev.flag_on = false;
     let closed = backfill_gate(Environment::Staging, &derive(&dev)).unwrap_err();
-    assert_eq!(closed, "dev must be running with ENABLE_STI on first (it is rolled back)");
+    assert_eq!(closed, "dev must be running with ENABLE_STI on first (it is turned off)");
     assert_eq!(backfill_gate(Environment::Staging, &derive(&verified_with_flag(0))), Ok(()));
 }
 
@@ -237,4 +237,23 @@ fn a_flag_turned_off_reads_as_turned_off_with_a_reason_not_as_a_data_rollback() 
     assert!(RolledBack.reason(Phase::FlagOn).unwrap().contains("off now"));
     assert_eq!(Blocked("why".into()).reason(Phase::Verify).as_deref(), Some("why"));
     assert_eq!(Done.reason(Phase::Verify), None);
+}
+
+#[test]
+fn prod_held_back_by_a_staging_flag_turned_off_says_so_not_the_checklist() {
+    let staging: Vec<(Phase, PhaseStatus)> = Phase::ALL
+        .iter()
+        .map(|&p| {
+            (
+                p,
+                match p {
+                    Phase::FlagOn => RolledBack,
+                    Phase::SignOff | Phase::Done => Pending,
+                    _ => Done,
+                },
+            )
+        })
+        .collect();
+    let verdict = backfill_gate(Environment::Prod, &staging).unwrap_err();
+    assert_eq!(verdict, "staging must be running with ENABLE_STI on first (it is turned off)");
 }
