@@ -178,6 +178,14 @@ pub struct VerificationView {
     pub created_at: i64,
 }
 
+impl VerificationView {
+    /// The newest run that started or ended after this verification, if any: what the
+    /// verification says of the tables is out of date (a rollback since deleted what it matched).
+    pub fn outdated_by<'a>(&self, history: &'a [RunView]) -> Option<&'a RunView> {
+        history.iter().find(|r| r.finished_at.unwrap_or(r.created_at) > self.created_at || r.is_active())
+    }
+}
+
 /// Everything about an environment that changes while a run goes: what the server pushes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveView {

@@ -208,12 +208,17 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// `waiting: connection refused since 14:02:11, next try in 4 s`, as the page, the CLI and
+    /// `waiting: connection refused since 14:02:11 (3 s), next try in 4 s`, as the page, the CLI and
     /// the logs say it; `since` is the time already formatted for the reader.
     pub fn describe(&self, since: &str, now_ms: i64) -> String {
         let next = (self.next_try_ms - now_ms).max(0);
         let next = (next + 999) / 1000;
-        format!("{}: {} since {since}, next try in {next} s", self.kind.as_str(), self.reason)
+        let held = (now_ms - self.since_ms).max(0) / 1000;
+        let held = match held {
+            0..60 => format!("{held} s"),
+            _ => format!("{} min {} s", held / 60, held % 60),
+        };
+        format!("{}: {} since {since} ({held}), next try in {next} s", self.kind.as_str(), self.reason)
     }
 
     /// Whether the runner that wrote the hold still looks alive at `now_ms`: it rewrites the
@@ -309,11 +314,11 @@ mod tests {
         };
         assert_eq!(
             hold.describe("14:02:11", 2_000),
-            "waiting: connection refused since 14:02:11, next try in 4 s"
+            "waiting: connection refused since 14:02:11 (1 s), next try in 4 s"
         );
         assert_eq!(
-            hold.describe("14:02:11", 9_000),
-            "waiting: connection refused since 14:02:11, next try in 0 s"
+            hold.describe("14:02:11", 125_000),
+            "waiting: connection refused since 14:02:11 (2 min 4 s), next try in 0 s"
         );
         assert!(hold.is_fresh(20_000, 30_000) && !hold.is_fresh(40_000, 30_000));
     }

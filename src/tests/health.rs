@@ -1,5 +1,7 @@
-//! A run's health, said the same on the overview, the environment page, `/metrics` and the CLI:
-//! a run whose runner stopped beating is not "running", well before its lease runs out.
+//! What the console tells its people: a run's health, said the same on the overview, the
+//! environment page, `/metrics` and the CLI (a run whose runner stopped beating is not "running",
+//! well before its lease runs out); each environment's next step; the backfill forecast; a
+//! verification that a later run made out of date.
 
 use crate::engine_defects::exec;
 use crate::engine_runs::{fixture, start, Fixture, DEV};
@@ -161,4 +163,30 @@ async fn sqlite_the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing() {
     the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(Backend::Postgres).await;
+}
+
+async fn a_verification_older_than_the_last_run_says_it_is_out_of_date(backend: Backend) {
+    let f = fixture(backend, 500).await;
+    let app = TestApp::start(&f.config).await;
+    crate::engine_runs::run_backfill(&f, 200).await;
+    sti_rollout::engine::verify::verify(&f.target, Some(&f.control), DEV, &mut |_, _| {}).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    assert!(
+        !html.contains("data-testid=\"verification-outdated\""),
+        "a verification after the run is current"
+    );
+
+    let held =
+        sti_rollout::engine::rollback::begin(&f.target, &f.control, &start(200, 30_000)).await.unwrap();
+    let rolled = backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    assert_eq!(
+        testid_text(&html, "verification-outdated"),
+        format!("Out of date: rollback run #{} ended after this verification; verify again.", rolled.id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_verification_older_than_the_last_run_says_it_is_out_of_date() {
+    a_verification_older_than_the_last_run_says_it_is_out_of_date(Backend::Sqlite).await;
 }

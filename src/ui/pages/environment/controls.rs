@@ -176,6 +176,10 @@ pub(super) fn RunControls(
             }
             Some(Pending::Start(kind)) => {
                 took_over.set(None);
+                if kind == RunKind::Rollback {
+                    // the plan said what a rollback would delete: once one starts, it says nothing
+                    plan.value().set(None);
+                }
                 // a reconcile runs as one loop
                 let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
                 start.dispatch((

@@ -24,6 +24,7 @@ fn state_label(run: &RunView, health: &Health) -> String {
 /// The run's progress: bar, figures, rate and ETA — fixed-width, so nothing jumps as they change.
 #[component]
 pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
+    let clock = ticking(live);
     move || {
         let view = live.get();
         let Some(run) = view.run.clone() else {
@@ -40,10 +41,19 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
         let verb = if run.kind == RunKind::Rollback { "deleted" } else { "created" };
         let health = Health::of(&run, view.read_at);
         let said = health.describe(view.read_at, |ms| format!("{} UTC", clock_ms(ms)));
+        // the notices count on between pushes: "next try in 4 s" down, "last heard from" up
+        let counting = {
+            let run = run.clone();
+            move || {
+                let now = clock.get().max(view.read_at);
+                Health::of(&run, now).describe(now, |ms| format!("{} UTC", clock_ms(ms)))
+            }
+        };
+        let counting_lost = counting.clone();
         Either::Right(view! {
             <div class="run-head">
                 <h2 id="run-heading">{format!("{} #{}", run.kind.title(), run.id)}</h2>
-                <span class=format!("run-state run-state-{}", health.as_str()) data-testid="run-state" title=said.clone()>{state_label(&run, &health)}</span>
+                <span class=format!("run-state run-state-{}", health.as_str()) data-testid="run-state" title=said>{state_label(&run, &health)}</span>
                 <span class="run-meta">{format!("started by {} · {}", run.started_by, format_epoch_ms(run.created_at))}</span>
                 {(run.workers > 1).then(|| view! {
                     <span class="run-meta" data-testid="run-workers">{format!("{} workers on each replica", run.workers)}</span>
@@ -51,7 +61,7 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             </div>
             {matches!(health, Health::Waiting(_) | Health::Throttled(_)).then(|| view! {
                 <div class="notice notice-warn" role="status" data-testid="run-hold">
-                    {said.clone()}
+                    {counting}
                     {if matches!(health, Health::Waiting(_)) {
                         " · the run goes on by itself when the database answers; nothing committed is lost"
                     } else {
@@ -61,7 +71,8 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             })}
             {matches!(health, Health::RunnerLost { .. }).then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
-                    {format!("{} — the process ended? Nothing committed is lost. ", capitalised(&said))}
+                    {move || capitalised(&counting_lost())}
+                    " — the process ended? Nothing committed is lost. "
                     {match (run.started_by.starts_with("user:"), run.runner_gone(view.read_at)) {
                         (true, false) => "A console replica takes the run over by itself once its lease runs out: it resumes after its checkpoint.",
                         (true, true) => "A console replica takes the run over by itself within seconds: it resumes after its checkpoint.",
@@ -144,6 +155,21 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
             <p class="read-at" data-testid="capture">{capture_line(view.capture.as_ref())}</p>
         })
     }
+}
+
+/// The server's clock as the page last heard it (each push carries it), moved on every second in
+/// the browser between pushes.
+fn ticking(live: RwSignal<LiveView>) -> RwSignal<i64> {
+    let clock = RwSignal::new(live.read_untracked().read_at);
+    Effect::new(move |_| clock.set(live.read().read_at));
+    #[cfg(feature = "hydrate")]
+    if let Ok(handle) = leptos::prelude::set_interval_with_handle(
+        move || clock.update(|now| *now += 1000),
+        std::time::Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+    clock
 }
 
 /// Whether application writes are kept in step here, since when and by whose start.

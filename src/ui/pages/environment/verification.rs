@@ -48,6 +48,12 @@ pub(super) fn VerificationCard(
             None => Either::Left(view! { <p class="empty" data-testid="verification">"Not verified yet."</p> }),
             Some(v) => Either::Right(view! {
                 <div data-testid="verification">
+                    {v.outdated_by(&live.read().history).map(|run| view! {
+                        <p class="notice notice-warn" role="status" data-testid="verification-outdated">
+                            {format!("Out of date: {} run #{} {} after this verification; verify again.", run.kind.as_str(), run.id,
+                                if run.is_active() { "is going" } else { "ended" })}
+                        </p>
+                    })}
                     <p>
                         <span class=if v.ok { "badge badge-on" } else { "badge badge-off" }>{if v.ok { "matches" } else { "MISMATCH" }}</span>
                         {format!(" {} ranges of 10 000 ids checked in {} · {}", format_count(v.ranges), format_duration(v.duration_ms as f64 / 1000.0), format_epoch_ms(v.created_at))}
