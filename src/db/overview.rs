@@ -9,6 +9,7 @@ use crate::domain::environment::{Environment, PerEnv};
 use crate::domain::forecast::{self, basis_for, Forecast, Measured};
 use crate::domain::live::RunView;
 use crate::domain::overview::{EnvironmentStatus, Overview, TableCounts};
+use crate::domain::phases::Phase;
 use crate::domain::run::RunKind;
 use sqlx::Row;
 use std::sync::Arc;
@@ -93,7 +94,12 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
                 Vec::new()
             }
         };
-        let forecast = forecast(control, env, counts.as_ref().ok(), last_run.as_ref(), &completed).await;
+        // a backfilled environment has nothing to forecast: its rows left are rejected ones
+        let backfilled = phases.iter().any(|(p, s)| *p == Phase::Backfill && s.is_done());
+        let forecast = match backfilled {
+            true => None,
+            false => forecast(control, env, counts.as_ref().ok(), last_run.as_ref(), &completed).await,
+        };
         environments.push(EnvironmentStatus {
             environment: env,
             database: db.url().describe(),
