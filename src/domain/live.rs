@@ -344,5 +344,39 @@ impl Stopped {
     }
 }
 
+/// A running backfill #3 for tests: 10 000 of 100 000 rows copied, a 30 s lease.
+#[cfg(test)]
+pub(crate) fn test_run(state: RunState) -> RunView {
+    RunView {
+        id: 3,
+        kind: RunKind::Backfill,
+        state,
+        requested: None,
+        started_by: "user:ana".into(),
+        chunk_size: 1000,
+        pause_ms: 0,
+        low_id: 0,
+        high_id: 100_000,
+        checkpoint: 10_000,
+        chunks: 10,
+        rows_read: 10_000,
+        school_created: 6_000,
+        self_study_created: 4_000,
+        school_skipped: 0,
+        self_study_skipped: 0,
+        errors: 0,
+        error: None,
+        created_at: 0,
+        updated_at: 0,
+        finished_at: None,
+        lease_expires_at: Some(30_000),
+        lease_ms: Some(30_000),
+        rows_expected: Some(100_000),
+        workers: 1,
+        fk_validation_ms: None,
+        hold: None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -145,7 +145,10 @@ async fn the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(
 
     let done = crate::engine_runs::run_backfill(&f, 500).await;
     let (_, html) = app.get("/").await;
-    assert!(!html.contains("data-testid=\"forecast-dev\""), "dev is backfilled: its rows left are rejected ones");
+    assert!(
+        !html.contains("data-testid=\"forecast-dev\""),
+        "dev is backfilled: its rows left are rejected ones"
+    );
     // staging is forecast from dev's measured rate and pacing
     let forecast = element(&html, "forecast-staging");
     assert!(

@@ -1,40 +1,17 @@
 //! Tests of `health`.
 
 use super::*;
-use crate::domain::run::RunKind;
 
 const LEASE: i64 = 30_000;
 
 /// A backfill that started at 0, last wrote at `updated` and renewed its lease at `beat`.
 fn run(state: RunState, updated: i64, beat: i64) -> RunView {
     RunView {
-        id: 7,
-        kind: RunKind::Backfill,
-        state,
-        requested: None,
-        started_by: "user:ana".into(),
-        chunk_size: 1000,
-        pause_ms: 0,
-        low_id: 0,
-        high_id: 100_000,
-        checkpoint: 10_000,
-        chunks: 10,
-        rows_read: 10_000,
-        school_created: 6_000,
-        self_study_created: 4_000,
-        school_skipped: 0,
-        self_study_skipped: 0,
-        errors: 0,
-        error: None,
-        created_at: 0,
         updated_at: updated,
         finished_at: state.is_final().then_some(updated),
         lease_expires_at: Some(beat + LEASE),
         lease_ms: Some(LEASE),
-        rows_expected: Some(100_000),
-        workers: 1,
-        fk_validation_ms: None,
-        hold: None,
+        ..crate::domain::live::test_run(state)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::phases::{Phase, PhaseStatus};
-use crate::domain::run::{Hold, HoldKind, RunKind, RunState};
+use crate::domain::run::{Hold, HoldKind, RunState};
 use Environment::*;
 use PhaseStatus::{Active, Blocked, Done, Pending, RolledBack};
 
@@ -23,35 +23,7 @@ fn situation<'a>(env: Environment, phases: &'a [(Phase, PhaseStatus)]) -> Situat
 }
 
 fn run(state: RunState) -> RunView {
-    RunView {
-        id: 3,
-        kind: RunKind::Backfill,
-        state,
-        requested: None,
-        started_by: "user:ana".into(),
-        chunk_size: 1000,
-        pause_ms: 0,
-        low_id: 0,
-        high_id: 100,
-        checkpoint: 50,
-        chunks: 1,
-        rows_read: 50,
-        school_created: 25,
-        self_study_created: 25,
-        school_skipped: 0,
-        self_study_skipped: 0,
-        errors: 0,
-        error: None,
-        created_at: 0,
-        updated_at: 0,
-        finished_at: None,
-        lease_expires_at: Some(30_000),
-        lease_ms: Some(30_000),
-        rows_expected: Some(100),
-        workers: 1,
-        fk_validation_ms: None,
-        hold: None,
-    }
+    crate::domain::live::test_run(state)
 }
 
 #[test]

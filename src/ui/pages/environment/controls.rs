@@ -161,40 +161,30 @@ pub(super) fn RunControls(
         start.pending().get() || dry.pending().get() || request.pending().get() || pace.pending().get()
     };
     let confirm = move |typed: String| {
-        match confirming.get_untracked() {
-            Some(Pending::TakeOver { run, kind, .. }) => {
-                took_over.set(Some(run));
-                let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
-                start.dispatch((
-                    kind,
-                    number(chunk),
-                    number(pause),
-                    typed,
-                    override_reason.get_untracked(),
-                    workers,
-                ));
+        // a take-over starts a run of its kind, which takes the dead one over
+        let starting = match confirming.get_untracked() {
+            Some(Pending::TakeOver { run, kind, .. }) => Some((kind, Some(run))),
+            Some(Pending::Start(kind)) => Some((kind, None)),
+            _ => None,
+        };
+        if let Some((kind, taking)) = starting {
+            took_over.set(taking);
+            if kind == RunKind::Rollback {
+                // the plan said what a rollback would delete: once one starts, it says nothing
+                plan.value().set(None);
             }
-            Some(Pending::Start(kind)) => {
-                took_over.set(None);
-                if kind == RunKind::Rollback {
-                    // the plan said what a rollback would delete: once one starts, it says nothing
-                    plan.value().set(None);
-                }
-                // a reconcile runs as one loop
-                let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
-                start.dispatch((
-                    kind,
-                    number(chunk),
-                    number(pause),
-                    typed,
-                    override_reason.get_untracked(),
-                    workers,
-                ));
-            }
-            Some(Pending::Stop) => {
-                stop.dispatch((typed, reason.get_untracked()));
-            }
-            None => {}
+            // a reconcile runs as one loop
+            let workers = if kind == RunKind::Backfill { number(workers) } else { 1 };
+            start.dispatch((
+                kind,
+                number(chunk),
+                number(pause),
+                typed,
+                override_reason.get_untracked(),
+                workers,
+            ));
+        } else if confirming.get_untracked() == Some(Pending::Stop) {
+            stop.dispatch((typed, reason.get_untracked()));
         }
         confirming.set(None);
     };
