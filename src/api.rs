@@ -59,7 +59,7 @@ pub(crate) async fn require(
         if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(axum::http::StatusCode::FORBIDDEN);
         }
-        return Err(ServerFnError::new(format!("a {} may not do this", user.role)));
+        return Err(ServerFnError::new(format!("{} may not do this", user.role.with_article())));
     }
     Ok(user)
 }

@@ -84,6 +84,7 @@ async function sign(page: Page, env: string, ids: number[], who: string) {
   await open(page, `/env/${env}`);
   for (const id of ids) {
     await page.getByTestId(`sign-open-${id}`).click();
+    await page.getByTestId(`sign-state-${id}`).selectOption("pass");
     await page.getByTestId(`sign-comment-${id}`).fill(`checked in ${env}`);
     await page.getByTestId(`sign-${id}`).click();
     await expect(page.getByTestId(`check-${id}`)).toContainText(`pass by user:${who}`);
@@ -148,7 +149,7 @@ test("the demo data is rolled out from dev to prod through the browser, gates, s
     await expect(stakeholder.getByTestId("flag-toggle")).toHaveCount(0);
     await sign(stakeholder, "staging", VIEWER_ITEMS, "stakeholder");
     await sign(admin, "staging", ADMIN_ITEMS, "admin");
-    await expect(admin.getByTestId("checklist-tally")).toHaveText("9 of 9 signed");
+    await expect(admin.getByTestId("checklist-tally")).toHaveText("9 of 9 signed — 9 pass");
     await expect(admin.getByTestId("phase-sign-off")).toContainText("done");
     await expect(admin.getByTestId("phase-done")).toContainText("done");
   });

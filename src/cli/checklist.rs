@@ -51,7 +51,9 @@ pub async fn run(control: &Database, action: ChecklistAction) -> Result<(), CliE
             }
         }
         ChecklistAction::List { env: Some(env) } => {
-            for entry in checklist::entries(control, env).await.map_err(db_error)? {
+            let entries = checklist::entries(control, env).await.map_err(db_error)?;
+            println!("{env}: {}", crate::domain::checklist::tally(&entries));
+            for entry in entries {
                 let signed = entry
                     .latest
                     .as_ref()

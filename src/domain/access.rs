@@ -35,6 +35,12 @@ impl Role {
         }
     }
 
+    /// The role with its article, as a sentence says it: `a viewer`, `an operator`, `an admin`.
+    pub fn with_article(self) -> String {
+        let article = if self.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {}", self.as_str())
+    }
+
     /// Whether this role may do what `required` may.
     pub fn allows(self, required: Role) -> bool {
         self >= required

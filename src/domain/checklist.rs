@@ -81,6 +81,22 @@ pub fn item_title(title: &str) -> Result<&str, String> {
     Ok(title)
 }
 
+/// How far a checklist is signed: `4 of 9 signed — 3 pass · 1 waived · 1 fail · 4 pending`
+/// (a state with no item is left out), so a failed item is counted, not hidden in "not signed".
+pub fn tally(entries: &[ChecklistEntry]) -> String {
+    let count = |state: SignState| entries.iter().filter(|e| e.state() == state).count();
+    let signed = entries.iter().filter(|e| e.state().is_signed()).count();
+    let parts: Vec<String> = [SignState::Pass, SignState::Waived, SignState::Fail, SignState::Pending]
+        .into_iter()
+        .filter(|s| count(*s) > 0)
+        .map(|s| format!("{} {}", count(s), s.as_str()))
+        .collect();
+    match parts.is_empty() {
+        true => "No items".to_owned(),
+        false => format!("{signed} of {} signed — {}", entries.len(), parts.join(" · ")),
+    }
+}
+
 /// Why a sign-off is refused, in words; `None` when it is fine.
 pub fn refuse_signoff(
     role: Role,
@@ -90,7 +106,12 @@ pub fn refuse_signoff(
     evidence: Option<&str>,
 ) -> Option<String> {
     if !role.allows(item.owner_role) {
-        return Some(format!("'{}' is signed by a {} or above, not a {role}", item.title, item.owner_role));
+        return Some(format!(
+            "'{}' is signed by {} or above, not {}",
+            item.title,
+            item.owner_role.with_article(),
+            role.with_article()
+        ));
     }
     if matches!(state, SignState::Fail | SignState::Waived) && comment.trim().is_empty() {
         return Some(format!("say why the item is {}", state.as_str()));
@@ -119,7 +140,7 @@ mod tests {
         assert_eq!(refuse_signoff(Role::Viewer, &item(Role::Viewer), SignState::Pass, "", None), None);
         assert_eq!(refuse_signoff(Role::Admin, &item(Role::Viewer), SignState::Pass, "", None), None);
         let refused = refuse_signoff(Role::Viewer, &item(Role::Operator), SignState::Pass, "", None).unwrap();
-        assert!(refused.contains("operator or above"), "{refused}");
+        assert!(refused.ends_with("is signed by an operator or above, not a viewer"), "{refused}");
     }
 
     #[test]
@@ -144,6 +165,31 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn the_tally_counts_a_failed_item_instead_of_hiding_it_in_not_signed() {
+        let entry = |state: Option<SignState>| ChecklistEntry {
+            item: item(Role::Viewer),
+            latest: state.map(|state| SignOff {
+                state,
+                comment: String::new(),
+                evidence_url: None,
+                signed_by: "user:ana".into(),
+                signed_at: 0,
+            }),
+            signoffs: i64::from(state.is_some()),
+        };
+        let entries = [
+            entry(Some(SignState::Pass)),
+            entry(Some(SignState::Pass)),
+            entry(Some(SignState::Waived)),
+            entry(Some(SignState::Fail)),
+            entry(None),
+        ];
+        assert_eq!(tally(&entries), "3 of 5 signed — 2 pass · 1 waived · 1 fail · 1 pending");
+        assert_eq!(tally(&entries[..1]), "1 of 1 signed — 1 pass");
+        assert_eq!(tally(&[]), "No items");
     }
 
     #[test]

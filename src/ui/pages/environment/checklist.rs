@@ -2,7 +2,7 @@
 
 use crate::api::rollout::{add_checklist_item, retire_checklist_item, sign_checklist};
 use crate::domain::access::Role;
-use crate::domain::checklist::SignState;
+use crate::domain::checklist::{tally, SignState};
 use crate::domain::environment::Environment;
 use crate::domain::format::format_epoch_ms;
 use crate::domain::live::LiveView;
@@ -28,9 +28,8 @@ pub(super) fn ChecklistCard(
         <h2 id="checklist-heading">"Post-rollout checklist"</h2>
         {move || {
             let entries = live.read().checklist.clone();
-            let signed = entries.iter().filter(|e| e.state().is_signed()).count();
             view! {
-                <p class="muted" data-testid="checklist-tally">{format!("{signed} of {} signed", entries.len())}</p>
+                <p class="muted" data-testid="checklist-tally">{tally(&entries)}</p>
                 <ol class="checklist">
                     {entries.into_iter().map(|entry| {
                         let id = entry.item.id;
@@ -99,22 +98,44 @@ fn SignForm(
     id: i64,
     sign: Action<(i64, SignState, String, String), Result<(), ServerFnError>>,
 ) -> impl IntoView {
-    let state = RwSignal::new(SignState::Pass);
+    // nothing chosen for the signer: a sign-off is a decision, not a default
+    let state: RwSignal<Option<SignState>> = RwSignal::new(None);
     let comment = RwSignal::new(String::new());
     let evidence = RwSignal::new(String::new());
+    let open = RwSignal::new(false);
+    // this form's sign-off went through: it closes and forgets what was entered; a refusal keeps
+    // it open with what was typed
+    Effect::new(move |_| {
+        if sign.version().get() > 0
+            && matches!(sign.value().get(), Some(Ok(())))
+            && open.get_untracked()
+            && state.get_untracked().is_some()
+        {
+            open.set(false);
+            state.set(None);
+            comment.set(String::new());
+            evidence.set(String::new());
+        }
+    });
+    // the summary toggles through `open` only (its own toggle cancelled), so a success can close it
     view! {
-        <details class="sign">
-        <summary data-testid=format!("sign-open-{id}")>"Sign…"</summary>
+        <details class="sign" prop:open=open>
+        <summary data-testid=format!("sign-open-{id}") on:click=move |e| { e.prevent_default(); open.update(|o| *o = !*o); }>"Sign…"</summary>
         <div class="control-row sign-form">
             <label>"State"
-                <select data-testid=format!("sign-state-{id}") on:change=move |e| state.set(SignState::parse(&event_target_value(&e)).unwrap_or(SignState::Pass))>
-                    {SignState::ALL.into_iter().map(|s| view! { <option value=s.as_str() selected=s == SignState::Pass>{s.as_str()}</option> }).collect_view()}
+                <select data-testid=format!("sign-state-{id}") on:change=move |e| state.set(SignState::parse(&event_target_value(&e)))>
+                    <option value="" selected disabled>"choose…"</option>
+                    {[SignState::Pass, SignState::Fail, SignState::Waived].into_iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
                 </select>
             </label>
             <label>"Comment"<input data-testid=format!("sign-comment-{id}") prop:value=comment on:input=move |e| comment.set(event_target_value(&e))/></label>
             <label>"Evidence link"<input type="url" data-testid=format!("sign-evidence-{id}") prop:value=evidence on:input=move |e| evidence.set(event_target_value(&e))/></label>
-            <button class="button" data-testid=format!("sign-{id}") disabled=move || sign.pending().get()
-                on:click=move |_| { sign.dispatch((id, state.get_untracked(), comment.get_untracked(), evidence.get_untracked())); }>"Sign"</button>
+            <button class="button" data-testid=format!("sign-{id}") disabled=move || sign.pending().get() || state.get().is_none()
+                on:click=move |_| {
+                    if let Some(chosen) = state.get_untracked() {
+                        sign.dispatch((id, chosen, comment.get_untracked(), evidence.get_untracked()));
+                    }
+                }>"Sign"</button>
         </div>
         </details>
     }
