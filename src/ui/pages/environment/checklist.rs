@@ -102,25 +102,9 @@ fn SignForm(
     let state: RwSignal<Option<SignState>> = RwSignal::new(None);
     let comment = RwSignal::new(String::new());
     let evidence = RwSignal::new(String::new());
-    let open = RwSignal::new(false);
-    // this form's sign-off went through: it closes and forgets what was entered; a refusal keeps
-    // it open with what was typed
-    Effect::new(move |_| {
-        if sign.version().get() > 0
-            && matches!(sign.value().get(), Some(Ok(())))
-            && open.get_untracked()
-            && state.get_untracked().is_some()
-        {
-            open.set(false);
-            state.set(None);
-            comment.set(String::new());
-            evidence.set(String::new());
-        }
-    });
-    // the summary toggles through `open` only (its own toggle cancelled), so a success can close it
     view! {
-        <details class="sign" prop:open=open>
-        <summary data-testid=format!("sign-open-{id}") on:click=move |e| { e.prevent_default(); open.update(|o| *o = !*o); }>"Sign…"</summary>
+        <details class="sign">
+        <summary data-testid=format!("sign-open-{id}")>"Sign…"</summary>
         <div class="control-row sign-form">
             <label>"State"
                 <select data-testid=format!("sign-state-{id}") on:change=move |e| state.set(SignState::parse(&event_target_value(&e)))>
