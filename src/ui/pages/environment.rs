@@ -146,7 +146,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             <h2 id="contacts-heading">"Emergency contacts"</h2>
             {if contacts.is_empty() {
                 Either::Left(view! {
-                    <p class="empty">"None configured for this environment: add [[contacts."{env.as_str()}"]] entries to the config file."</p>
+                    <p class="empty">"None configured for this environment yet: an admin adds them to the console's config file ([[contacts."{env.as_str()}"]] entries)."</p>
                 })
             } else {
                 Either::Right(view! {
