@@ -85,13 +85,27 @@ pub async fn chunks(
     env: Environment,
     run_id: i64,
 ) -> Result<Vec<ChunkPoint>, sqlx::Error> {
+    last_chunks(control, env, run_id, i64::MAX).await
+}
+
+/// The last `n` chunks of a run's mirrored ledger, oldest first: what a recent rate needs
+/// ([`crate::domain::health::RATE_WINDOW`]) without reading a long run's whole ledger.
+pub async fn last_chunks(
+    control: &Database,
+    env: Environment,
+    run_id: i64,
+    n: i64,
+) -> Result<Vec<ChunkPoint>, sqlx::Error> {
     let rows = sqlx::query(
-        "select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, errors, duration_ms,
-            committed_at
-         from run_chunks where environment = $1 and run_id = $2 order by chunk_no",
+        "select * from (
+            select chunk_no, from_id, to_id, rows_read, school_created, self_study_created, errors, duration_ms,
+                committed_at
+            from run_chunks where environment = $1 and run_id = $2 order by chunk_no desc limit $3) recent
+         order by chunk_no",
     )
     .bind(env.as_str())
     .bind(run_id)
+    .bind(n)
     .fetch_all(control.pool())
     .await?;
     rows.iter()

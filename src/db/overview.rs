@@ -162,10 +162,10 @@ async fn measured(
                 cast(coalesce(sum(c.rows_read), 0) as bigint) as rows_read,
                 cast(coalesce(sum(c.duration_ms), 0) as bigint) as copy_ms
          from runs r join run_chunks c on c.environment = r.environment and c.run_id = r.run_id
-         where r.environment = $1 and r.kind = 'backfill'
-           and (r.run_id = $2 or ($2 is null and r.state = 'completed'))
-         group by r.run_id, r.chunk_size, r.pause_ms
-         order by r.run_id desc limit 1",
+         where r.environment = $1
+           and r.run_id = coalesce($2, (select max(n.run_id) from runs n
+                                         where n.environment = $1 and n.kind = 'backfill' and n.state = 'completed'))
+         group by r.run_id, r.chunk_size, r.pause_ms",
     )
     .bind(env.as_str())
     .bind(run_id)

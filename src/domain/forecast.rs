@@ -73,11 +73,11 @@ pub fn forecast(rows: i64, measured: &Measured, chunk_size: i64, pause_ms: i64) 
 /// The rate a forecast of `env` uses: its own newest measurement, or the nearest environment's
 /// before it (`measured` in rollout order).
 pub fn basis_for(env: Environment, measured: &[Measured]) -> Option<&Measured> {
-    let order = |e: Environment| Environment::ALL.iter().position(|x| *x == e).unwrap_or(0);
+    // environments order as the rollout goes: dev, staging, prod
     measured
         .iter()
-        .filter(|m| order(m.environment) <= order(env) && m.rows_per_second().is_some())
-        .max_by_key(|m| (order(m.environment), m.run_id))
+        .filter(|m| m.environment <= env && m.rows_per_second().is_some())
+        .max_by_key(|m| (m.environment, m.run_id))
 }
 
 #[cfg(test)]

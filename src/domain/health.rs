@@ -173,7 +173,7 @@ pub struct Pace {
 }
 
 /// Chunks the recent rate looks back over.
-const RATE_WINDOW: usize = 20;
+pub const RATE_WINDOW: usize = 20;
 
 /// Slack allowed between two chunks before the time between them counts as not running (a
 /// pause, a wait, a dead runner): a chunk's own duration and the configured pause, plus this.

@@ -104,7 +104,8 @@ pub async fn snapshot(control: &Database) -> Result<BTreeMap<Environment, Enviro
         let Some(run) = crate::db::live::history(control, *env, 1).await?.pop() else { continue };
         let health = Health::of(&run, now);
         if health.is_moving() && run.kind == RunKind::Backfill {
-            let ledger = crate::db::live::chunks(control, *env, run.id).await?;
+            let window = crate::domain::health::RATE_WINDOW as i64;
+            let ledger = crate::db::live::last_chunks(control, *env, run.id, window).await?;
             m.rows_per_second = Pace::of(&run, &health, &ledger).rows_per_second.unwrap_or(0.0);
         }
         m.hold = match &health {
