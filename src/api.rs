@@ -8,6 +8,7 @@ pub mod codec;
 pub mod environment;
 pub mod overview;
 pub mod rollout;
+pub mod runbook;
 
 /// What server functions read: the databases and the configuration they need. The server
 /// provides it to every server function (it sits above this layer and builds it from its own

@@ -90,6 +90,9 @@ pub enum Command {
     },
     /// List an environment's backfill and rollback runs, newest first.
     Runs(report::RunsArgs),
+    /// List the target database's sessions that hold locks on the rollout's tables (what a
+    /// waiting run may wait for), the ones blocking the engine first. PostgreSQL only.
+    Blockers(report::BlockersArgs),
     /// Join the environment's active run in slices with this machine's workers (a backfill
     /// started with --workers N on PostgreSQL), until no slice is left.
     Worker(worker::WorkerArgs),
@@ -168,6 +171,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Some(Command::Reconcile(args)) => backfill::reconcile(config, args).await,
         Some(Command::Verify(args)) => report::verify(config, args).await,
         Some(Command::Runs(args)) => report::runs(config, args).await,
+        Some(Command::Blockers(args)) => report::blockers(config, args).await,
         Some(Command::Worker(args)) => worker::run(config, args).await,
         Some(Command::Bench(args)) => bench::bench(args.into()).await,
         Some(Command::Control(args)) => control::run(config, args).await,

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod blockers;
 pub mod calendar;
 pub mod checklist;
 pub mod environment;

@@ -4,6 +4,7 @@
 //! the console call the same functions.
 
 pub mod backfill;
+pub mod blockers;
 pub mod capture;
 pub mod ddl;
 pub mod dead_letters;

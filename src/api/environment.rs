@@ -285,3 +285,12 @@ pub async fn emergency_stop(
     }
     Ok(stopped)
 }
+
+/// The target database's sessions that may hold the environment's run up (the waiting box's
+/// "what to check"): operators only, as they name other people's sessions and statements.
+#[server(endpoint = "blockers", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn blockers(env: String) -> Result<crate::domain::blockers::Blockers, ServerFnError> {
+    super::require(crate::domain::access::Role::Operator).await?;
+    let (env, _, target) = server::environment(&env)?;
+    crate::engine::blockers::list(&target).await.map_err(|e| server::engine_error(env, e))
+}

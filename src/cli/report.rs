@@ -160,3 +160,55 @@ async fn list(
     }
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct BlockersArgs {
+    /// The environment: dev, staging or prod.
+    #[arg(long)]
+    env: Environment,
+    /// Print the sessions as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The target's sessions that may hold a waiting run up, the blocking ones first.
+pub async fn blockers(config: &Config, BlockersArgs { env, json }: BlockersArgs) -> Result<(), CliError> {
+    use crate::domain::blockers::Blockers;
+    let (_, target) = open_control_and_target(config, env).await?;
+    let found =
+        crate::engine::blockers::list(&target).await.map_err(|source| CliError::Engine { env, source })?;
+    if json {
+        println!("{}", json!(found));
+        return Ok(());
+    }
+    let sessions = match found {
+        Blockers::Unknown(what) => {
+            println!("{env}: {what}");
+            return Ok(());
+        }
+        Blockers::Sessions(sessions) if sessions.is_empty() => {
+            println!("{env}: no other session holds a lock on projects or the subtype tables");
+            return Ok(());
+        }
+        Blockers::Sessions(sessions) => sessions,
+    };
+    println!(
+        "{:>7}  {:<8}  {:<12}  {:<20}  {:<20}  {:>9}  {:<18}  statement",
+        "pid", "blocking", "user", "application", "state", "xact age", "waits for"
+    );
+    for s in sessions {
+        println!(
+            "{:>7}  {:<8}  {:<12}  {:<20}  {:<20}  {:>9}  {:<18}  {}",
+            s.pid,
+            if s.blocking { "yes" } else { "-" },
+            s.user,
+            s.application,
+            s.state,
+            s.transaction_ms
+                .map_or("-".into(), |ms| crate::domain::format::format_duration(ms as f64 / 1000.0)),
+            s.wait.unwrap_or_else(|| "-".into()),
+            s.query
+        );
+    }
+    Ok(())
+}

@@ -17,7 +17,7 @@ use sqlx::Row;
 const RUN_COLUMNS: &str = "run_id, kind, state, requested, started_by, chunk_size, pause_ms, low_id, high_id,
     checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped, self_study_skipped,
     errors, error, created_at, updated_at, finished_at, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label,
-    hold_since, hold_next_try, workers, fk_validation_ms, lease_ms";
+    hold_since, hold_next_try, hold_tries, hold_gives_up_at, workers, fk_validation_ms, lease_ms";
 
 fn corrupt(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} '{value}' in the control database").into())
@@ -61,6 +61,8 @@ fn run_from_row(row: &AnyRow) -> Result<RunView, sqlx::Error> {
                 label: row.try_get::<Option<String>, _>("hold_label")?.unwrap_or_default(),
                 since_ms: row.try_get::<Option<i64>, _>("hold_since")?.unwrap_or_default(),
                 next_try_ms: row.try_get::<Option<i64>, _>("hold_next_try")?.unwrap_or_default(),
+                tries: row.try_get::<Option<i64>, _>("hold_tries")?.unwrap_or_default(),
+                gives_up_at_ms: row.try_get("hold_gives_up_at")?,
             }),
             None => None,
         },

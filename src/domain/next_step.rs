@@ -7,7 +7,8 @@ use super::health::Health;
 use super::live::RunView;
 use super::phases::{Phase, PhaseStatus};
 
-/// The action a next step asks for: the button the page makes primary.
+/// The action a next step asks for: the button the page makes primary. `Pause` and
+/// `EmergencyStop` are never a next step; the waiting box asks for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     DryRun,
@@ -18,6 +19,8 @@ pub enum Action {
     Reconcile,
     FlagOn,
     SignChecklist,
+    Pause,
+    EmergencyStop,
 }
 
 impl Action {
@@ -32,6 +35,8 @@ impl Action {
             Action::Reconcile => "Reconcile…",
             Action::FlagOn => "Turn on…",
             Action::SignChecklist => "Sign the checklist",
+            Action::Pause => "Pause",
+            Action::EmergencyStop => "Emergency stop…",
         }
     }
 

@@ -205,6 +205,14 @@ pub struct Hold {
     pub label: String,
     pub since_ms: i64,
     pub next_try_ms: i64,
+    /// Tries so far while waiting out a fault (the first failure is try 1); 0 for a throttle,
+    /// which checks its signals and does not count.
+    #[serde(default)]
+    pub tries: i64,
+    /// When the run fails with the fault if it still lasts (its retry policy's limit); `None` for
+    /// a throttle, which holds as long as its signal is over.
+    #[serde(default)]
+    pub gives_up_at_ms: Option<i64>,
 }
 
 impl Hold {
@@ -311,6 +319,8 @@ mod tests {
             label: "connection refused".into(),
             since_ms: 1_000,
             next_try_ms: 5_500,
+            tries: 3,
+            gives_up_at_ms: Some(1_801_000),
         };
         assert_eq!(
             hold.describe("14:02:11", 2_000),

@@ -268,7 +268,17 @@ async fn turn_until_the_end(
             );
         }
         let label = reason.split(" (").next().unwrap_or_default().to_owned();
-        let hold = Hold { kind: HoldKind::Waiting, reason, label, since_ms, next_try_ms: now_ms() + wait };
+        let hold = Hold {
+            kind: HoldKind::Waiting,
+            reason,
+            label,
+            since_ms,
+            next_try_ms: now_ms() + wait,
+            tries: i64::from(attempt),
+            // the limit counts from this runner's first try: a runner that took the run over
+            // while it waited gives it the whole limit again
+            gives_up_at_ms: Some(now_ms() - elapsed_ms(since) + retry.give_up_after_ms),
+        };
         turns.hold(held, hold, observer).await?;
     }
 }

@@ -37,9 +37,9 @@ async fn upsert_run(
             checkpoint, chunks, rows_read, school_created, self_study_created, school_skipped,
             self_study_skipped, errors, error, created_at, updated_at, finished_at, requested, pause_ms,
             lease_owner, lease_expires_at, rows_expected, hold_kind, hold_reason, hold_label, hold_since, hold_next_try,
-            workers, fk_validation_ms, lease_ms)
+            workers, fk_validation_ms, lease_ms, hold_tries, hold_gives_up_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
+            $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)
          on conflict (environment, run_id) do update set
             kind = excluded.kind, state = excluded.state, started_by = excluded.started_by,
             chunk_size = excluded.chunk_size, low_id = excluded.low_id, high_id = excluded.high_id,
@@ -53,7 +53,8 @@ async fn upsert_run(
             rows_expected = excluded.rows_expected, hold_kind = excluded.hold_kind,
             hold_reason = excluded.hold_reason, hold_label = excluded.hold_label, hold_since = excluded.hold_since,
             hold_next_try = excluded.hold_next_try, workers = excluded.workers,
-            fk_validation_ms = excluded.fk_validation_ms, lease_ms = excluded.lease_ms
+            fk_validation_ms = excluded.fk_validation_ms, lease_ms = excluded.lease_ms,
+            hold_tries = excluded.hold_tries, hold_gives_up_at = excluded.hold_gives_up_at
          where runs.updated_at <= excluded.updated_at",
     )
     .bind(env.as_str())
@@ -89,6 +90,8 @@ async fn upsert_run(
     .bind(run.workers)
     .bind(run.fk_validation_ms)
     .bind(run.lease_ms)
+    .bind(run.hold.as_ref().map(|h| h.tries))
+    .bind(run.hold.as_ref().and_then(|h| h.gives_up_at_ms))
     .execute(control)
     .await?;
     Ok(())

@@ -28,6 +28,8 @@ pub async fn check(db: &Database, throttle: &Throttle) -> Result<Option<Hold>, E
                 label: name,
                 since_ms: now,
                 next_try_ms: now + CHECK_EVERY_MS,
+                tries: 0,
+                gives_up_at_ms: None,
             }));
         }
     }

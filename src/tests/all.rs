@@ -33,5 +33,6 @@ mod support;
 mod target_databases;
 mod torture;
 mod users;
+mod waiting;
 mod webhooks;
 mod workers;

@@ -22,6 +22,8 @@ fn hold(kind: HoldKind, since: i64, next: i64) -> Hold {
         label: "locked".into(),
         since_ms: since,
         next_try_ms: next,
+        tries: 1,
+        gives_up_at_ms: Some(since + 1_800_000),
     }
 }
 

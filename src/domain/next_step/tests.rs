@@ -109,6 +109,8 @@ fn an_active_run_is_waited_for_resumed_or_taken_over_by_its_health() {
         label: "locked".into(),
         since_ms: 0,
         next_try_ms: 1,
+        tries: 1,
+        gives_up_at_ms: None,
     };
     let next = next_step(&Situation { run: Some((&running, &Health::Waiting(hold))), ..situation(Dev, &p) });
     assert_eq!(next.sentence, "Wait: backfill run #3 is waiting — database is locked");

@@ -13,6 +13,7 @@ mod notifications;
 mod progress;
 mod reports;
 mod verification;
+mod waiting;
 
 use crate::api::environment::get_environment;
 use crate::domain::access::Role;
@@ -107,7 +108,7 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     });
     let progress = erase(view! {
         <section class="card" aria-labelledby="run-heading">
-            <RunProgress live/>
+            <RunProgress live operator asked/>
         </section>
     });
     let controls = operator.then(|| {

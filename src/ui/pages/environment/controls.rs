@@ -146,6 +146,12 @@ pub(super) fn RunControls(
             if let Some(run) = run {
                 request.dispatch((run.id, RunRequest::Resume));
             }
+        } else if take(asked, NextAction::Pause) {
+            if let Some(run) = run {
+                request.dispatch((run.id, RunRequest::Pause));
+            }
+        } else if take(asked, NextAction::EmergencyStop) {
+            confirming.set(Some(Pending::Stop));
         } else if take(asked, NextAction::TakeOver) {
             if let Some(run) = run {
                 confirming.set(Some(Pending::TakeOver {

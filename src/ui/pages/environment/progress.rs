@@ -1,5 +1,7 @@
 //! The run's progress card (bar, figures, rate, ETA, holds) and its three charts.
 
+use super::next::Asked;
+use super::waiting::{look, WaitingBox};
 use crate::domain::format::{
     capitalised, clock_ms, fixed, format_count, format_duration, format_epoch_ms, format_percent,
 };
@@ -23,8 +25,9 @@ fn state_label(run: &RunView, health: &Health) -> String {
 
 /// The run's progress: bar, figures, rate and ETA — fixed-width, so nothing jumps as they change.
 #[component]
-pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
+pub(super) fn RunProgress(live: RwSignal<LiveView>, operator: bool, asked: Asked) -> impl IntoView {
     let clock = ticking(live);
+    let look = look(live.read_untracked().environment, live, operator);
     move || {
         let view = live.get();
         let Some(run) = view.run.clone() else {
@@ -59,16 +62,18 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>) -> impl IntoView {
                     <span class="run-meta" data-testid="run-workers">{format!("{} workers on each replica", run.workers)}</span>
                 })}
             </div>
-            {matches!(health, Health::Waiting(_) | Health::Throttled(_)).then(|| view! {
-                <div class="notice notice-warn" role="status" data-testid="run-hold">
-                    {counting}
-                    {if matches!(health, Health::Waiting(_)) {
-                        " · the run goes on by itself when the database answers; nothing committed is lost"
-                    } else {
+            {match &health {
+                Health::Waiting(hold) => Some(view! {
+                    <WaitingBox env=view.environment run=run.clone() hold=hold.clone() clock operator asked look/>
+                }.into_any()),
+                Health::Throttled(_) => Some(view! {
+                    <div class="notice notice-warn" role="status" data-testid="run-hold">
+                        {counting}
                         " · the run goes on by itself when the signal is under its threshold"
-                    }}
-                </div>
-            })}
+                    </div>
+                }.into_any()),
+                _ => None,
+            }}
             {matches!(health, Health::RunnerLost { .. }).then(|| view! {
                 <div class="notice notice-error" role="alert" data-testid="runner-gone">
                     {move || capitalised(&counting_lost())}
