@@ -226,7 +226,12 @@ impl Hold {
             0..60 => format!("{held} s"),
             _ => format!("{} min {} s", held / 60, held % 60),
         };
-        format!("{}: {} since {since} ({held}), next try in {next} s", self.kind.as_str(), self.reason)
+        // a try in progress (SQLite's busy timeout, a lock timeout) is past its "next try"
+        let next = match next {
+            0 => "trying again now".to_owned(),
+            n => format!("next try in {n} s"),
+        };
+        format!("{}: {} since {since} ({held}), {next}", self.kind.as_str(), self.reason)
     }
 
     /// Whether the runner that wrote the hold still looks alive at `now_ms`: it rewrites the
@@ -328,7 +333,7 @@ mod tests {
         );
         assert_eq!(
             hold.describe("14:02:11", 125_000),
-            "waiting: connection refused since 14:02:11 (2 min 4 s), next try in 0 s"
+            "waiting: connection refused since 14:02:11 (2 min 4 s), trying again now"
         );
         assert!(hold.is_fresh(20_000, 30_000) && !hold.is_fresh(40_000, 30_000));
     }

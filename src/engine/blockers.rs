@@ -19,8 +19,8 @@ pub async fn list(db: &Database) -> Result<Blockers, EngineError> {
             .map_or_else(|| "the database file".to_owned(), |p| p.display().to_string());
         return Ok(Blockers::Unknown(format!(
             "SQLite does not say who holds its lock. Look for a long write transaction of the \
-             application, a backup or an open sqlite3 shell on {file}: `fuser {file}` lists the \
-             processes that have it open."
+             application, a backup or an open sqlite3 shell on {file} (fuser {file} lists the \
+             processes that have it open)."
         )));
     }
     // the engine's own sessions are named `sti-rollout/<env>[/run-N]`; a role without
