@@ -129,17 +129,18 @@ async fn keys_off(target: &crate::db::Database) -> Option<String> {
     })
 }
 
-/// A page of rejected rows, optionally of one reason.
+/// A page of rejected rows (one per project id), optionally of one reason and one run.
 #[server(endpoint = "dead_letters", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
 pub async fn dead_letters(
     env: String,
     reason: Option<String>,
+    run: Option<i64>,
     page: i64,
 ) -> Result<DeadLetterPage, ServerFnError> {
     super::require(crate::domain::access::Role::Viewer).await?;
     let (env, _, target) = server::environment(&env)?;
     let reason = reason.filter(|r| !r.is_empty());
-    crate::engine::dead_letters::page(&target, reason.as_deref(), None, page)
+    crate::engine::dead_letters::page(&target, reason.as_deref(), run, page)
         .await
         .map_err(|e| server::engine_error(env, e))
 }

@@ -61,6 +61,12 @@ pub fn format_epoch_ms(ms: i64) -> String {
     format!("{} {:02}:{:02} UTC", Day::from_epoch_ms(ms), secs / 3600, (secs % 3600) / 60)
 }
 
+/// Epoch milliseconds as `2026-11-27T20:41:07Z` (RFC 3339, UTC): what a spreadsheet reads as a
+/// time, for exports.
+pub fn rfc3339_ms(ms: i64) -> String {
+    format!("{}T{}Z", Day::from_epoch_ms(ms), clock_ms(ms))
+}
+
 /// Epoch milliseconds as `20:41:07` (UTC).
 pub fn clock_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000).rem_euclid(86_400);

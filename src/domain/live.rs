@@ -303,21 +303,35 @@ pub fn keys_off_notice(tables: &[String], during_run: Option<i64>) -> Option<Str
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub project_id: i64,
+    /// Why the last run that rejected it did.
     pub reason: String,
-    pub run_id: i64,
-    pub recorded_at: i64,
+    /// Every run that rejected it, oldest first: a row rejected again by a later run is one
+    /// row seen in several runs, not several rows.
+    pub runs: Vec<i64>,
+    pub first_seen: i64,
+    pub last_seen: i64,
 }
 
-/// A page of rejected rows.
+impl DeadLetter {
+    /// `#1, #3`.
+    pub fn runs_text(&self) -> String {
+        self.runs.iter().map(|r| format!("#{r}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A page of rejected rows, one per project id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetterPage {
     pub rows: Vec<DeadLetter>,
-    /// Rows matching the filter, over every page.
+    /// Project ids matching the filter, over every page.
     pub total: i64,
     pub page: i64,
     pub per_page: i64,
-    /// Rejected rows per reason, over every run and page: the filter's choices.
+    /// Rejected project ids per reason, over every run and page: the filter's choices.
     pub reasons: Vec<(String, i64)>,
+    /// Rejected project ids per run, newest run first: the other filter's choices.
+    #[serde(default)]
+    pub runs: Vec<(i64, i64)>,
 }
 
 /// What an emergency stop did in one environment.

@@ -194,3 +194,54 @@ async fn a_verification_older_than_the_last_run_says_it_is_out_of_date(backend: 
 async fn sqlite_a_verification_older_than_the_last_run_says_it_is_out_of_date() {
     a_verification_older_than_the_last_run_says_it_is_out_of_date(Backend::Sqlite).await;
 }
+
+/// A row rejected by two runs is one rejected row seen in both (issue 29 #10): the page counts
+/// project ids, filters by run, and the CSV has one line per id with readable times and the
+/// legacy row's fields.
+async fn a_row_rejected_by_two_runs_is_listed_once(backend: Backend) {
+    use sti_rollout::domain::live::DeadLetterPage;
+    let f = fixture(backend, 2_000).await;
+    let app = TestApp::start(&f.config).await;
+    let first = crate::engine_runs::run_backfill(&f, 500).await;
+    let second = crate::engine_runs::run_backfill(&f, 500).await;
+    assert!(first.errors > 0 && second.errors == first.errors, "{first:?} {second:?}");
+
+    let (status, body) = crate::support::call(&app, &app.client, "dead_letters", "env=dev&page=1").await;
+    assert_eq!(status, 200, "{body}");
+    let page: DeadLetterPage = serde_json::from_str(&body).unwrap();
+    assert_eq!(page.total, first.errors, "one row per project id, not per run");
+    assert!(page.rows.iter().all(|d| d.runs == vec![first.id, second.id]), "{:?}", page.rows);
+    assert_eq!(page.runs, vec![(second.id, second.errors), (first.id, first.errors)]);
+    let (_, body) =
+        crate::support::call(&app, &app.client, "dead_letters", &format!("env=dev&page=1&run={}", first.id))
+            .await;
+    let of_first: DeadLetterPage = serde_json::from_str(&body).unwrap();
+    assert_eq!(of_first.total, first.errors);
+
+    let (_, html) = app.get("/env/dev").await;
+    assert!(html.contains(&format!("#{}, #{}", first.id, second.id)), "the table says which runs");
+    let (status, csv) = app.get("/env/dev/dead-letters.csv").await;
+    assert_eq!(status, 200);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("project_id,reason,runs,first_seen,last_seen,legacy_row,title,owner_id,project_type,school_name,grade,pace,goal_date")
+    );
+    let line = lines.next().expect("a rejected row");
+    assert_eq!(csv.lines().count() as i64, 1 + first.errors, "{csv}");
+    let fields: Vec<&str> = line.split(',').collect();
+    assert_eq!(fields[2], format!("{} {}", first.id, second.id), "{line}");
+    assert!(fields[3].ends_with('Z') && fields[3].contains('T') && fields[3].len() == 20, "{line}");
+    assert_eq!(fields[5], "present", "{line}");
+    assert!(!fields[6].is_empty(), "the legacy row's title: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_row_rejected_by_two_runs_is_listed_once() {
+    a_row_rejected_by_two_runs_is_listed_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_row_rejected_by_two_runs_is_listed_once() {
+    a_row_rejected_by_two_runs_is_listed_once(Backend::Postgres).await;
+}

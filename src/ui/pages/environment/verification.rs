@@ -86,29 +86,38 @@ pub(super) fn DeadLetters(
     first: Result<DeadLetterPage, String>,
 ) -> impl IntoView {
     let reason = RwSignal::new(String::new());
+    let run = RwSignal::new(None::<i64>);
     let page_no = RwSignal::new(1_i64);
     let shown = RwSignal::new(first);
     // refetched when a run starts, ends or rejects more rows
     let run_key = Memo::new(move |_| live.with(|l| l.run.as_ref().map(|r| (r.id, r.state, r.errors))));
     Effect::new(move |previous: Option<()>| {
-        let key = (reason.get(), page_no.get(), run_key.get());
+        let key = (reason.get(), run.get(), page_no.get(), run_key.get());
         if previous.is_none() {
             return; // what the page came with is current
         }
         leptos::task::spawn_local(async move {
-            let result = dead_letters(env.to_string(), Some(key.0.clone()), key.1).await;
+            let result = dead_letters(env.to_string(), Some(key.0.clone()), key.1, key.2).await;
             // an answer to a question no longer asked is dropped
-            if (reason.get_untracked(), page_no.get_untracked(), run_key.get_untracked()) == key {
+            if (reason.get_untracked(), run.get_untracked(), page_no.get_untracked(), run_key.get_untracked())
+                == key
+            {
                 shown.set(result.map_err(|e| e.to_string()));
             }
         });
     });
     let csv = move || {
+        let mut query = Vec::new();
         let r = reason.get();
-        if r.is_empty() {
-            format!("/env/{env}/dead-letters.csv")
-        } else {
-            format!("/env/{env}/dead-letters.csv?reason={r}")
+        if !r.is_empty() {
+            query.push(format!("reason={r}"));
+        }
+        if let Some(n) = run.get() {
+            query.push(format!("run={n}"));
+        }
+        match query.is_empty() {
+            true => format!("/env/{env}/dead-letters.csv"),
+            false => format!("/env/{env}/dead-letters.csv?{}", query.join("&")),
         }
     };
     view! {
@@ -118,7 +127,7 @@ pub(super) fn DeadLetters(
         </div>
         {move || match shown.get() {
             Err(message) => Either::Left(view! { <ErrorNotice message/> }),
-            Ok(page) => Either::Right(dead_letter_table(page, reason, page_no)),
+            Ok(page) => Either::Right(dead_letter_table(page, reason, run, page_no)),
         }}
     }
 }
@@ -127,31 +136,42 @@ pub(super) fn DeadLetters(
 fn dead_letter_table(
     page: DeadLetterPage,
     reason: RwSignal<String>,
+    run: RwSignal<Option<i64>>,
     page_no: RwSignal<i64>,
 ) -> impl IntoView {
     let pages = ((page.total + page.per_page - 1) / page.per_page).max(1);
     let current = page.page;
-    let total: i64 = page.reasons.iter().map(|(_, n)| n).sum();
     let chosen = reason.get_untracked();
+    let chosen_run = run.get_untracked();
     view! {
+        <div class="filters">
         <label class="filter">"Reason "
             <select data-testid="reason-filter" on:change=move |e| { reason.set(event_target_value(&e)); page_no.set(1); }>
-                <option value="" selected=chosen.is_empty()>{format!("all ({})", format_count(total))}</option>
+                <option value="" selected=chosen.is_empty()>"all"</option>
                 {page.reasons.into_iter().map(|(r, n)| {
                     let selected = r == chosen;
                     view! { <option value=r.clone() selected=selected>{format!("{r} ({})", format_count(n))}</option> }
                 }).collect_view()}
             </select>
         </label>
+        <label class="filter">"Run "
+            <select data-testid="run-filter" on:change=move |e| { run.set(event_target_value(&e).parse().ok()); page_no.set(1); }>
+                <option value="" selected=chosen_run.is_none()>"all"</option>
+                {page.runs.into_iter().map(|(r, n)| {
+                    view! { <option value=r.to_string() selected=chosen_run == Some(r)>{format!("#{r} ({})", format_count(n))}</option> }
+                }).collect_view()}
+            </select>
+        </label>
+        </div>
         {if page.rows.is_empty() {
             Either::Left(view! { <p class="empty" data-testid="dead-letters-empty">"No rejected rows."</p> })
         } else {
             Either::Right(view! {
                 <table class="table" data-testid="dead-letters">
-                    <thead><tr><th>"Project id"</th><th>"Reason"</th><th>"Run"</th></tr></thead>
+                    <thead><tr><th>"Project id"</th><th>"Reason"</th><th>"Seen in runs"</th></tr></thead>
                     <tbody>
                         {page.rows.into_iter().map(|d| view! {
-                            <tr><td>{d.project_id}</td><td><code>{d.reason}</code></td><td>{format!("#{}", d.run_id)}</td></tr>
+                            <tr><td>{d.project_id}</td><td><code>{d.reason.clone()}</code></td><td>{d.runs_text()}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
