@@ -10,6 +10,7 @@ pub mod environment;
 pub mod forecast;
 pub mod format;
 pub mod health;
+pub mod incident;
 pub mod live;
 pub mod next_step;
 pub mod notifications;

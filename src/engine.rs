@@ -94,6 +94,8 @@ pub enum EngineError {
     ValidationTimeout { key: String, limit_ms: i64 },
     #[error("nothing to reconcile: {0}")]
     NothingToReconcile(String),
+    #[error("no emergency stop is waiting to be acknowledged here (someone acknowledged it already?)")]
+    NoOpenStop,
     #[error("the health signal '{name}' cannot be read: {message}")]
     Signal { name: String, message: String },
     #[error(
@@ -153,6 +155,7 @@ impl EngineError {
             | Self::Orphans { .. }
             | Self::ValidationTimeout { .. }
             | Self::NothingToReconcile(_)
+            | Self::NoOpenStop
             | Self::Signal { .. } => ErrorKind::Conflict,
             Self::Db(_) | Self::Corrupt(_) => ErrorKind::Unavailable,
         }

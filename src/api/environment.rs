@@ -295,3 +295,13 @@ pub async fn blockers(env: String) -> Result<crate::domain::blockers::Blockers, 
     let (env, _, target) = server::environment(&env)?;
     crate::engine::blockers::list(&target).await.map_err(|e| server::engine_error(env, e))
 }
+
+/// Acknowledges the environment's open emergency stop (operators), with an optional note.
+#[server(endpoint = "acknowledge_stop", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn acknowledge_stop(env: String, note: String) -> Result<i64, ServerFnError> {
+    let user = super::require(crate::domain::access::Role::Operator).await?;
+    let (env, control, _) = server::environment(&env)?;
+    crate::engine::operate::acknowledge_stop(&control, env, &user.actor(), &note)
+        .await
+        .map_err(|e| server::engine_error(env, e))
+}

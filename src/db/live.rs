@@ -6,6 +6,7 @@ use super::control::{self, ENABLE_STI};
 use super::Database;
 use crate::domain::environment::Environment;
 use crate::domain::health::{Health, Pace};
+use crate::domain::incident::Incident;
 use crate::domain::live::{
     chart_points, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, VerificationView,
     MAX_CHART_POINTS,
@@ -231,6 +232,36 @@ pub async fn capture(control: &Database, env: Environment) -> Result<Option<Capt
     .transpose()
 }
 
+/// The newest emergency stop in `env` that nobody acknowledged since, from the audit log.
+pub async fn incident(control: &Database, env: Environment) -> Result<Option<Incident>, sqlx::Error> {
+    let row = sqlx::query(
+        "select s.id, s.at, s.actor, s.before, s.reason from audit_log s
+         where s.action = 'emergency_stop' and s.environment = $1
+           and not exists (select 1 from audit_log k
+                           where k.action = $2 and k.environment = $1 and k.id > s.id)
+         order by s.id desc limit 1",
+    )
+    .bind(env.as_str())
+    .bind(crate::domain::incident::ACKNOWLEDGE)
+    .fetch_optional(control.pool())
+    .await?;
+    row.map(|row| {
+        let before: Option<String> = row.try_get("before")?;
+        let before: serde_json::Value =
+            before.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+        Ok(Incident {
+            id: row.try_get("id")?,
+            environment: env,
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            reason: row.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+            cancelled_run: before["active_run"].as_i64(),
+            flag_was_on: before["ENABLE_STI"].as_bool().unwrap_or(false),
+        })
+    })
+    .transpose()
+}
+
 /// Everything the page updates live.
 pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx::Error> {
     let flag_on = control::flag(control, env, ENABLE_STI)
@@ -263,6 +294,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         checklist: super::checklist::entries(control, env).await?,
         flag_history: flag_history(control, env).await?,
         capture: capture(control, env).await?,
+        incident: incident(control, env).await?,
         read_at,
     })
 }

@@ -115,7 +115,14 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
         tracing::warn!(error = %e, "cannot read the timeline");
         "the timeline could not be read; the server log has the cause".to_owned()
     });
-    Overview { environments, timeline, read_at: super::now_rfc3339(), read_at_ms: super::now_ms() }
+    let mut incidents = Vec::new();
+    for env in Environment::ALL {
+        match super::live::incident(control, env).await {
+            Ok(incident) => incidents.extend(incident),
+            Err(e) => tracing::warn!(environment = %env, error = %e, "cannot read the open emergency stop"),
+        }
+    }
+    Overview { environments, timeline, read_at: super::now_rfc3339(), read_at_ms: super::now_ms(), incidents }
 }
 
 /// The newest run of `env` from the control database's mirror, as the pages show every run.

@@ -214,6 +214,9 @@ pub struct LiveView {
     pub flag_history: Vec<FlagChange>,
     /// The change capture's newest installation or removal here (`None`: never installed).
     pub capture: Option<CaptureChange>,
+    /// The emergency stop here nobody acknowledged yet.
+    #[serde(default)]
+    pub incident: Option<super::incident::Incident>,
     /// The server's clock when this was read (epoch ms).
     pub read_at: i64,
 }

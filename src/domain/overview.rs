@@ -75,6 +75,9 @@ pub struct Overview {
     /// The same, in ms since the epoch: the clock each run's health is told at.
     #[serde(default)]
     pub read_at_ms: i64,
+    /// Emergency stops nobody acknowledged yet, in rollout order: the overview shows them first.
+    #[serde(default)]
+    pub incidents: Vec<super::incident::Incident>,
 }
 
 #[cfg(test)]

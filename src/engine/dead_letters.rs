@@ -155,13 +155,13 @@ pub async fn csv(
     let mut rejections = Vec::with_capacity(rows.len());
     for row in &rows {
         let r = rejection(row)?;
-        if !fields.contains_key(&r.0) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = fields.entry(r.0) {
             let present = row.try_get::<Option<i64>, _>("legacy_id")?.is_some();
             let values = LEGACY
                 .iter()
                 .map(|c| row.try_get::<Option<String>, _>(*c).map(|v| csv_field(&v.unwrap_or_default())))
                 .collect::<Result<Vec<_>, _>>()?;
-            fields.insert(r.0, (present, values));
+            slot.insert((present, values));
         }
         rejections.push(r);
     }

@@ -405,6 +405,31 @@ pub async fn emergency_stop(
     Ok(stopped)
 }
 
+/// Acknowledges `env`'s open emergency stop: someone has read it and owns what comes next; the
+/// console stops showing it. `note` (may be empty) goes into the audit log.
+pub async fn acknowledge_stop(
+    control: &Database,
+    env: Environment,
+    actor: &str,
+    note: &str,
+) -> Result<i64, EngineError> {
+    let open = crate::db::live::incident(control, env).await?.ok_or(EngineError::NoOpenStop)?;
+    let note = note.trim();
+    audit::record(
+        control,
+        Entry {
+            actor,
+            action: crate::domain::incident::ACKNOWLEDGE,
+            environment: Some(env),
+            before: Some(json!({ "stop": open.id, "stopped_by": open.actor })),
+            reason: (!note.is_empty()).then_some(note),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(open.id)
+}
+
 /// Checks the gate of `env`'s live backfill; a closed gate refuses unless an admin overrides it
 /// with a written reason, which is audited.
 async fn check_gate(

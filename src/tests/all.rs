@@ -20,6 +20,7 @@ mod engine_runs;
 mod faults;
 mod health;
 mod identification;
+mod incidents;
 mod layers;
 mod overview;
 mod production;

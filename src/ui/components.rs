@@ -4,3 +4,4 @@ pub mod async_view;
 pub mod confirm;
 pub mod environment_panel;
 pub mod flash;
+pub mod incident;

@@ -21,6 +21,7 @@ use crate::domain::environment::Environment;
 use crate::domain::live::{EnvironmentPage, LiveView};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::flash::{Flash, FlashLine};
+use crate::ui::components::incident::IncidentNotice;
 use crate::ui::erase;
 use checklist::ChecklistCard;
 use controls::RunControls;
@@ -98,6 +99,10 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
             </div>
         </div>
         <FlashLine flash/>
+        {move || live.read().incident.clone().map(|incident| view! {
+            // the next push drops it once acknowledged
+            <IncidentNotice incident operator on_acknowledged=|_| ()/>
+        })}
         {page.keys_off.map(|notice| view! { <p class="notice notice-warn" role="status" data-testid="keys-off">{notice}</p> })}
     });
     let next = erase(view! { <NextStepCard live operator asked/> });

@@ -11,6 +11,7 @@ use crate::domain::timeline::{window_label, Timeline};
 use crate::ui::components::async_view::AsyncView;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
 use crate::ui::components::environment_panel::EnvironmentPanel;
+use crate::ui::components::incident::IncidentNotice;
 use crate::ui::erase;
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -97,7 +98,14 @@ fn OverviewBody(overview: Overview) -> impl IntoView {
     let holding = holding_back(
         &overview.environments.iter().map(|e| (e.environment, &e.phases[..])).collect::<Vec<_>>(),
     );
+    let Shared { refreshes, role } = expect_context::<Shared>();
+    let operator = role.allows(Role::Operator);
+    let incidents = overview.incidents.clone();
     view! {
+        // an emergency stop nobody acknowledged comes first
+        {incidents.into_iter().map(|incident| view! {
+            <IncidentNotice incident operator on_acknowledged=move |_| refreshes.update(|n| *n += 1)/>
+        }).collect_view()}
         <section class="summary" aria-label="All environments">
             <div class="stat">
                 <span class="stat-label">"Legacy projects, all environments"</span>
