@@ -71,13 +71,23 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
   await expect(page.getByTestId("phase-flag-on")).toContainText("done");
   await expect(page.getByTestId("phase-sign-off")).toContainText("active");
   await expect(page.getByTestId("flag-history")).toContainText("dev verified");
-  await page.getByTestId("sign-open-1").click();
+  await page.getByTestId("sign-open-dev-1").click();
   // nothing is chosen for the signer: Sign waits for a state
-  await expect(page.getByTestId("sign-1")).toBeDisabled();
-  await page.getByTestId("sign-state-1").selectOption("pass");
-  await page.getByTestId("sign-1").click();
+  await expect(page.getByTestId("sign-dev-1")).toBeDisabled();
+  await page.getByTestId("sign-state-dev-1").selectOption("pass");
+  await page.getByTestId("sign-dev-1").click();
   await expect(page.getByTestId("check-1")).toContainText("pass by user:admin");
   await expect(page.getByTestId("checklist-tally")).toHaveText("1 of 9 signed — 1 pass · 8 pending");
+  // the signed item's form closed with the sign-off; a refused one stays open, the reason beside it
+  await expect(page.getByTestId("sign-state-dev-1")).toBeHidden();
+  await page.getByTestId("sign-open-dev-2").click();
+  await page.getByTestId("sign-state-dev-2").selectOption("fail");
+  await page.getByTestId("sign-dev-2").click();
+  await expect(page.getByTestId("sign-error-dev-2")).toHaveText("say why the item is fail");
+  await expect(page.getByTestId("sign-comment-dev-2")).toBeVisible();
+  await page.getByTestId("sign-comment-dev-2").fill("contract tests red on the flag path");
+  await page.getByTestId("sign-dev-2").click();
+  await expect(page.getByTestId("checklist-tally")).toHaveText("1 of 9 signed — 1 pass · 1 fail · 7 pending");
   await page.getByTestId("flag-toggle").click();
   await page.getByTestId("flag-reason").fill("rehearsing the rollback");
   await page.getByTestId("flag-confirm-yes").click();
@@ -140,8 +150,8 @@ test("a viewer sees the environment page without any control, and cannot post on
   await expect(page.getByTestId("emergency-stop")).toHaveCount(0);
   await expect(page.getByTestId("flag-toggle")).toHaveCount(0);
   // a viewer signs the checklist items a viewer owns, and nothing else
-  await expect(page.getByTestId("sign-open-9")).toBeVisible();
-  await expect(page.getByTestId("sign-open-1")).toHaveCount(0);
+  await expect(page.getByTestId("sign-open-staging-9")).toBeVisible();
+  await expect(page.getByTestId("sign-open-staging-1")).toHaveCount(0);
   const direct = await page.request.post("/api/start_run", {
     form: { env: "staging", kind: "backfill", chunk_size: "100", pause_ms: "0", confirm: "" },
     headers: { "x-sti-console": "1" },

@@ -126,3 +126,19 @@ pub async fn retire_checklist_item(id: i64) -> Result<(), ServerFnError> {
     }
     Ok(())
 }
+
+/// The items the signed-in user's role owns, in every environment: their "My sign-offs" page.
+#[server(endpoint = "my_signoffs", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonText)]
+pub async fn my_signoffs() -> Result<crate::domain::checklist::MySignoffs, ServerFnError> {
+    use crate::domain::environment::Environment;
+    let user = super::require(crate::domain::access::Role::Viewer).await?;
+    let state = super::app_state()?;
+    let mut environments = Vec::new();
+    for env in Environment::ALL {
+        let entries = crate::db::checklist::entries(&state.control, env)
+            .await
+            .map_err(|e| super::environment::server::db_error("the checklist", e))?;
+        environments.push((env, entries.into_iter().filter(|e| e.item.owner_role == user.role).collect()));
+    }
+    Ok(crate::domain::checklist::MySignoffs { role: user.role, environments })
+}

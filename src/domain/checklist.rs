@@ -56,6 +56,26 @@ pub struct SignOff {
     pub signed_at: i64,
 }
 
+impl SignOff {
+    /// `pass by user:ana · 2026-12-08 14:02 UTC — dashboards fine (3 sign-offs)`, given the
+    /// item's number of sign-offs in its environment.
+    pub fn describe(&self, signoffs: i64) -> String {
+        let mut line = format!(
+            "{} by {} · {}",
+            self.state.as_str(),
+            self.signed_by,
+            super::format::format_epoch_ms(self.signed_at)
+        );
+        if !self.comment.is_empty() {
+            line.push_str(&format!(" — {}", self.comment));
+        }
+        if signoffs > 1 {
+            line.push_str(&format!(" ({signoffs} sign-offs)"));
+        }
+        line
+    }
+}
+
 /// One line of an environment's checklist.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecklistEntry {
@@ -69,6 +89,20 @@ pub struct ChecklistEntry {
 impl ChecklistEntry {
     pub fn state(&self) -> SignState {
         self.latest.as_ref().map_or(SignState::Pending, |s| s.state)
+    }
+}
+
+/// One person's sign-offs across environments: the items their role owns, per environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MySignoffs {
+    pub role: Role,
+    pub environments: Vec<(super::environment::Environment, Vec<ChecklistEntry>)>,
+}
+
+impl MySignoffs {
+    /// Items still to sign (pending or failed) over every environment.
+    pub fn open(&self) -> usize {
+        self.environments.iter().flat_map(|(_, e)| e).filter(|e| !e.state().is_signed()).count()
     }
 }
 

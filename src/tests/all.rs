@@ -30,6 +30,7 @@ mod reconcile;
 mod replicas;
 mod security;
 mod seed_command;
+mod signing;
 mod support;
 mod target_databases;
 mod torture;

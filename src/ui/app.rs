@@ -5,6 +5,7 @@ use crate::domain::access::Role;
 use crate::ui::pages::{
     account::AccountPage, audit::AuditLogPage, environment::EnvironmentPage, keys::KeysPage,
     login::LoginPage, not_found::NotFound, overview::OverviewPage, runbook::RunbookPage,
+    signoffs::SignoffsPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
@@ -56,6 +57,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("account") view=AccountPage/>
                     <Route path=StaticSegment("audit") view=AuditLogPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("runbook") view=RunbookPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("signoffs") view=SignoffsPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("env"), ParamSegment("env")) view=EnvironmentPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
@@ -83,6 +85,7 @@ fn SignOut() -> impl IntoView {
             <nav class="usernav">
                 <Suspense>
                     {move || me.get().flatten().map(|me| view! {
+                        <A href="/signoffs" attr:class="navlink" attr:data-testid="nav-signoffs">"My sign-offs"</A>
                         <A href="/audit" attr:class="navlink" attr:data-testid="nav-audit">"Audit log"</A>
                         <A href="/runbook" attr:class="navlink" attr:data-testid="nav-runbook">"Runbook"</A>
                         {(me.role == Role::Admin).then(|| view! { <A href="/keys" attr:class="navlink" attr:data-testid="nav-keys">"API keys"</A> })}

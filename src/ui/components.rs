@@ -5,3 +5,4 @@ pub mod confirm;
 pub mod environment_panel;
 pub mod flash;
 pub mod incident;
+pub mod sign_form;
