@@ -54,6 +54,7 @@ fn EnvironmentItems(
 ) -> impl IntoView {
     let (open, done): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| !e.state().is_signed());
     let heading = format!("{} — {} open of {}", env.label(), open.len(), open.len() + done.len());
+    let items: Vec<ChecklistEntry> = open.into_iter().chain(done).collect();
     view! {
         <section class="card" data-testid=format!("signoffs-{env}")>
             <div class="controls-head">
@@ -61,22 +62,29 @@ fn EnvironmentItems(
                 <a href=format!("/env/{env}#checklist-heading")>{format!("{env}'s checklist")}</a>
             </div>
             <ol class="checklist">
-                {open.into_iter().chain(done).map(|entry| {
-                    let id = entry.item.id;
-                    let state = entry.state();
-                    view! {
-                        <li class="check" data-testid=format!("mine-{env}-{id}")>
-                            <div class="check-head">
-                                <span class=format!("check-state check-{}", state.as_str())>{state.as_str()}</span>
-                                <span class="check-title">{entry.item.title.clone()}</span>
-                            </div>
-                            {entry.latest.as_ref().map(|s| view! { <p class="muted check-signed">{s.describe(entry.signoffs)}</p> })}
-                            {(!state.is_signed()).then(|| view! {
-                                <SignForm env id on_signed=move |_| refreshes.update(|n| *n += 1)/>
-                            })}
-                        </li>
+                // keyed by sign-offs: a re-read that changes nothing of an item keeps it (and its
+                // form) as it is, a signed item is drawn anew — a list patched by position would
+                // hand one item's open form to the next
+                <For
+                    each=move || items.clone()
+                    key=|entry| (entry.item.id, entry.signoffs)
+                    children=move |entry| {
+                        let id = entry.item.id;
+                        let state = entry.state();
+                        view! {
+                            <li class="check" data-testid=format!("mine-{env}-{id}")>
+                                <div class="check-head">
+                                    <span class=format!("check-state check-{}", state.as_str())>{state.as_str()}</span>
+                                    <span class="check-title">{entry.item.title.clone()}</span>
+                                </div>
+                                {entry.latest.as_ref().map(|s| view! { <p class="muted check-signed">{s.describe(entry.signoffs)}</p> })}
+                                {(!state.is_signed()).then(|| view! {
+                                    <SignForm env id on_signed=move |_| refreshes.update(|n| *n += 1)/>
+                                })}
+                            </li>
+                        }
                     }
-                }).collect_view()}
+                />
             </ol>
         </section>
     }
