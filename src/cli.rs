@@ -91,7 +91,8 @@ pub enum Command {
     /// List an environment's backfill and rollback runs, newest first.
     Runs(report::RunsArgs),
     /// List the target database's sessions that hold locks on the rollout's tables (what a
-    /// waiting run may wait for), the ones blocking the engine first. PostgreSQL only.
+    /// waiting run may wait for), the ones blocking the engine first; on SQLite, what to check
+    /// instead.
     Blockers(report::BlockersArgs),
     /// Join the environment's active run in slices with this machine's workers (a backfill
     /// started with --workers N on PostgreSQL), until no slice is left.

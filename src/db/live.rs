@@ -245,21 +245,30 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
     .bind(crate::domain::incident::ACKNOWLEDGE)
     .fetch_optional(control.pool())
     .await?;
-    row.map(|row| {
-        let before: Option<String> = row.try_get("before")?;
-        let before: serde_json::Value =
-            before.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
-        Ok(Incident {
-            id: row.try_get("id")?,
-            environment: env,
-            at: row.try_get("at")?,
-            actor: row.try_get("actor")?,
-            reason: row.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
-            cancelled_run: before["active_run"].as_i64(),
-            flag_was_on: before["ENABLE_STI"].as_bool().unwrap_or(false),
+    let incident = row
+        .map(|row| {
+            let before: Option<String> = row.try_get("before")?;
+            let before: serde_json::Value =
+                before.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+            Ok::<_, sqlx::Error>(Incident {
+                id: row.try_get("id")?,
+                environment: env,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                reason: row.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+                cancelled_run: before["active_run"].as_i64(),
+                flag_was_on: before["ENABLE_STI"].as_bool().unwrap_or(false),
+                capture_installed: false,
+            })
         })
-    })
-    .transpose()
+        .transpose()?;
+    match incident {
+        Some(mut incident) => {
+            incident.capture_installed = capture(control, env).await?.is_some_and(|c| c.on);
+            Ok(Some(incident))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Everything the page updates live.

@@ -159,6 +159,8 @@ async fn forecast(
 
 /// What a backfill of `env` measured: run `run_id`'s chunks, or without one the newest completed
 /// backfill's.
+/// A run that mostly skipped rows copied before it (a re-run) reads far faster than a copy: only
+/// a backfill that created at least half of what it read measures what a backfill costs.
 async fn measured(
     control: &Database,
     env: Environment,
@@ -171,7 +173,8 @@ async fn measured(
          from runs r join run_chunks c on c.environment = r.environment and c.run_id = r.run_id
          where r.environment = $1
            and r.run_id = coalesce($2, (select max(n.run_id) from runs n
-                                         where n.environment = $1 and n.kind = 'backfill' and n.state = 'completed'))
+                                         where n.environment = $1 and n.kind = 'backfill' and n.state = 'completed'
+                                           and 2 * (n.school_created + n.self_study_created) > n.rows_read))
          group by r.run_id, r.chunk_size, r.pause_ms",
     )
     .bind(env.as_str())

@@ -23,6 +23,9 @@ pub struct Incident {
     pub cancelled_run: Option<i64>,
     /// Whether `ENABLE_STI` was on before the stop.
     pub flag_was_on: bool,
+    /// Whether the change capture is installed in the environment (the stop leaves it).
+    #[serde(default)]
+    pub capture_installed: bool,
 }
 
 impl Incident {
@@ -53,8 +56,13 @@ impl Incident {
 
     /// What it did not do: the data and the capture stay.
     pub fn did_not(&self) -> &'static str {
-        "It deleted nothing: the rows copied so far stay, and the change capture stays installed, so \
-         application writes to projects keep the subtype rows in step."
+        match self.capture_installed {
+            true => {
+                "It deleted nothing: the rows copied so far stay, and the change capture stays \
+                 installed, so application writes to projects keep the subtype rows in step."
+            }
+            false => "It deleted nothing (no change capture is installed here).",
+        }
     }
 
     /// The way back, either way.
@@ -78,6 +86,7 @@ mod tests {
             reason: "replica lag alarms".into(),
             cancelled_run: run,
             flag_was_on: was_on,
+            capture_installed: true,
         }
     }
 
@@ -92,5 +101,7 @@ mod tests {
         );
         assert_eq!(stop(None, false).did(), "No run was active; ENABLE_STI was already off.");
         assert!(i.did_not().contains("change capture stays installed"));
+        let bare = Incident { capture_installed: false, ..i };
+        assert_eq!(bare.did_not(), "It deleted nothing (no change capture is installed here).");
     }
 }

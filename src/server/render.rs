@@ -37,6 +37,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+/// Each render thread's stack.
+const RENDER_STACK: usize = 16 * 1024 * 1024;
+
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Renders that may wait per render thread.
@@ -62,7 +65,11 @@ impl RenderPool {
         for n in 0..threads.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let queue = Arc::clone(&queue);
-            std::thread::Builder::new().name(format!("render-{n}")).spawn(move || {
+            // a page's view is a deeply nested type and its render recurses as deep: a debug
+            // build overflowed the default 2 MiB on the environment page. The stack is virtual
+            // memory, taken only as deep as a render goes
+            let builder = std::thread::Builder::new().name(format!("render-{n}")).stack_size(RENDER_STACK);
+            builder.spawn(move || {
                 runtime.block_on(async move {
                     loop {
                         let Some(job) = queue.lock().await.recv().await else { break };

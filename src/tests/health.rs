@@ -157,6 +157,12 @@ async fn the_overview_forecasts_each_backfill_and_the_dry_run_counts_the_pacing(
             && forecast.contains("500-row chunks"),
         "{forecast}"
     );
+    // a re-run skips what is copied, far faster than a copy: it measures nothing
+    let rerun = crate::engine_runs::run_backfill(&f, 2_000).await;
+    assert_eq!(rerun.created(), 0);
+    let (_, html) = app.get("/").await;
+    let forecast = element(&html, "forecast-staging");
+    assert!(forecast.contains(&format!("from dev's backfill #{} at ", done.id)), "{forecast}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

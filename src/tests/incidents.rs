@@ -41,7 +41,7 @@ async fn an_emergency_stop_stays_on_the_pages_until_acknowledged() {
             shown.contains("Emergency stop in dev by user:tester at ")
                 && shown.contains("error rate spike")
                 && shown.contains("No run was active")
-                && shown.contains("change capture stays installed")
+                && shown.contains("It deleted nothing (no change capture is installed here)")
                 && shown.contains("To go on: start the backfill again"),
             "{page}: {shown}"
         );
