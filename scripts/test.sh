@@ -74,9 +74,10 @@ pg_start
 pg_start_torture
 step "unit and integration tests, SQLite and PostgreSQL (with the torture test)" cargo test --features ssr
 pg_stop_torture
-pg_stop
 
 step "release build" build_release
+# the roles spec's dev target is a database on the test cluster (STI_TEST_PG_URL)
 step "end-to-end tests, Chromium" e2e
+pg_stop
 step "contract tests of the projects API (schemathesis), ENABLE_STI off and on" bash scripts/contract.sh
 say "every test passed in $((SECONDS - started)) s"

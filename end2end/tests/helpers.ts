@@ -1,6 +1,6 @@
 import { test, expect, type Page } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 
@@ -34,7 +34,7 @@ async function freePort(): Promise<number> {
  * its tests and stopped after them, and points the tests' relative URLs at it: no spec sees
  * another's runs, flags, users or sign-offs, so each passes alone and in any order.
  */
-export function ownConsole(name: string): Console {
+export function ownConsole(name: string, options: { config?: () => string } = {}): Console {
   const relativeDir = `target/e2e-${name}`;
   const app: Console = { relativeDir, dataDir: path.join(repo, relativeDir), url: "" };
   let server: ChildProcess | undefined;
@@ -42,7 +42,15 @@ export function ownConsole(name: string): Console {
     test.setTimeout(240_000);
     rmSync(app.dataDir, { recursive: true, force: true });
     const port = await freePort();
-    server = spawn(cli, ["--data-dir", relativeDir, "serve", "--addr", `127.0.0.1:${port}`], {
+    // a config file of the spec's own (its text made when the console starts), or the defaults
+    const config: string[] = [];
+    if (options.config) {
+      mkdirSync(app.dataDir, { recursive: true });
+      const file = path.join(app.dataDir, "sti-rollout.toml");
+      writeFileSync(file, options.config());
+      config.push("--config", file);
+    }
+    server = spawn(cli, [...config, "--data-dir", relativeDir, "serve", "--addr", `127.0.0.1:${port}`], {
       cwd: repo,
       stdio: "ignore",
     });

@@ -116,31 +116,32 @@ fn sessions(found: Blockers) -> AnyView {
         }.into_any(),
         Blockers::Sessions(list) => view! {
             <p>"Sessions holding locks on projects or the subtype tables, the ones blocking the run first:"</p>
-            <div class="table-scroll">
-                <table class="table" data-testid="blockers-table">
-                    <thead><tr>
-                        <th>"pid"</th><th>"Blocking"</th><th>"User"</th><th>"Application"</th><th>"State"</th><th>"Transaction"</th><th>"Waits for"</th><th>"Statement"</th>
-                    </tr></thead>
-                    <tbody>
-                        {list.into_iter().map(row).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            // one block per session, not a table: eight columns do not fit a phone
+            <ul class="blockers" data-testid="blockers-table">
+                {list.into_iter().map(session).collect_view()}
+            </ul>
         }.into_any(),
     }
 }
 
-fn row(s: Session) -> impl IntoView {
+/// `pid 6098 · billing-app · user postgres`, its state and transaction age, what it waits for,
+/// the start of its statement.
+fn session(s: Session) -> impl IntoView {
+    let age =
+        s.transaction_ms.map(|ms| format!(" · transaction open for {}", format_duration(ms as f64 / 1000.0)));
+    let application = if s.application.is_empty() { "no application name".to_owned() } else { s.application };
     view! {
-        <tr class=if s.blocking { "blocking" } else { "" }>
-            <td>{s.pid}</td>
-            <td>{if s.blocking { "yes" } else { "–" }}</td>
-            <td>{s.user}</td>
-            <td>{s.application}</td>
-            <td>{s.state}</td>
-            <td>{s.transaction_ms.map_or("–".to_owned(), |ms| format_duration(ms as f64 / 1000.0))}</td>
-            <td>{s.wait.unwrap_or_else(|| "–".to_owned())}</td>
-            <td><code>{s.query}</code></td>
-        </tr>
+        <li class=if s.blocking { "blocker blocker-now" } else { "blocker" }>
+            <p class="blocker-head">
+                {s.blocking.then(|| view! { <span class="badge badge-blocking">"blocking the run now"</span>" " })}
+                <strong>{application}</strong>
+                {format!(" · pid {} · user {}", s.pid, s.user)}
+            </p>
+            <p class="blocker-state">
+                {s.state}{age}
+                {s.wait.map(|w| format!(" · waits for {w}"))}
+            </p>
+            <code class="blocker-query">{s.query}</code>
+        </li>
     }
 }
