@@ -8,7 +8,7 @@ use crate::domain::environment::Environment;
 use crate::domain::health::{Health, Pace};
 use crate::domain::incident::Incident;
 use crate::domain::live::{
-    chart_points, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, VerificationView,
+    chart_points, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, TakeOver, VerificationView,
     MAX_CHART_POINTS,
 };
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
@@ -271,6 +271,33 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
     }
 }
 
+/// The take-overs of `env`'s recent runs, oldest first, from the audit log.
+pub async fn take_overs(control: &Database, env: Environment) -> Result<Vec<TakeOver>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select at, actor, after from audit_log
+         where action = 'run.take_over' and environment = $1 order by id desc limit 100",
+    )
+    .bind(env.as_str())
+    .fetch_all(control.pool())
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(|row| {
+            let after: Option<String> = row.try_get("after")?;
+            let after: serde_json::Value =
+                after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+            Ok(TakeOver {
+                run_id: after["run_id"].as_i64().unwrap_or_default(),
+                actor: row.try_get("actor")?,
+                at: row.try_get("at")?,
+                checkpoint: after["checkpoint"].as_i64().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    out.reverse();
+    Ok(out)
+}
+
 /// Everything the page updates live.
 pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx::Error> {
     let flag_on = control::flag(control, env, ENABLE_STI)
@@ -304,6 +331,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         flag_history: flag_history(control, env).await?,
         capture: capture(control, env).await?,
         incident: incident(control, env).await?,
+        take_overs: take_overs(control, env).await?,
         read_at,
     })
 }

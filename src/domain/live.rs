@@ -214,11 +214,24 @@ pub struct LiveView {
     pub flag_history: Vec<FlagChange>,
     /// The change capture's newest installation or removal here (`None`: never installed).
     pub capture: Option<CaptureChange>,
+    /// Take-overs of the runs in [`Self::history`], oldest first: the history names every holder.
+    #[serde(default)]
+    pub take_overs: Vec<TakeOver>,
     /// The emergency stop here nobody acknowledged yet.
     #[serde(default)]
     pub incident: Option<super::incident::Incident>,
     /// The server's clock when this was read (epoch ms).
     pub read_at: i64,
+}
+
+/// A run taken over by a new holder (a person, a CLI, a console replica), from the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeOver {
+    pub run_id: i64,
+    pub actor: String,
+    pub at: i64,
+    /// Where the run stood: the new holder goes on after it.
+    pub checkpoint: i64,
 }
 
 /// Someone to call when an environment is in trouble; listed in escalation order.

@@ -224,6 +224,12 @@ async fn a_console_run_whose_lease_expired_is_taken_over_by_a_replica(backend: B
         .unwrap();
     assert!(actor.starts_with("replica:"), "{actor}");
     assert_eq!(crate::workers::tiles(&f.target, run.id, 3_000).await, Vec::<String>::new());
+    // the run history names both holders (issue 29 #8)
+    let (_, html) = app.get("/env/dev").await;
+    let marker = format!("data-testid=\"holders-{}\"", run.id);
+    let cell = &html[html.find(&marker).expect("the run is in the history")..];
+    let cell = &cell[..cell.find("</td>").unwrap()];
+    assert!(cell.contains("user:ops") && cell.contains("taken over by replica:"), "{cell}");
     drop(app);
 }
 

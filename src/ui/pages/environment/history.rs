@@ -13,7 +13,10 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
     view! {
         <h2 id="history-heading">"Run history"</h2>
         {move || {
-            let (history, now) = { let view = live.read(); (view.history.clone(), view.read_at) };
+            let (history, now, take_overs) = {
+                let view = live.read();
+                (view.history.clone(), view.read_at, view.take_overs.clone())
+            };
             if history.is_empty() {
                 return Either::Left(view! { <p class="empty">"No runs yet."</p> });
             }
@@ -21,7 +24,7 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
                 <div class="table-scroll">
                 <table class="table" data-testid="history">
                     <thead><tr>
-                        <th>"Run"</th><th>"Kind"</th><th>"Outcome"</th><th>"Started by"</th><th>"Started"</th>
+                        <th>"Run"</th><th>"Kind"</th><th>"Outcome"</th><th>"Started by, then held by"</th><th>"Started"</th>
                         <th>"Chunk"</th><th>"Created"</th><th>"Skipped"</th><th>"Rejected"</th><th>"Duration"</th><th>"Ledger"</th>
                     </tr></thead>
                     <tbody>
@@ -30,7 +33,13 @@ pub(super) fn History(env: Environment, live: RwSignal<LiveView>) -> impl IntoVi
                                 <td>{format!("#{}", run.id)}</td>
                                 <td>{run.kind.as_str()}</td>
                                 <td><span class=format!("run-state run-state-{}", health.as_str())>{health.label()}</span></td>
-                                <td>{run.started_by.clone()}</td>
+                                <td data-testid=format!("holders-{}", run.id)>
+                                    {run.started_by.clone()}
+                                    // every holder after the first: who took the run over, when, from where
+                                    {take_overs.iter().filter(|t| t.run_id == run.id).map(|t| view! {
+                                        <span class="holder">{format!("taken over by {} · {} · after id {}", t.actor, format_epoch_ms(t.at), format_count(t.checkpoint))}</span>
+                                    }).collect_view()}
+                                </td>
                                 <td>{format_epoch_ms(run.created_at)}</td>
                                 <td>{format_count(run.chunk_size)}</td>
                                 <td>{format_count(run.created())}</td>
