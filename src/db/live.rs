@@ -8,8 +8,8 @@ use crate::domain::environment::Environment;
 use crate::domain::health::{Health, Pace};
 use crate::domain::incident::Incident;
 use crate::domain::live::{
-    chart_points, CaptureChange, ChunkPoint, FlagChange, LiveView, RunView, TakeOver, VerificationView,
-    MAX_CHART_POINTS,
+    chart_points, CaptureChange, ChunkPoint, FlagChange, LastDryRun, LiveView, RunView, TakeOver,
+    VerificationView, MAX_CHART_POINTS,
 };
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
 use sqlx::any::AnyRow;
@@ -271,6 +271,48 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
     }
 }
 
+/// The newest dry-run in `env` that kept its report, from the audit log.
+pub async fn last_dry_run(control: &Database, env: Environment) -> Result<Option<LastDryRun>, sqlx::Error> {
+    let row = sqlx::query(
+        "select at, actor, after from audit_log
+         where action = 'dry_run' and environment = $1 order by id desc limit 1",
+    )
+    .bind(env.as_str())
+    .fetch_optional(control.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let after: Option<String> = row.try_get("after")?;
+    let report = after
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+        .and_then(|mut a| serde_json::from_value(a["report"].take()).ok());
+    Ok(match report {
+        Some(report) => Some(LastDryRun { actor: row.try_get("actor")?, at: row.try_get("at")?, report }),
+        // a dry-run from before reports were kept
+        None => None,
+    })
+}
+
+/// The forecast run `run_id` of `env` started with (seconds), from its `run.start` entry.
+pub async fn run_forecast(
+    control: &Database,
+    env: Environment,
+    run_id: i64,
+) -> Result<Option<f64>, sqlx::Error> {
+    let rows: Vec<Option<String>> = sqlx::query_scalar(
+        "select after from audit_log
+         where action = 'run.start' and environment = $1 order by id desc limit 20",
+    )
+    .bind(env.as_str())
+    .fetch_all(control.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|a| a.as_deref().and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok()))
+        .find(|a| a["run_id"].as_i64() == Some(run_id))
+        .and_then(|a| a["forecast_seconds"].as_f64()))
+}
+
 /// The take-overs of `env`'s recent runs, oldest first, from the audit log.
 pub async fn take_overs(control: &Database, env: Environment) -> Result<Vec<TakeOver>, sqlx::Error> {
     let rows = sqlx::query(
@@ -307,6 +349,10 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
     let read_at = super::now_ms();
     let history = history(control, env, crate::domain::live::HISTORY).await?;
     let run = history.first().cloned();
+    let run_forecast_seconds = match &run {
+        Some(run) => run_forecast(control, env, run.id).await?,
+        None => None,
+    };
     let (chart, rows_per_second, eta_seconds) = match &run {
         Some(run) => {
             let ledger = chunks(control, env, run.id).await?;
@@ -332,6 +378,8 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         capture: capture(control, env).await?,
         incident: incident(control, env).await?,
         take_overs: take_overs(control, env).await?,
+        last_dry_run: last_dry_run(control, env).await?,
+        run_forecast_seconds,
         read_at,
     })
 }

@@ -54,6 +54,24 @@ impl Forecast {
     }
 }
 
+/// A run's forecast from its start set against what it took, once it ended: `Forecast at its
+/// start: about 4 min 10 s; it took 4 min 40 s, 12% longer.`; while it runs, the forecast alone.
+pub fn against(forecast_seconds: f64, took_seconds: Option<f64>) -> String {
+    let forecast = format!("Forecast at its start: about {}", format_duration(forecast_seconds));
+    match took_seconds {
+        Some(took) if forecast_seconds > 0.0 => {
+            let off = (took - forecast_seconds) / forecast_seconds * 100.0;
+            let how = match off.round() as i64 {
+                0 => "as forecast".to_owned(),
+                n if n > 0 => format!("{n}% longer"),
+                n => format!("{}% shorter", -n),
+            };
+            format!("{forecast}; it took {}, {how}.", format_duration(took))
+        }
+        _ => format!("{forecast}."),
+    }
+}
+
 /// The forecast of copying `rows` with `measured`'s rate and the pacing given.
 pub fn forecast(rows: i64, measured: &Measured, chunk_size: i64, pause_ms: i64) -> Option<Forecast> {
     let rate = measured.rows_per_second()?;
@@ -83,6 +101,23 @@ pub fn basis_for(env: Environment, measured: &[Measured]) -> Option<&Measured> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_sets_its_forecast_against_what_it_took() {
+        assert_eq!(against(250.0, None), "Forecast at its start: about 4 min 10 s.");
+        assert_eq!(
+            against(250.0, Some(280.0)),
+            "Forecast at its start: about 4 min 10 s; it took 4 min 40 s, 12% longer."
+        );
+        assert_eq!(
+            against(100.0, Some(80.0)),
+            "Forecast at its start: about 1 min 40 s; it took 1 min 20 s, 20% shorter."
+        );
+        assert_eq!(
+            against(100.0, Some(100.2)),
+            "Forecast at its start: about 1 min 40 s; it took 1 min 40 s, as forecast."
+        );
+    }
 
     fn measured(environment: Environment, run_id: i64, rows: i64, copy_ms: i64) -> Measured {
         Measured { environment, run_id, rows, copy_ms, chunk_size: 5_000, pause_ms: 0 }

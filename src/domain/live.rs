@@ -214,6 +214,12 @@ pub struct LiveView {
     pub flag_history: Vec<FlagChange>,
     /// The change capture's newest installation or removal here (`None`: never installed).
     pub capture: Option<CaptureChange>,
+    /// How long [`Self::run`] was forecast to take when it started (seconds), if it was.
+    #[serde(default)]
+    pub run_forecast_seconds: Option<f64>,
+    /// The newest dry-run here, kept on the page with who ran it and when.
+    #[serde(default)]
+    pub last_dry_run: Option<LastDryRun>,
     /// Take-overs of the runs in [`Self::history`], oldest first: the history names every holder.
     #[serde(default)]
     pub take_overs: Vec<TakeOver>,
@@ -222,6 +228,14 @@ pub struct LiveView {
     pub incident: Option<super::incident::Incident>,
     /// The server's clock when this was read (epoch ms).
     pub read_at: i64,
+}
+
+/// A dry-run as the audit log keeps it: who, when, and its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastDryRun {
+    pub actor: String,
+    pub at: i64,
+    pub report: super::reports::DryRunReport,
 }
 
 /// A run taken over by a new holder (a person, a CLI, a console replica), from the audit log.

@@ -94,18 +94,36 @@ pub async fn begin(
     };
     let taken_over = held.run.started_by != start.started_by || held.run.checkpoint > held.run.low_id;
     mirror::record(Some(control), start.env, &held.run).await;
+    let mut after = run_state(&held.run);
+    if kind == RunKind::Backfill && !taken_over {
+        // the run keeps the forecast it started with, to be set against what it took
+        if let Some(seconds) = forecast_at_start(control, start.env, &held.run).await {
+            after["forecast_seconds"] = json!(seconds);
+        }
+    }
     audit::record_or_log(
         control,
         Entry {
             actor: &start.started_by,
             action: if taken_over { "run.take_over" } else { "run.start" },
             environment: Some(start.env),
-            after: Some(run_state(&held.run)),
+            after: Some(after),
             ..Default::default()
         },
     )
     .await;
     Ok(held)
+}
+
+/// How long `run` should take at its own pacing, from the environment's last dry-run's rate and
+/// the rows the run expects (else the dry-run's rows); `None` without a dry-run to go by.
+async fn forecast_at_start(control: &Database, env: Environment, run: &RunRecord) -> Option<f64> {
+    let last = crate::db::live::last_dry_run(control, env).await.ok().flatten()?;
+    let rate = last.report.rows_per_second;
+    let rows = run.rows_expected.unwrap_or(last.report.rows_read);
+    (rate > 0.0).then(|| {
+        crate::domain::forecast::paced_seconds(rows, rate, run.pacing.chunk_size, run.pacing.pause_ms)
+    })
 }
 
 /// How long installing or removing the capture goes on trying for its locks, at most: a start
@@ -340,6 +358,8 @@ pub async fn dry_run(
                 "would_create": report.would_create.school + report.would_create.self_study,
                 "would_skip": report.would_skip.school + report.would_skip.self_study,
                 "would_reject": report.would_reject,
+                // the whole report, so the page keeps the last dry-run with who ran it and when
+                "report": report,
             })),
             ..Default::default()
         },

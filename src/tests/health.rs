@@ -251,3 +251,29 @@ async fn sqlite_a_row_rejected_by_two_runs_is_listed_once() {
 async fn postgres_a_row_rejected_by_two_runs_is_listed_once() {
     a_row_rejected_by_two_runs_is_listed_once(Backend::Postgres).await;
 }
+
+/// The last dry-run stays on the page with who ran it and when, and a run keeps the forecast it
+/// started with, set against what it took once it ends (issue 29 #3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_dry_run_stays_and_a_run_sets_its_forecast_against_what_it_took() {
+    use sti_rollout::domain::pacing::Pacing;
+    use sti_rollout::domain::run::RunKind;
+    use sti_rollout::engine::operate;
+    let f = fixture(Backend::Sqlite, 1_000).await;
+    let app = TestApp::start(&f.config).await;
+    let pacing = Pacing::parse(100, 20, None).unwrap();
+    operate::dry_run(&f.control, &f.target, DEV, "user:ana", pacing, None, &mut |_, _| {}).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    assert!(testid_text(&html, "dry-run-by").starts_with("Run by user:ana · "), "kept after a reload");
+    assert!(html.contains("data-testid=\"would-create\""));
+
+    let started = sti_rollout::engine::backfill::Start { pacing, ..start(100, 30_000) };
+    let held = operate::begin(&f.control, &f.target, RunKind::Backfill, &started, None).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    let line = testid_text(&html, "run-forecast");
+    assert!(line.starts_with("Forecast at its start: about ") && line.ends_with('.'), "{line}");
+    backfill::run(&f.target, Some(&f.control), DEV, held, &mut |_, _| {}).await.unwrap();
+    let (_, html) = app.get("/env/dev").await;
+    let line = testid_text(&html, "run-forecast");
+    assert!(line.contains("; it took ") && (line.contains("% ") || line.contains("as forecast")), "{line}");
+}

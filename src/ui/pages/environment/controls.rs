@@ -132,6 +132,12 @@ pub(super) fn RunControls(
     report(stop, flash, |stopped| Stopped::describe(stopped, "; "));
 
     let active = move || live.read().run.clone().filter(RunView::is_active);
+    // the newest dry-run: as the audit log keeps it (who, when: it stays after a reload), else the
+    // one just answered, until the push that follows it arrives
+    let last_dry = move || match live.read().last_dry_run.clone() {
+        Some(kept) => Some((kept.report, Some((kept.actor, kept.at)))),
+        None => dry.value().get().and_then(Result::ok).map(|report| (report, None)),
+    };
     // the next step's button, carried out here
     Effect::new(move |_| {
         use super::next::take;
@@ -273,7 +279,7 @@ pub(super) fn RunControls(
                     Pending::Start(RunKind::Backfill) => format!(
                         "Start a live backfill in {env}? It writes to the subtype tables. {} {}",
                         begins(&live.read_untracked()),
-                        lasts(dry.value().get_untracked().and_then(Result::ok).as_ref(), number(chunk), number(pause))
+                        lasts(last_dry().map(|(report, _)| report).as_ref(), number(chunk), number(pause))
                     ),
                     Pending::Start(RunKind::Rollback) => format!("Roll back in {env}? This deletes every subtype row the backfill created there."),
                     Pending::Start(RunKind::Reconcile) => format!("Reconcile {env}? This re-copies the ids the last verification found different, then verify again."),
@@ -298,7 +304,7 @@ pub(super) fn RunControls(
                     />
                 }
             })}
-            {move || dry.value().get().and_then(Result::ok).map(|report| view! { <DryRunResult report/> })}
+            {move || last_dry().map(|(report, by)| view! { <DryRunResult report by/> })}
             {move || plan.value().get().map(|result| match result {
                 Ok((plan, refused)) => Either::Left(view! { <RollbackPlanView plan refused confirming/> }),
                 Err(error) => Either::Right(view! { <div class="notice notice-error" role="alert">{error.to_string()}</div> }),

@@ -2,6 +2,7 @@
 
 use super::next::Asked;
 use super::waiting::{look, WaitingBox};
+use crate::domain::forecast::against;
 use crate::domain::format::{
     capitalised, clock_ms, fixed, format_count, format_duration, format_epoch_ms, format_percent,
 };
@@ -156,6 +157,9 @@ pub(super) fn RunProgress(live: RwSignal<LiveView>, operator: bool, asked: Asked
                     <dd data-testid="chunk-size">{format!("{}{}", format_count(run.chunk_size), if run.pause_ms > 0 { format!(" · {} ms pause", format_count(run.pause_ms)) } else { String::new() })}</dd>
                 </div>
             </dl>
+            {view.run_forecast_seconds.map(|forecast| view! {
+                <p class="read-at" data-testid="run-forecast">{against(forecast, (run.state == RunState::Completed).then(|| run.duration_ms() as f64 / 1000.0))}</p>
+            })}
             <p class="read-at">"Updated "<time>{clock_ms(run.updated_at)}</time>" UTC"</p>
             <p class="read-at" data-testid="capture">{capture_line(view.capture.as_ref())}</p>
         })

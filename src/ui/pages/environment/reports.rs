@@ -1,17 +1,20 @@
 //! What a dry-run would do, and what a rollback would delete: reports that write nothing.
 
 use super::controls::Pending;
-use crate::domain::format::{format_count, format_duration};
+use crate::domain::format::{format_count, format_duration, format_epoch_ms};
 use crate::domain::reports::{DryRunReport, RollbackPlan};
 use crate::domain::run::RunKind;
 use leptos::either::Either;
 use leptos::prelude::*;
 
 #[component]
-pub(super) fn DryRunResult(report: DryRunReport) -> impl IntoView {
+pub(super) fn DryRunResult(report: DryRunReport, by: Option<(String, i64)>) -> impl IntoView {
     view! {
         <div class="report" data-testid="dry-run-report">
             <h3>{format!("Dry-run over ids ({}, {}] — nothing written", format_count(report.low_id), format_count(report.high_id))}</h3>
+            {by.map(|(actor, at)| view! {
+                <p class="muted" data-testid="dry-run-by">{format!("Run by {actor} · {}", format_epoch_ms(at))}</p>
+            })}
             <dl class="run-figures">
                 <div><dt>"Would create"</dt><dd data-testid="would-create">{format_count(report.would_create.school + report.would_create.self_study)}</dd></div>
                 <div><dt>"School / self-study"</dt><dd>{format!("{} / {}", format_count(report.would_create.school), format_count(report.would_create.self_study))}</dd></div>
