@@ -59,6 +59,16 @@ test("an operator dry-runs dev, backfills it live to 100%, verifies and rolls ba
   await expect(rejected.getByTestId("dead-letters")).not.toContainText("unknown_pace");
   await expect(rejected.getByTestId("dead-letters-csv")).toHaveAttribute("href", "/env/dev/dead-letters.csv?reason=ambiguous");
 
+  // turning the flag on before verifying is refused: the sentence stands beside the form, which
+  // stays open with what was typed
+  await page.getByTestId("flag-toggle").click();
+  await page.getByTestId("flag-reason").fill("too early");
+  await page.getByTestId("flag-confirm-yes").click();
+  await expect(page.getByTestId("flag-refused")).toContainText("verif");
+  await expect(page.getByTestId("flag-reason")).toHaveValue("too early");
+  await page.getByTestId("flag-confirm-no").click();
+  await expect(page.getByTestId("flag-refused")).toHaveCount(0);
+
   await page.getByTestId("verify").click();
   await expect(page.getByTestId("verification")).toContainText("matches");
   await expect(page.getByTestId("phase-verify")).toContainText("done");

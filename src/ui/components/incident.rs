@@ -47,7 +47,7 @@ pub fn IncidentNotice(
                     </Show>
                     // a refusal is said here, beside the button that caused it
                     {move || acknowledge.value().get().and_then(Result::err).map(|e| view! {
-                        <p class="field-error" role="alert">{e.to_string().trim_start_matches("error running server function: ").to_owned()}</p>
+                        <p class="field-error" role="alert">{crate::ui::components::flash::sentence(&e)}</p>
                     })}
                 </div>
             })}

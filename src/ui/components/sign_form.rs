@@ -43,7 +43,7 @@ pub fn SignForm(env: Environment, id: i64, #[prop(into)] on_signed: Callback<()>
         </div>
         {move || sign.value().get().and_then(Result::err).map(|e| view! {
             <p class="field-error" role="alert" data-testid=format!("sign-error-{env}-{id}")>
-                {e.to_string().trim_start_matches("error running server function: ").to_owned()}
+                {crate::ui::components::flash::sentence(&e)}
             </p>
         })}
         </details>

@@ -78,6 +78,9 @@ fn EnvironmentBody(page: EnvironmentPage) -> impl IntoView {
     let operator = page.role.allows(Role::Operator);
     let asked: next::Asked = RwSignal::new(None);
     Effect::new(move |_| subscribe(env, live, connection));
+    // a banner goes once what it spoke of has moved on: a run began or ended after it
+    let run_context = Memo::new(move |_| live.read().run.as_ref().map(|r| (r.id, r.state.is_final())));
+    crate::ui::components::flash::expire_on(flash, run_context);
     // each section is type-erased on the server: the page's nested view types otherwise make its
     // render deep enough to overflow a worker thread's stack in debug builds. Not in the browser,
     // where erasing costs WebAssembly size and the HTML is the same either way.

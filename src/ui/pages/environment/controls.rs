@@ -14,7 +14,7 @@ use crate::domain::reports::DryRunReport;
 use crate::domain::run::continues_after;
 use crate::domain::run::{RunKind, RunRequest, RunState};
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
-use crate::ui::components::flash::{report, report_failure, Flash};
+use crate::ui::components::flash::{report, report_failure, report_success, sentence, Flash};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -122,7 +122,8 @@ pub(super) fn RunControls(
 
     // a take-over answers with the run it took: it is said as such, not as a new start
     let took_over: RwSignal<Option<i64>> = RwSignal::new(None);
-    report(start, flash, move |id| match took_over.get_untracked() {
+    // a refused start keeps its confirmation open with the sentence beside it
+    report_success(start, flash, move |id| match took_over.get_untracked() {
         Some(run) if run == *id => format!("Run #{id} taken over: it goes on after its checkpoint."),
         _ => format!("Run #{id} started."),
     });
@@ -195,11 +196,27 @@ pub(super) fn RunControls(
                 override_reason.get_untracked(),
                 workers,
             ));
+            // the confirmation stays until the answer: closed once started, kept with the
+            // refusal beside it if not
+            return;
         } else if confirming.get_untracked() == Some(Pending::Stop) {
             stop.dispatch((typed, reason.get_untracked()));
         }
         confirming.set(None);
     };
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = start.value().get() {
+            confirming.set(None);
+        }
+    });
+    // a new question clears the last refusal
+    Effect::new(move |previous: Option<bool>| {
+        let open = confirming.read().is_some();
+        if open && previous == Some(false) {
+            start.value().set(None);
+        }
+        open
+    });
 
     view! {
         <section class="card controls" aria-labelledby="controls-heading">
@@ -302,6 +319,9 @@ pub(super) fn RunControls(
                         on_yes=Callback::new(confirm)
                         on_no=Callback::new(move |()| confirming.set(None))
                     />
+                    {move || start.value().get().and_then(Result::err).filter(|_| !stopping).map(|e| view! {
+                        <p class="field-error" role="alert" data-testid="start-refused">{sentence(&e)}</p>
+                    })}
                 }
             })}
             {move || last_dry().map(|(report, by)| view! { <DryRunResult report by/> })}

@@ -8,7 +8,7 @@ use crate::domain::live::LiveView;
 use crate::domain::next_step::{of_live, Action as NextAction};
 use crate::domain::phases::Phase;
 use crate::ui::components::confirm::{Confirm, ConfirmIds};
-use crate::ui::components::flash::{report, Flash};
+use crate::ui::components::flash::{report_success, sentence, Flash};
 use leptos::either::Either;
 use leptos::prelude::*;
 
@@ -43,7 +43,15 @@ pub(super) fn FlagCard(
         let over = Some(over.clone()).filter(|o| !o.trim().is_empty());
         set_flag(env.to_string(), *on, confirm.clone(), reason.clone(), over)
     });
-    report(toggle, flash, move |_| format!("ENABLE_STI changed in {env}; applications read it at once."));
+    report_success(toggle, flash, move |_| {
+        format!("ENABLE_STI changed in {env}; applications read it at once.")
+    });
+    // the confirmation closes when the change is made; a refusal keeps it open, said beside it
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = toggle.value().get() {
+            confirming.set(false);
+        }
+    });
     let on = move || live.read().flag_on;
     let verified = move || live.read().phases.iter().any(|(p, s)| *p == Phase::Verify && s.is_done());
     view! {
@@ -74,14 +82,16 @@ pub(super) fn FlagCard(
                 yes_label="Confirm"
                 on_yes=Callback::new(move |typed: String| {
                     toggle.dispatch((!on(), typed, reason.get_untracked(), override_reason.get_untracked()));
-                    confirming.set(false);
                 })
-                on_no=Callback::new(move |()| confirming.set(false))
+                on_no=Callback::new(move |()| { confirming.set(false); toggle.value().set(None); })
             >
                 {move || (!on() && !verified() && role == Role::Admin).then(|| view! {
                     <label>"Not verified: override the gate because…"<input data-testid="flag-override" prop:value=override_reason on:input=move |e| override_reason.set(event_target_value(&e))/></label>
                 })}
             </Confirm>
+            {move || toggle.value().get().and_then(Result::err).map(|e| view! {
+                <p class="field-error" role="alert" data-testid="flag-refused">{sentence(&e)}</p>
+            })}
         </Show>
         <h3 class="subhead">"History"</h3>
         {move || {
