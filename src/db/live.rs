@@ -8,7 +8,7 @@ use crate::domain::environment::Environment;
 use crate::domain::health::{Health, Pace};
 use crate::domain::incident::Incident;
 use crate::domain::live::{
-    chart_points, CaptureChange, ChunkPoint, FlagChange, LastDryRun, LiveView, RunView, TakeOver,
+    chart_points, CaptureChange, ChartMark, ChunkPoint, FlagChange, LastDryRun, LiveView, RunView, TakeOver,
     VerificationView, MAX_CHART_POINTS,
 };
 use crate::domain::run::{Hold, HoldKind, RunKind, RunRequest, RunState};
@@ -195,9 +195,7 @@ pub async fn flag_history(control: &Database, env: Environment) -> Result<Vec<Fl
     .await?;
     rows.iter()
         .map(|row| {
-            let after: Option<String> = row.try_get("after")?;
-            let after: serde_json::Value =
-                after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+            let after = json_column(row, "after")?;
             Ok(FlagChange {
                 at: row.try_get("at")?,
                 actor: row.try_get("actor")?,
@@ -219,9 +217,7 @@ pub async fn capture(control: &Database, env: Environment) -> Result<Option<Capt
     .fetch_optional(control.pool())
     .await?;
     row.map(|row| {
-        let after: Option<String> = row.try_get("after")?;
-        let after: serde_json::Value =
-            after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+        let after = json_column(&row, "after")?;
         Ok(CaptureChange {
             on: row.try_get::<String, _>("action")? == "capture.install",
             at: row.try_get("at")?,
@@ -247,9 +243,7 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
     .await?;
     let incident = row
         .map(|row| {
-            let before: Option<String> = row.try_get("before")?;
-            let before: serde_json::Value =
-                before.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+            let before = json_column(&row, "before")?;
             Ok::<_, sqlx::Error>(Incident {
                 id: row.try_get("id")?,
                 environment: env,
@@ -269,6 +263,46 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
         }
         None => Ok(None),
     }
+}
+
+/// What happened to `run` while it ran, from the audit log, oldest first: the charts' marks.
+pub async fn marks(
+    control: &Database,
+    env: Environment,
+    run: &RunView,
+) -> Result<Vec<ChartMark>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select at, action, after from audit_log
+         where environment = $1 and at >= $2 and at <= $3
+           and action in ('run.pause', 'run.resume', 'run.cancel', 'run.pace', 'run.take_over', 'flag.set',
+                          'emergency_stop')
+         order by id limit 60",
+    )
+    .bind(env.as_str())
+    .bind(run.created_at)
+    .bind(run.finished_at.unwrap_or(i64::MAX))
+    .fetch_all(control.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let after = json_column(row, "after")?;
+            let at: i64 = row.try_get("at")?;
+            let label = match row.try_get::<String, _>("action")?.as_str() {
+                "run.pause" => "paused".to_owned(),
+                "run.resume" => "resumed".to_owned(),
+                "run.cancel" => "cancel asked".to_owned(),
+                "run.pace" => match after["chunk_size"].as_i64() {
+                    Some(rows) => format!("pacing {rows} rows"),
+                    None => "pacing".to_owned(),
+                },
+                "run.take_over" => "taken over".to_owned(),
+                "flag.set" if after["enabled"].as_bool() == Some(true) => "flag on".to_owned(),
+                "flag.set" => "flag off".to_owned(),
+                _ => "emergency stop".to_owned(),
+            };
+            Ok(ChartMark { seconds: (at - run.created_at).max(0) as f64 / 1000.0, label })
+        })
+        .collect()
 }
 
 /// The newest dry-run in `env` that kept its report, from the audit log.
@@ -325,9 +359,7 @@ pub async fn take_overs(control: &Database, env: Environment) -> Result<Vec<Take
     let mut out = rows
         .iter()
         .map(|row| {
-            let after: Option<String> = row.try_get("after")?;
-            let after: serde_json::Value =
-                after.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+            let after = json_column(row, "after")?;
             Ok(TakeOver {
                 run_id: after["run_id"].as_i64().unwrap_or_default(),
                 actor: row.try_get("actor")?,
@@ -340,6 +372,12 @@ pub async fn take_overs(control: &Database, env: Environment) -> Result<Vec<Take
     Ok(out)
 }
 
+/// An audit entry's JSON column (`before`, `after`); `null` when empty or not JSON.
+fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value, sqlx::Error> {
+    let text: Option<String> = row.try_get(column)?;
+    Ok(text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default())
+}
+
 /// Everything the page updates live.
 pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx::Error> {
     let flag_on = control::flag(control, env, ENABLE_STI)
@@ -349,6 +387,10 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
     let read_at = super::now_ms();
     let history = history(control, env, crate::domain::live::HISTORY).await?;
     let run = history.first().cloned();
+    let marks = match &run {
+        Some(run) => marks(control, env, run).await?,
+        None => Vec::new(),
+    };
     let run_forecast_seconds = match &run {
         Some(run) => run_forecast(control, env, run.id).await?,
         None => None,
@@ -380,6 +422,7 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         take_overs: take_overs(control, env).await?,
         last_dry_run: last_dry_run(control, env).await?,
         run_forecast_seconds,
+        marks,
         read_at,
     })
 }

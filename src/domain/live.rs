@@ -117,6 +117,22 @@ pub struct ChartPoint {
     pub rows_per_second: f64,
     /// Mean chunk duration in the group, in milliseconds.
     pub chunk_ms: f64,
+    /// Whether nothing ran for a while before this point (a pause, a wait, a dead runner): the
+    /// charts break their lines there instead of drawing across the gap.
+    #[serde(default)]
+    pub gap_before: bool,
+}
+
+/// Idle time between two chunks that the charts show as a gap.
+pub const CHART_GAP_MS: i64 = 10_000;
+
+/// Something that happened to a run, marked on its charts at its time: `paused`, `pacing
+/// 500 rows`, `taken over`, `flag on`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChartMark {
+    /// Seconds since the run started.
+    pub seconds: f64,
+    pub label: String,
 }
 
 /// The run's three charts as SVG, drawn on the server from [`LiveView::chart`] (the browser's
@@ -147,6 +163,8 @@ pub fn chart_points(started_at: i64, chunks: &[ChunkPoint], max: usize) -> Vec<C
             school += g.iter().map(|c| c.school_created).sum::<i64>();
             self_study += g.iter().map(|c| c.self_study_created).sum::<i64>();
             let end = g.last().map_or(previous_end, |c| c.committed_at);
+            // the group's first chunk began its transaction this long after the one before ended
+            let idle = g.first().map_or(0, |c| c.committed_at - c.duration_ms - previous_end);
             let rows: i64 = g.iter().map(|c| c.rows_read).sum();
             let wall_ms = (end - previous_end).max(g.iter().map(|c| c.duration_ms).sum::<i64>()).max(1);
             previous_end = end;
@@ -156,6 +174,7 @@ pub fn chart_points(started_at: i64, chunks: &[ChunkPoint], max: usize) -> Vec<C
                 self_study,
                 rows_per_second: rows as f64 * 1000.0 / wall_ms as f64,
                 chunk_ms: g.iter().map(|c| c.duration_ms).sum::<i64>() as f64 / g.len() as f64,
+                gap_before: idle > CHART_GAP_MS,
             }
         })
         .collect()
@@ -214,6 +233,10 @@ pub struct LiveView {
     pub flag_history: Vec<FlagChange>,
     /// The change capture's newest installation or removal here (`None`: never installed).
     pub capture: Option<CaptureChange>,
+    /// What happened to [`Self::run`] while it ran (pauses, resumes, pacing, take-overs, flag
+    /// changes, an emergency stop), marked on its charts.
+    #[serde(default)]
+    pub marks: Vec<ChartMark>,
     /// How long [`Self::run`] was forecast to take when it started (seconds), if it was.
     #[serde(default)]
     pub run_forecast_seconds: Option<f64>,

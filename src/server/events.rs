@@ -131,7 +131,7 @@ async fn next_event(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watc
         }
         match live::read(&watch.control, watch.env).await {
             Ok(mut view) => {
-                view.charts = crate::ui::charts::draw(&view.chart);
+                view.charts = crate::ui::charts::draw(&view);
                 watch.active = view.run.as_ref().is_some_and(|r| r.is_active());
                 watch.last = Some(fingerprint);
                 watch.sent_at = Instant::now();

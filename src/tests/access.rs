@@ -9,7 +9,7 @@ use sti_rollout::domain::access::{Role, Username};
 /// Every registered server function with the role it needs and a valid body. A function missing
 /// from this table fails the test: a new endpoint cannot escape the access checks.
 fn server_functions() -> Vec<(String, Role, &'static str)> {
-    const TABLE: [(&str, Role, &str); 19] = [
+    const TABLE: [(&str, Role, &str); 23] = [
         ("get_overview", Role::Viewer, ""),
         ("whoami", Role::Viewer, ""),
         ("list_api_keys", Role::Admin, ""),
@@ -29,6 +29,10 @@ fn server_functions() -> Vec<(String, Role, &'static str)> {
         ("retire_checklist_item", Role::Admin, "id=1"),
         ("set_d_day", Role::Admin, "date=2026-12-10&reason=access+test"),
         ("audit_log", Role::Viewer, "env=&actor=&action=&from=&to=&page=1"),
+        ("blockers", Role::Operator, "env=dev"),
+        ("acknowledge_stop", Role::Operator, "env=dev&note="),
+        ("runbook", Role::Viewer, ""),
+        ("my_signoffs", Role::Viewer, ""),
     ];
     leptos::server_fn::axum::server_fn_paths()
         .map(|(path, _)| {

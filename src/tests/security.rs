@@ -731,6 +731,9 @@ async fn every_change_leaves_its_audit_entry_with_its_actor() {
         ("get_environment", "env=dev".into(), &[]),
         ("dead_letters", "env=dev&page=1".into(), &[]),
         ("audit_log", "env=&actor=&action=&from=&to=&page=1".into(), &[]),
+        ("blockers", "env=dev".into(), &[]),
+        ("runbook", String::new(), &[]),
+        ("my_signoffs", String::new(), &[]),
         ("plan_rollback", "env=dev".into(), &[]),
         ("dry_run", "env=dev&chunk_size=100".into(), &["dry_run"]),
         ("revoke_api_key", format!("id={}", revocable.id), &["apikey.revoke"]),
@@ -753,6 +756,7 @@ async fn every_change_leaves_its_audit_entry_with_its_actor() {
         ("pace_run", "env=dev&run_id=1&chunk_size=20&pause_ms=500".into(), &["run.pace"]),
         ("control_run", "env=dev&run_id=1&request=pause".into(), &["run.pause"]),
         ("emergency_stop", "env=dev&confirm=&reason=walk".into(), &["emergency_stop"]),
+        ("acknowledge_stop", "env=dev&note=walk".into(), &["emergency_stop.acknowledge"]),
         ("verify_environment", "env=dev".into(), &["verify"]),
     ];
     let registered: Vec<String> =

@@ -4,9 +4,9 @@
 //! carries no chart library, only the coverage bar's three rectangles.
 
 #[cfg(feature = "ssr")]
-use crate::domain::format::fixed;
+use crate::domain::format::{clock_ms, fixed};
 #[cfg(feature = "ssr")]
-use crate::domain::live::{ChartPoint, DrawnCharts};
+use crate::domain::live::{ChartMark, ChartPoint, DrawnCharts, LiveView};
 use crate::domain::overview::TableCounts;
 #[cfg(feature = "ssr")]
 use plotters::prelude::*;
@@ -48,14 +48,23 @@ pub fn coverage_bar(counts: &TableCounts) -> String {
     svg
 }
 
-/// The run's three charts, drawn (server only).
+/// The run's three charts of `live`, drawn (server only): in wall-clock time from its start,
+/// with its marks.
 #[cfg(feature = "ssr")]
-pub fn draw(points: &[ChartPoint]) -> DrawnCharts {
+pub fn draw(live: &LiveView) -> DrawnCharts {
+    let run = Timed { started_at: live.run.as_ref().map_or(0, |r| r.created_at), marks: &live.marks };
     DrawnCharts {
-        rows: run_chart(RunChart::Cumulative, points),
-        throughput: run_chart(RunChart::Throughput, points),
-        duration: run_chart(RunChart::ChunkDuration, points),
+        rows: run_chart(RunChart::Cumulative, &live.chart, &run),
+        throughput: run_chart(RunChart::Throughput, &live.chart, &run),
+        duration: run_chart(RunChart::ChunkDuration, &live.chart, &run),
     }
+}
+
+/// What puts a run's points in wall-clock time: when it started, and what happened to it.
+#[cfg(feature = "ssr")]
+pub struct Timed<'a> {
+    pub started_at: i64,
+    pub marks: &'a [ChartMark],
 }
 
 #[cfg(feature = "ssr")]
@@ -84,6 +93,9 @@ const AXIS: RGBColor = RGBColor(100, 116, 139);
 const GRID: RGBColor = RGBColor(226, 232, 240);
 #[cfg(feature = "ssr")]
 const LINE: RGBColor = RGBColor(79, 70, 229);
+/// The marks' colour: what happened to the run (amber, as a notice).
+#[cfg(feature = "ssr")]
+const MARK: RGBColor = RGBColor(0xB4, 0x53, 0x09);
 
 #[cfg(feature = "ssr")]
 /// `1 234 567` → `1.2M`, for axis labels.
@@ -103,20 +115,30 @@ pub fn short_count(value: f64) -> String {
 #[cfg(feature = "ssr")]
 /// One of a run's charts as SVG, the same function on the server (first paint) and in the
 /// browser (live updates). Empty when there is nothing to draw or plotters fails.
-pub fn run_chart(chart: RunChart, points: &[ChartPoint]) -> String {
+pub fn run_chart(chart: RunChart, points: &[ChartPoint], run: &Timed) -> String {
     let mut svg = String::new();
-    if points.is_empty() || draw_run_chart(&mut svg, chart, points).is_err() {
+    if points.is_empty() || draw_run_chart(&mut svg, chart, points, run).is_err() {
         svg.clear();
     }
     svg
 }
 
 #[cfg(feature = "ssr")]
-fn draw_run_chart(svg: &mut String, chart: RunChart, points: &[ChartPoint]) -> Result<(), String> {
+fn draw_run_chart(
+    svg: &mut String,
+    chart: RunChart,
+    points: &[ChartPoint],
+    run: &Timed,
+) -> Result<(), String> {
     let root = SVGBackend::with_string(svg, chart_size(chart)).into_drawing_area();
     let failed = |e: DrawingAreaErrorKind<_>| e.to_string();
     root.fill(&WHITE).map_err(failed)?;
-    let x_max = points.iter().map(|p| p.seconds).fold(0.0_f64, f64::max).max(1.0);
+    let x_max = points
+        .iter()
+        .map(|p| p.seconds)
+        .chain(run.marks.iter().map(|m| m.seconds))
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
     let series: Vec<(RGBColor, Vec<(f64, f64)>)> = match chart {
         RunChart::Cumulative => vec![
             (SCHOOL, points.iter().map(|p| (p.seconds, p.school as f64)).collect()),
@@ -146,25 +168,49 @@ fn draw_run_chart(svg: &mut String, chart: RunChart, points: &[ChartPoint]) -> R
         .axis_style(AXIS)
         .x_labels(6)
         .y_labels(5)
-        .x_desc("seconds since start")
+        .x_desc("time (UTC)")
         .y_desc(y_desc)
         .label_style(label_style.clone())
         .axis_desc_style(label_style)
-        .x_label_formatter(&|x| fixed(*x, if x_max < 10.0 { 1 } else { 0 }))
+        .x_label_formatter(&|x| clock_ms(run.started_at + (*x * 1000.0).round() as i64))
         .y_label_formatter(&|y| short_count(*y))
         .draw()
         .map_err(failed)?;
+    // a line is broken where nothing ran for a while, not drawn straight across the gap
+    let mut starts: Vec<usize> =
+        points.iter().enumerate().filter(|(_, p)| p.gap_before).map(|(i, _)| i).collect();
+    starts.retain(|i| *i > 0);
     for (colour, line) in series {
-        let area = chart != RunChart::Cumulative;
-        if area {
-            ctx.draw_series(
-                AreaSeries::new(line.iter().copied(), 0.0, colour.mix(0.12))
-                    .border_style(colour.stroke_width(2)),
-            )
-            .map_err(failed)?;
-        } else {
-            ctx.draw_series(LineSeries::new(line.iter().copied(), colour.stroke_width(2))).map_err(failed)?;
+        let mut from = 0;
+        for to in starts.iter().copied().chain(std::iter::once(line.len())) {
+            let segment = &line[from..to];
+            from = to;
+            if chart == RunChart::Cumulative {
+                ctx.draw_series(LineSeries::new(segment.iter().copied(), colour.stroke_width(2)))
+                    .map_err(failed)?;
+            } else {
+                ctx.draw_series(
+                    AreaSeries::new(segment.iter().copied(), 0.0, colour.mix(0.12))
+                        .border_style(colour.stroke_width(2)),
+                )
+                .map_err(failed)?;
+            }
         }
+    }
+    // what happened to the run, at its time: a thin line and its word at the top
+    let mark_style = ("sans-serif", 15).into_font().color(&MARK);
+    for mark in run.marks.iter().rev().take(12) {
+        ctx.draw_series(std::iter::once(PathElement::new(
+            vec![(mark.seconds, 0.0), (mark.seconds, y_max)],
+            MARK.mix(0.6).stroke_width(1),
+        )))
+        .map_err(failed)?;
+        ctx.draw_series(std::iter::once(Text::new(
+            mark.label.clone(),
+            (mark.seconds, y_max * 0.97),
+            mark_style.clone(),
+        )))
+        .map_err(failed)?;
     }
     root.present().map_err(failed)?;
     Ok(())
@@ -190,21 +236,42 @@ mod tests {
                 self_study: 400 * i as i64,
                 rows_per_second: 1000.0,
                 chunk_ms: 12.5,
+                gap_before: i == 20,
             })
             .collect()
     }
 
+    const UNTIMED: Timed = Timed { started_at: 0, marks: &[] };
+
     #[test]
     fn run_charts_have_axes_with_units_and_one_line_per_series() {
-        let cumulative = run_chart(RunChart::Cumulative, &points(30));
-        assert!(cumulative.starts_with("<svg") && cumulative.contains("seconds since start"));
+        let cumulative = run_chart(RunChart::Cumulative, &points(30), &UNTIMED);
+        assert!(cumulative.starts_with("<svg") && cumulative.contains("time (UTC)"));
         assert!(cumulative.contains("\nrows\n"), "the y axis says what it counts");
         assert!(cumulative.contains("#2563EB") && cumulative.contains("#0D9488"), "a line per study type");
         assert!(cumulative.contains("15.0k") || cumulative.contains("15k"), "labels are short counts");
-        let throughput = run_chart(RunChart::Throughput, &points(30));
+        let throughput = run_chart(RunChart::Throughput, &points(30), &UNTIMED);
         assert!(throughput.contains("rows / s"));
-        assert!(run_chart(RunChart::ChunkDuration, &points(3)).contains("ms per chunk"));
-        assert_eq!(run_chart(RunChart::Throughput, &[]), "", "nothing to draw before the first chunk");
+        assert!(run_chart(RunChart::ChunkDuration, &points(3), &UNTIMED).contains("ms per chunk"));
+        assert_eq!(
+            run_chart(RunChart::Throughput, &[], &UNTIMED),
+            "",
+            "nothing to draw before the first chunk"
+        );
+    }
+
+    #[test]
+    fn run_charts_are_in_wall_clock_time_with_marks_and_gaps() {
+        let marks = [ChartMark { seconds: 12.0, label: "paused".into() }];
+        // started at 14:02:00 UTC
+        let run = Timed { started_at: 1_796_738_520_000, marks: &marks };
+        let svg = run_chart(RunChart::Cumulative, &points(30), &run);
+        assert!(svg.contains("14:02:"), "clock labels: {svg}");
+        assert!(svg.contains(">paused<") || svg.contains("paused"), "the mark's word");
+        // a gap before point 20: each study type's line is two polylines, not one
+        let lines = |colour: &str| svg.matches(&format!("stroke=\"{colour}\" stroke-width=\"2\"")).count();
+        assert_eq!((lines("#2563EB"), lines("#0D9488")), (2, 2), "{svg}");
+        assert_eq!(svg.matches("stroke=\"#B45309\"").count(), 1, "one mark's line");
     }
 
     #[test]

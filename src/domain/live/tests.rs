@@ -124,3 +124,15 @@ fn keys_off_say_why_and_what_puts_them_back() {
     assert!(left.contains("those of school_projects and self_study_projects to projects"), "{left}");
     assert!(left.contains("not checked against projects"), "{left}");
 }
+
+#[test]
+fn a_stretch_where_nothing_ran_breaks_the_charts_line() {
+    let mut chunks: Vec<_> = (1..=4).map(|n| chunk(n, 100, 50)).collect();
+    // the runner was gone for half a minute before the third chunk
+    for c in &mut chunks[2..] {
+        c.committed_at += 30_000;
+    }
+    let points = chart_points(1_000, &chunks, MAX_CHART_POINTS);
+    let gaps: Vec<bool> = points.iter().map(|p| p.gap_before).collect();
+    assert_eq!(gaps, [false, false, true, false]);
+}

@@ -46,13 +46,8 @@ pub fn report<I, T>(
     I: Send + Sync + 'static,
     T: Send + Sync + 'static,
 {
-    Effect::new(move |_| {
-        action.value().with(|value| {
-            if let Some(result) = value {
-                say(flash, result, &ok);
-            }
-        });
-    });
+    report_success(action, flash, ok);
+    report_failure(action, flash);
 }
 
 /// The flash line with its dismiss button.

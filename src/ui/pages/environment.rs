@@ -59,7 +59,7 @@ pub fn EnvironmentPage() -> impl IntoView {
 /// The page with its charts drawn: the island gets them drawn, as it gets each update.
 #[cfg(feature = "ssr")]
 fn drawn(mut page: EnvironmentPage) -> EnvironmentPage {
-    page.live.charts = crate::ui::charts::draw(&page.live.chart);
+    page.live.charts = crate::ui::charts::draw(&page.live);
     page
 }
 
