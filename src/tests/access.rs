@@ -81,7 +81,7 @@ async fn every_route_refuses_anonymous_and_cross_origin_callers() {
     }
 
     let functions = server_functions();
-    assert_eq!(functions.len(), 19);
+    assert_eq!(functions.len(), 23);
     for (function, role, body) in &functions {
         let call = |client: &reqwest::Client| {
             client
