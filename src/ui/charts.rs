@@ -10,6 +10,8 @@ use crate::domain::live::{ChartMark, ChartPoint, DrawnCharts, LiveView};
 use crate::domain::overview::TableCounts;
 #[cfg(feature = "ssr")]
 use plotters::prelude::*;
+#[cfg(feature = "ssr")]
+use plotters::style::text_anchor;
 
 /// Colours shared with `style/main.css` (`--school`, `--self-study`, `--remaining`).
 const SCHOOL_HEX: &str = "#2563EB";
@@ -205,12 +207,15 @@ fn draw_run_chart(
             MARK.mix(0.6).stroke_width(1),
         )))
         .map_err(failed)?;
-        ctx.draw_series(std::iter::once(Text::new(
-            mark.label.clone(),
-            (mark.seconds, y_max * 0.97),
-            mark_style.clone(),
-        )))
-        .map_err(failed)?;
+        // a word near the right edge ends at its line instead of running off the chart
+        let style = match mark.seconds > x_max * 0.75 {
+            true => mark_style
+                .clone()
+                .pos(text_anchor::Pos::new(text_anchor::HPos::Right, text_anchor::VPos::Top)),
+            false => mark_style.clone(),
+        };
+        ctx.draw_series(std::iter::once(Text::new(mark.label.clone(), (mark.seconds, y_max * 0.97), style)))
+            .map_err(failed)?;
     }
     root.present().map_err(failed)?;
     Ok(())
