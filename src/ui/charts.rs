@@ -201,20 +201,33 @@ fn draw_run_chart(
     }
     // what happened to the run, at its time: a thin line and its word at the top
     let mark_style = ("sans-serif", 15).into_font().color(&MARK);
-    for mark in run.marks.iter().rev().take(12) {
+    // the plot's width in pixels (the chart less its label area and margins), to keep words apart
+    let plot_px = f64::from(chart_size(chart).0) - 64.0 - 20.0;
+    let px = |seconds: f64| seconds / x_max * plot_px;
+    let shown: Vec<&ChartMark> = run.marks.iter().rev().take(12).rev().collect();
+    // a word takes about 8 px a letter: one that would run off the chart ends at its line, and
+    // a word too close to the one before goes a row lower
+    let (mut previous_end, mut row) = (f64::MIN, 0);
+    for mark in shown {
         ctx.draw_series(std::iter::once(PathElement::new(
             vec![(mark.seconds, 0.0), (mark.seconds, y_max)],
             MARK.mix(0.6).stroke_width(1),
         )))
         .map_err(failed)?;
-        // a word near the right edge ends at its line instead of running off the chart
-        let style = match mark.seconds > x_max * 0.75 {
+        let width = mark.label.chars().count() as f64 * 8.0;
+        let at = px(mark.seconds);
+        let right = at + width > plot_px;
+        let (start, end) = if right { (at - width, at) } else { (at, at + width) };
+        row = if start < previous_end + 6.0 { (row + 1) % 3 } else { 0 };
+        previous_end = end;
+        let style = match right {
             true => mark_style
                 .clone()
                 .pos(text_anchor::Pos::new(text_anchor::HPos::Right, text_anchor::VPos::Top)),
             false => mark_style.clone(),
         };
-        ctx.draw_series(std::iter::once(Text::new(mark.label.clone(), (mark.seconds, y_max * 0.97), style)))
+        let y = y_max * (0.97 - 0.09 * f64::from(row));
+        ctx.draw_series(std::iter::once(Text::new(mark.label.clone(), (mark.seconds, y), style)))
             .map_err(failed)?;
     }
     root.present().map_err(failed)?;
