@@ -1,4 +1,4 @@
-import { test, expect, type Page } from "@playwright/test";
+import { test, expect, type Browser, type Page } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -107,4 +107,19 @@ export async function signIn(page: Page, dir: string) {
   expect(existsSync(initial)).toBe(false);
   await page.goto("/");
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Rollout overview");
+}
+
+/** A page of its own (a fresh context) signed in as `username`; `width` sets a viewport 900 high. */
+export async function userPage(browser: Browser, username: string, password: string, width?: number): Promise<Page> {
+  const context = await browser.newContext(width ? { viewport: { width, height: 900 } } : {});
+  const page = await context.newPage();
+  await signInAs(page, username, password);
+  return page;
+}
+
+/** Opens `where` and waits for the page to be hydrated (and live, for an environment page). */
+export async function open(page: Page, where: string) {
+  await page.goto(where);
+  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
+  if (where.startsWith("/env/")) await expect(page.getByTestId("live")).toHaveText("live");
 }

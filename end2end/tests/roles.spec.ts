@@ -1,8 +1,8 @@
-import { test, expect, type Browser, type Page } from "@playwright/test";
+import { test, expect, type Page } from "@playwright/test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { cli, ownConsole, repo, signInAs } from "./helpers";
+import { cli, ownConsole, repo, open, userPage } from "./helpers";
 
 // Each role's main path on a console whose dev target is PostgreSQL (the blocking session is a
 // PostgreSQL fact): an engineering manager reads where the rollout stands and what is next; an
@@ -61,18 +61,6 @@ test.afterAll(() => {
   }
 });
 
-async function userPage(browser: Browser, username: string, password: string, width = 1366): Promise<Page> {
-  const page = await (await browser.newContext({ viewport: { width, height: 900 } })).newPage();
-  await signInAs(page, username, password);
-  return page;
-}
-
-async function open(page: Page, where: string) {
-  await page.goto(where);
-  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
-  if (where.startsWith("/env/")) await expect(page.getByTestId("live")).toHaveText("live");
-}
-
 /** The application, in a transaction left open after it locked the table the run writes. */
 function applicationHoldingTheTable(): ChildProcess {
   const psql = spawn("psql", ["-q", targetUrl()], { stdio: ["pipe", "ignore", "ignore"] });
@@ -89,7 +77,7 @@ function applicationHoldingTheTable(): ChildProcess {
 }
 
 test("the manager reads where each environment stands and what is next", async ({ browser }) => {
-  const manager = await userPage(browser, "manager", "reads the overview");
+  const manager = await userPage(browser, "manager", "reads the overview", 1366);
   await open(manager, "/");
   for (const env of ["dev", "staging", "prod"]) {
     await expect(manager.getByTestId(`next-${env}`)).toContainText(`Next: dry-run ${env}`);
@@ -106,7 +94,7 @@ test("the manager reads where each environment stands and what is next", async (
 
 test("the operator meets a held lock, the on-call engineer reads the waiting box, the run ends verified and flagged", async ({ browser }) => {
   test.setTimeout(180_000);
-  const ops = await userPage(browser, "ops", "runs the rollout");
+  const ops = await userPage(browser, "ops", "runs the rollout", 1366);
   await open(ops, "/env/dev");
   // the next step is the one primary button: a dry-run first
   await expect(ops.getByTestId("next-step-line")).toHaveText("Next: dry-run dev");

@@ -1,8 +1,8 @@
-import { test, expect, type Browser, type Page } from "@playwright/test";
+import { test, expect, type Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { cli, ownConsole, repo, signIn, signInAs } from "./helpers";
+import { cli, ownConsole, repo, signIn, open, userPage } from "./helpers";
 
 // The whole rollout of the demo data, dev → staging → prod, through the browser, by the three
 // kinds of user it takes: an operator runs it, a stakeholder (viewer) signs off, an admin watches
@@ -25,18 +25,6 @@ test.beforeAll(async () => {
     });
   }
 });
-
-async function userPage(browser: Browser, username: string, password: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await signInAs(page, username, password);
-  return page;
-}
-
-async function open(page: Page, where: string) {
-  await page.goto(where);
-  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
-  if (where.startsWith("/env/")) await expect(page.getByTestId("live")).toHaveText("live");
-}
 
 /** Dry-run, live backfill to 100% without a reload, verification: one environment's data. */
 async function backfill(page: Page, env: string, chunk: string, pause: string) {

@@ -229,7 +229,13 @@ pub async fn capture(control: &Database, env: Environment) -> Result<Option<Capt
 }
 
 /// The newest emergency stop in `env` that nobody acknowledged since, from the audit log.
-pub async fn incident(control: &Database, env: Environment) -> Result<Option<Incident>, sqlx::Error> {
+/// `capture` is the environment's newest capture change as the caller read it (whether the
+/// incident says the capture stays installed); `None` when it does not matter.
+pub async fn incident(
+    control: &Database,
+    env: Environment,
+    capture: Option<&CaptureChange>,
+) -> Result<Option<Incident>, sqlx::Error> {
     let row = sqlx::query(
         "select s.id, s.at, s.actor, s.before, s.reason from audit_log s
          where s.action = 'emergency_stop' and s.environment = $1
@@ -241,28 +247,20 @@ pub async fn incident(control: &Database, env: Environment) -> Result<Option<Inc
     .bind(crate::domain::incident::ACKNOWLEDGE)
     .fetch_optional(control.pool())
     .await?;
-    let incident = row
-        .map(|row| {
-            let before = json_column(&row, "before")?;
-            Ok::<_, sqlx::Error>(Incident {
-                id: row.try_get("id")?,
-                environment: env,
-                at: row.try_get("at")?,
-                actor: row.try_get("actor")?,
-                reason: row.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
-                cancelled_run: before["active_run"].as_i64(),
-                flag_was_on: before["ENABLE_STI"].as_bool().unwrap_or(false),
-                capture_installed: false,
-            })
+    row.map(|row| {
+        let before = json_column(&row, "before")?;
+        Ok::<_, sqlx::Error>(Incident {
+            id: row.try_get("id")?,
+            environment: env,
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            reason: row.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+            cancelled_run: before["active_run"].as_i64(),
+            flag_was_on: before["ENABLE_STI"].as_bool().unwrap_or(false),
+            capture_installed: capture.is_some_and(|c| c.on),
         })
-        .transpose()?;
-    match incident {
-        Some(mut incident) => {
-            incident.capture_installed = capture(control, env).await?.is_some_and(|c| c.on);
-            Ok(Some(incident))
-        }
-        None => Ok(None),
-    }
+    })
+    .transpose()
 }
 
 /// What happened to `run` while it ran, from the audit log, oldest first: the charts' marks.
@@ -315,11 +313,7 @@ pub async fn last_dry_run(control: &Database, env: Environment) -> Result<Option
     .fetch_optional(control.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let after: Option<String> = row.try_get("after")?;
-    let report = after
-        .as_deref()
-        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
-        .and_then(|mut a| serde_json::from_value(a["report"].take()).ok());
+    let report = serde_json::from_value(json_column(&row, "after")?["report"].take()).ok();
     Ok(match report {
         Some(report) => Some(LastDryRun { actor: row.try_get("actor")?, at: row.try_get("at")?, report }),
         // a dry-run from before reports were kept
@@ -333,18 +327,20 @@ pub async fn run_forecast(
     env: Environment,
     run_id: i64,
 ) -> Result<Option<f64>, sqlx::Error> {
-    let rows: Vec<Option<String>> = sqlx::query_scalar(
+    let rows = sqlx::query(
         "select after from audit_log
          where action = 'run.start' and environment = $1 order by id desc limit 20",
     )
     .bind(env.as_str())
     .fetch_all(control.pool())
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|a| a.as_deref().and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok()))
-        .find(|a| a["run_id"].as_i64() == Some(run_id))
-        .and_then(|a| a["forecast_seconds"].as_f64()))
+    for row in &rows {
+        let after = json_column(row, "after")?;
+        if after["run_id"].as_i64() == Some(run_id) {
+            return Ok(after["forecast_seconds"].as_f64());
+        }
+    }
+    Ok(None)
 }
 
 /// The take-overs of `env`'s recent runs, oldest first, from the audit log.
@@ -391,6 +387,9 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         Some(run) => marks(control, env, run).await?,
         None => Vec::new(),
     };
+    let capture = capture(control, env).await?;
+    // the stop says whether the capture stays from the capture this view shows
+    let incident = incident(control, env, capture.as_ref()).await?;
     let run_forecast_seconds = match &run {
         Some(run) => run_forecast(control, env, run.id).await?,
         None => None,
@@ -417,8 +416,8 @@ pub async fn read(control: &Database, env: Environment) -> Result<LiveView, sqlx
         gate_closed: super::rollout::backfill_gate(control, env).await?.err(),
         checklist: super::checklist::entries(control, env).await?,
         flag_history: flag_history(control, env).await?,
-        capture: capture(control, env).await?,
-        incident: incident(control, env).await?,
+        capture,
+        incident,
         take_overs: take_overs(control, env).await?,
         last_dry_run: last_dry_run(control, env).await?,
         run_forecast_seconds,

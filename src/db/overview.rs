@@ -117,7 +117,11 @@ pub async fn read(control: &Database, targets: &Targets, d_day: Option<Day>) -> 
     });
     let mut incidents = Vec::new();
     for env in Environment::ALL {
-        match super::live::incident(control, env).await {
+        let open = match super::live::capture(control, env).await {
+            Ok(capture) => super::live::incident(control, env, capture.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        match open {
             Ok(incident) => incidents.extend(incident),
             Err(e) => tracing::warn!(environment = %env, error = %e, "cannot read the open emergency stop"),
         }

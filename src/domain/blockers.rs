@@ -37,9 +37,9 @@ pub enum Blockers {
     Unknown(String),
 }
 
-/// `statement` with its string, quoted-identifier-free literals and numbers replaced by `?`,
-/// whitespace collapsed, cut at [`QUERY_CHARS`] characters: `update projects set title = ? where
-/// id = ?`. Parameters (`$1`) stay: they carry no value.
+/// `statement` with its string literals (`'…'`, `$$…$$`, `$tag$…$tag$`) and numbers replaced by
+/// `?`, whitespace collapsed, cut at [`QUERY_CHARS`] characters: `update projects set title = ?
+/// where id = ?`. Parameters (`$1`) stay: they carry no value.
 pub fn redacted(statement: &str) -> String {
     let mut out = String::new();
     let mut chars = statement.chars().peekable();
@@ -57,6 +57,23 @@ pub fn redacted(statement: &str) -> String {
                             break;
                         }
                     }
+                }
+                out.push('?');
+                previous = '?';
+            }
+            '$' if dollar_tag(chars.clone()).is_some() => {
+                // a dollar-quoted string runs to its closing tag (or to the end)
+                let tag = dollar_tag(chars.clone()).unwrap_or_default();
+                for _ in 0..=tag.chars().count() {
+                    chars.next();
+                }
+                let close = format!("${tag}$");
+                let rest: String = chars.clone().collect();
+                let skip = rest
+                    .find(&close)
+                    .map_or(rest.chars().count(), |at| rest[..at].chars().count() + close.chars().count());
+                for _ in 0..skip {
+                    chars.next();
                 }
                 out.push('?');
                 previous = '?';
@@ -87,6 +104,20 @@ pub fn redacted(statement: &str) -> String {
     }
 }
 
+/// The tag of a dollar quote that starts after a `$` (`""` for `$$`, `tag` for `$tag$`); `None`
+/// when what follows is not one (a parameter `$1`).
+fn dollar_tag(mut after: impl Iterator<Item = char>) -> Option<String> {
+    let mut tag = String::new();
+    for c in after.by_ref() {
+        match c {
+            '$' => return Some(tag),
+            c if c.is_alphabetic() || c == '_' || (c.is_ascii_digit() && !tag.is_empty()) => tag.push(c),
+            _ => return None,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +133,10 @@ mod tests {
             "select * from t1 where a = $1 and b in (?, ?)"
         );
         assert_eq!(redacted("select 'never closed secret"), "select ?");
+        assert_eq!(
+            redacted("select $$Ana's secret$$, $q$more$q$ from t where id = $1"),
+            "select ?, ? from t where id = $1"
+        );
     }
 
     #[test]

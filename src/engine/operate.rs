@@ -433,7 +433,7 @@ pub async fn acknowledge_stop(
     actor: &str,
     note: &str,
 ) -> Result<i64, EngineError> {
-    let open = crate::db::live::incident(control, env).await?.ok_or(EngineError::NoOpenStop)?;
+    let open = crate::db::live::incident(control, env, None).await?.ok_or(EngineError::NoOpenStop)?;
     let note = note.trim();
     audit::record(
         control,
